@@ -1,0 +1,228 @@
+#include "common/env_settings.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <system_error>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace serve {
+
+EnvLookup processEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) {
+      return std::nullopt;
+    }
+    return std::string(value);
+  };
+}
+
+namespace {
+
+constexpr char kMinHttpPort[] = "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT";
+constexpr char kMaxHttpPort[] = "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT";
+constexpr char kMinGrpcPort[] = "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT";
+constexpr char kMaxGrpcPort[] = "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT";
+constexpr char kHttpHost[] = "RAY_SERVE_DEFAULT_HTTP_HOST";
+constexpr char kPortRetryCount[] = "RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT";
+constexpr char kMinDrainingPeriod[] = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S";
+constexpr char kLogBufferSize[] = "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE";
+constexpr char kLogToStderr[] = "RAY_SERVE_LOG_TO_STDERR";
+constexpr char kThroughputOptimized[] = "RAY_SERVE_THROUGHPUT_OPTIMIZED";
+constexpr char kLogDir[] = "RAY_SERVE_LOG_DIR";
+
+// The value as the user set it, escaped so a newline in it cannot split a log line.
+std::string shown(absl::string_view value) {
+  constexpr std::size_t kMaxShown = 80;
+  if (value.size() > kMaxShown) {
+    return absl::StrCat(absl::CHexEscape(value.substr(0, kMaxShown)), "...");
+  }
+  return absl::CHexEscape(value);
+}
+
+Status envError(absl::string_view name, absl::string_view value, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(name, "=", shown(value), ": expected ", rule));
+}
+
+// A variable's value and whether the user set it, so cross-checks can blame a variable that
+// was actually set rather than a default.
+template <typename T>
+struct Setting {
+  T value;
+  std::optional<std::string> raw;
+};
+
+StatusOr<Setting<int>> intSetting(const EnvLookup& env, const char* name, int fallback, int min,
+                                  int max) {
+  std::optional<std::string> raw = env(name);
+  if (!raw.has_value()) {
+    return Setting<int>{fallback, std::nullopt};
+  }
+  std::int64_t value = 0;
+  const char* begin = raw->data();
+  const char* end = begin + raw->size();
+  const auto [stop, ec] = std::from_chars(begin, end, value);
+  if (raw->empty() || ec != std::errc() || stop != end || value < min || value > max) {
+    return envError(name, *raw, absl::StrCat("an integer in [", min, ", ", max, "]"));
+  }
+  return Setting<int>{static_cast<int>(value), std::move(raw)};
+}
+
+StatusOr<double> numberSetting(const EnvLookup& env, const char* name, double fallback, double min,
+                               double max) {
+  std::optional<std::string> raw = env(name);
+  if (!raw.has_value()) {
+    return fallback;
+  }
+  double value = 0;
+  const char* begin = raw->data();
+  const char* end = begin + raw->size();
+  const auto [stop, ec] = std::from_chars(begin, end, value);
+  if (raw->empty() || ec != std::errc() || stop != end || !std::isfinite(value) || value < min ||
+      value > max) {
+    return envError(name, *raw, absl::StrCat("a number in [", min, ", ", max, "]"));
+  }
+  return value;
+}
+
+StatusOr<bool> boolSetting(const EnvLookup& env, const char* name, bool fallback) {
+  std::optional<std::string> raw = env(name);
+  if (!raw.has_value()) {
+    return fallback;
+  }
+  if (*raw == "0") {
+    return false;
+  }
+  if (*raw == "1") {
+    return true;
+  }
+  return envError(name, *raw, "0 or 1");
+}
+
+bool isIpOrLocalhost(const std::string& host) {
+  unsigned char buffer[sizeof(struct in6_addr)];
+  return host == "localhost" || inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
+std::string range(int min, int max) { return absl::StrCat("[", min, ", ", max, ")"); }
+
+// A port range [min, max): min must lie below max. Blames min when it was set, else max.
+Status checkRange(const Setting<int>& min, const char* min_name, const Setting<int>& max,
+                  const char* max_name) {
+  if (min.value < max.value) {
+    return absl::OkStatus();
+  }
+  if (min.raw.has_value()) {
+    return envError(min_name, *min.raw,
+                    absl::StrCat("a value below ", max_name, " (", max.value, ")"));
+  }
+  return envError(max_name, *max.raw,
+                  absl::StrCat("a value above ", min_name, " (", min.value, ")"));
+}
+
+}  // namespace
+
+StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
+  ReplicaEnv result;
+
+  // Ports are half-open ranges [min, max), so the largest max is 65536.
+  StatusOr<Setting<int>> min_http = intSetting(env, kMinHttpPort, result.min_http_port, 1, 65535);
+  if (!min_http.ok()) {
+    return min_http.status();
+  }
+  StatusOr<Setting<int>> max_http = intSetting(env, kMaxHttpPort, result.max_http_port, 1, 65536);
+  if (!max_http.ok()) {
+    return max_http.status();
+  }
+  StatusOr<Setting<int>> min_grpc = intSetting(env, kMinGrpcPort, result.min_grpc_port, 1, 65535);
+  if (!min_grpc.ok()) {
+    return min_grpc.status();
+  }
+  StatusOr<Setting<int>> max_grpc = intSetting(env, kMaxGrpcPort, result.max_grpc_port, 1, 65536);
+  if (!max_grpc.ok()) {
+    return max_grpc.status();
+  }
+  if (Status status = checkRange(*min_http, kMinHttpPort, *max_http, kMaxHttpPort); !status.ok()) {
+    return status;
+  }
+  if (Status status = checkRange(*min_grpc, kMinGrpcPort, *max_grpc, kMaxGrpcPort); !status.ok()) {
+    return status;
+  }
+  if (min_http->value < max_grpc->value && min_grpc->value < max_http->value) {
+    const std::string rule = absl::StrCat(
+        "the HTTP port range ", range(min_http->value, max_http->value),
+        " and the gRPC port range ", range(min_grpc->value, max_grpc->value), " not to overlap");
+    // The defaults do not overlap, so at least one of the four was set.
+    for (auto [setting, name] :
+         {std::pair{&*min_grpc, kMinGrpcPort}, std::pair{&*max_grpc, kMaxGrpcPort},
+          std::pair{&*min_http, kMinHttpPort}, std::pair{&*max_http, kMaxHttpPort}}) {
+      if (setting->raw.has_value()) {
+        return envError(name, *setting->raw, rule);
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat("expected ", rule));
+  }
+  result.min_http_port = min_http->value;
+  result.max_http_port = max_http->value;
+  result.min_grpc_port = min_grpc->value;
+  result.max_grpc_port = max_grpc->value;
+
+  if (std::optional<std::string> host = env(kHttpHost); host.has_value()) {
+    if (!isIpOrLocalhost(*host)) {
+      return envError(kHttpHost, *host, "an IPv4 or IPv6 address or \"localhost\"");
+    }
+    result.http_host = *host;
+  }
+
+  StatusOr<Setting<int>> retries =
+      intSetting(env, kPortRetryCount, result.port_retry_count, 1, 10000);
+  if (!retries.ok()) {
+    return retries.status();
+  }
+  result.port_retry_count = retries->value;
+
+  StatusOr<double> draining =
+      numberSetting(env, kMinDrainingPeriod, result.min_draining_period_s, 0, 3600);
+  if (!draining.ok()) {
+    return draining.status();
+  }
+  result.min_draining_period_s = *draining;
+
+  // Throughput mode changes two defaults; values set explicitly still win.
+  StatusOr<bool> throughput = boolSetting(env, kThroughputOptimized, false);
+  if (!throughput.ok()) {
+    return throughput.status();
+  }
+  result.throughput_optimized = *throughput;
+
+  StatusOr<Setting<int>> buffer =
+      intSetting(env, kLogBufferSize, *throughput ? 1000 : 1, 1, 1000000);
+  if (!buffer.ok()) {
+    return buffer.status();
+  }
+  result.request_path_log_buffer_size = buffer->value;
+
+  StatusOr<bool> to_stderr = boolSetting(env, kLogToStderr, !*throughput);
+  if (!to_stderr.ok()) {
+    return to_stderr.status();
+  }
+  result.log_to_stderr = *to_stderr;
+
+  if (std::optional<std::string> dir = env(kLogDir); dir.has_value()) {
+    if (dir->empty()) {
+      return envError(kLogDir, *dir, "a non-empty directory path");
+    }
+    result.log_dir = *dir;
+  }
+  return result;
+}
+
+}  // namespace serve

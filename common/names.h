@@ -1,0 +1,28 @@
+#pragma once
+
+// Checks for identifiers that end up in haproxy.cfg, map files and URLs: application,
+// deployment and model names, and route prefixes. The rules are deliberately narrower than
+// HAProxy's own grammar so that a checked value can be spliced into a config line, a map
+// file or a runtime-API command without quoting or escaping.
+#include <cstddef>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace serve {
+
+inline constexpr std::size_t kMaxNameLength = 63;
+inline constexpr std::size_t kMaxRoutePrefixLength = 200;
+
+// A name is 1 to 63 characters from [A-Za-z0-9_.-] and starts with a letter or digit.
+// `what` says what the name is for ("application name"); it leads the error message, e.g.
+// `application name "a b": contains ' ' (names are 1 to 63 characters ...)`.
+Status validateName(std::string_view what, std::string_view value);
+
+// A route prefix starts with '/', is at most 200 characters from [A-Za-z0-9/_.~-], has no
+// empty ("//"), "." or ".." segments, and no trailing '/' unless it is exactly "/". Its first
+// segment may not be one the system answers itself: "-" (/-/healthz, /-/routes), "v2" (the
+// KServe v2 API) or "metrics".
+Status validateRoutePrefix(std::string_view value);
+
+}  // namespace serve

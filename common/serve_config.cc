@@ -1,0 +1,822 @@
+#include "common/serve_config.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "common/names.h"
+
+namespace serve {
+
+const ApplicationSpec* ServeConfig::findApplication(const std::string& name) const {
+  for (const ApplicationSpec& app : applications) {
+    if (app.name == name) {
+      return &app;
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+// yaml-cpp hands every scalar over as text; the type a user meant is recovered here with the
+// YAML 1.2 core schema, so `port: "8000"` (a string) and `port: 8000.5` (a float) are told
+// apart from `port: 8000`. Plain scalars carry the tag "?", quoted and block scalars "!".
+enum class Kind { kNull, kBool, kInt, kFloat, kString, kList, kMapping };
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+bool looksLikeInt(absl::string_view text) {
+  if (!text.empty() && (text.front() == '-' || text.front() == '+')) {
+    text.remove_prefix(1);
+  }
+  if (text.empty()) {
+    return false;
+  }
+  for (char c : text) {
+    if (!isDigit(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?, or one of the .inf/.nan spellings.
+bool looksLikeFloat(absl::string_view text) {
+  static constexpr absl::string_view kSpecial[] = {".inf",  ".Inf",  ".INF",  "-.inf",
+                                                   "-.Inf", "-.INF", "+.inf", "+.Inf",
+                                                   "+.INF", ".nan",  ".NaN",  ".NAN"};
+  for (absl::string_view special : kSpecial) {
+    if (text == special) {
+      return true;
+    }
+  }
+  std::size_t i = 0;
+  if (i < text.size() && (text[i] == '-' || text[i] == '+')) {
+    ++i;
+  }
+  std::size_t int_digits = 0;
+  while (i < text.size() && isDigit(text[i])) {
+    ++i;
+    ++int_digits;
+  }
+  std::size_t frac_digits = 0;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    while (i < text.size() && isDigit(text[i])) {
+      ++i;
+      ++frac_digits;
+    }
+  }
+  if (int_digits == 0 && frac_digits == 0) {
+    return false;
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '-' || text[i] == '+')) {
+      ++i;
+    }
+    std::size_t exp_digits = 0;
+    while (i < text.size() && isDigit(text[i])) {
+      ++i;
+      ++exp_digits;
+    }
+    if (exp_digits == 0) {
+      return false;
+    }
+  }
+  return i == text.size();
+}
+
+Kind kindOf(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Sequence:
+      return Kind::kList;
+    case YAML::NodeType::Map:
+      return Kind::kMapping;
+    case YAML::NodeType::Scalar:
+      break;
+    default:
+      return Kind::kNull;
+  }
+  const std::string& tag = node.Tag();
+  if (tag == "!" || tag == "tag:yaml.org,2002:str") {
+    return Kind::kString;
+  }
+  const std::string& text = node.Scalar();
+  if (text == "true" || text == "True" || text == "TRUE" || text == "false" || text == "False" ||
+      text == "FALSE") {
+    return Kind::kBool;
+  }
+  if (looksLikeInt(text)) {
+    return Kind::kInt;
+  }
+  if (looksLikeFloat(text)) {
+    return Kind::kFloat;
+  }
+  return Kind::kString;
+}
+
+std::string quoted(absl::string_view value) {
+  constexpr std::size_t kMaxShown = 80;
+  if (value.size() > kMaxShown) {
+    return absl::StrCat("\"", absl::CHexEscape(value.substr(0, kMaxShown)), "\"...");
+  }
+  return absl::StrCat("\"", absl::CHexEscape(value), "\"");
+}
+
+// What the user wrote, for "expected X, got Y".
+std::string describe(const YAML::Node& node) {
+  switch (kindOf(node)) {
+    case Kind::kNull:
+      return "an empty value";
+    case Kind::kList:
+      return node.size() == 0 ? "an empty list" : "a list";
+    case Kind::kMapping:
+      return node.size() == 0 ? "an empty mapping" : "a mapping";
+    case Kind::kBool:
+      return absl::StrCat("the boolean ", node.Scalar());
+    case Kind::kInt:
+    case Kind::kFloat:
+      return std::string(node.Scalar());
+    case Kind::kString:
+      return absl::StrCat("the string ", quoted(node.Scalar()));
+  }
+  return "an unknown value";
+}
+
+std::string joinPath(absl::string_view path, absl::string_view key) {
+  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+}
+
+std::string indexPath(absl::string_view path, std::size_t index) {
+  return absl::StrCat(path, "[", index, "]");
+}
+
+bool isHostName(absl::string_view host) {
+  if (host.empty() || host.size() > 253) {
+    return false;
+  }
+  std::size_t label_length = 0;
+  char previous = '.';
+  for (char c : host) {
+    if (c == '.') {
+      if (label_length == 0 || previous == '-') {
+        return false;
+      }
+      label_length = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) || c == '-') {
+      if ((label_length == 0 && c == '-') || ++label_length > 63) {
+        return false;
+      }
+    } else {
+      return false;
+    }
+    previous = c;
+  }
+  return previous != '-' && previous != '.';
+}
+
+bool isHost(const std::string& host) {
+  unsigned char buffer[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1 || isHostName(host);
+}
+
+// One key of a mapping, with the nodes it came from so that errors can point at its line.
+// YAML::Node is held by copy construction only: assigning to a Node rebinds the document.
+struct Field {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+  std::string path;
+};
+
+// A mapping whose keys have been checked against an allowed list.
+struct Mapping {
+  YAML::Node node;
+  std::string path;
+  std::vector<Field> fields;
+
+  const Field* find(absl::string_view key) const {
+    for (const Field& field : fields) {
+      if (field.key == key) {
+        return &field;
+      }
+    }
+    return nullptr;
+  }
+};
+
+struct SeenName {
+  int line = 0;
+  std::string owner;  // who used it first, for the message
+};
+
+class ConfigParser {
+ public:
+  explicit ConfigParser(const std::string& source) : source_(source) {}
+
+  StatusOr<ServeConfig> parse(const YAML::Node& root);
+
+ private:
+  int lineOf(const YAML::Node& node) const {
+    const YAML::Mark mark = node.Mark();
+    return mark.is_null() || mark.line < 0 ? 1 : mark.line + 1;
+  }
+
+  Status error(const YAML::Node& at, absl::string_view path, absl::string_view rule) const {
+    return errorAtLine(lineOf(at), path, rule);
+  }
+
+  Status errorAtLine(int line, absl::string_view path, absl::string_view rule) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ":", line, ": ", path.empty() ? "(top level)" : path, ": ", rule));
+  }
+
+  Status expected(const Field& field, absl::string_view rule) const {
+    return error(field.key_node, field.path,
+                 absl::StrCat("expected ", rule, ", got ", describe(field.value)));
+  }
+
+  Status missing(const Mapping& mapping, absl::string_view key) const {
+    return error(mapping.node, joinPath(mapping.path, key), "required key is missing");
+  }
+
+  StatusOr<Mapping> mapping(const YAML::Node& node, const std::string& path,
+                            std::initializer_list<absl::string_view> allowed) const;
+  // The value of a key: a wrong type is reported at the key's line, because yaml-cpp marks an
+  // empty value with the position of the token after it.
+  StatusOr<Mapping> mapping(const Field& field,
+                            std::initializer_list<absl::string_view> allowed) const {
+    if (!field.value.IsMap()) {
+      return expected(field, "a mapping");
+    }
+    return mapping(field.value, field.path, allowed);
+  }
+  StatusOr<std::int64_t> integer(const Field& field, std::int64_t min, std::int64_t max,
+                                 absl::string_view rule) const;
+  StatusOr<double> number(const Field& field, double min, double max, bool min_exclusive,
+                          absl::string_view rule) const;
+  StatusOr<std::string> text(const Field& field, absl::string_view rule) const;
+
+  Status parseHttpOptions(const Field& field, HttpOptions& out);
+  Status parseGrpcOptions(const Field& field, GrpcOptions& out);
+  StatusOr<ApplicationSpec> parseApplication(const YAML::Node& node, const std::string& path);
+  StatusOr<DeploymentSpec> parseDeployment(const YAML::Node& node, const std::string& path,
+                                           const ApplicationSpec& app);
+  StatusOr<ActorOptions> parseActorOptions(const Field& field);
+  StatusOr<ModelSpec> parseModel(const Field& field, const Field& deployment_name,
+                                 const std::string& deployment_path);
+  StatusOr<BatchingSpec> parseBatching(const Field& field);
+
+  const std::string& source_;
+  std::map<std::string, SeenName> app_names_;
+  std::map<std::string, SeenName> route_prefixes_;
+  std::map<std::string, SeenName> model_names_;
+  int http_port_line_ = 0;  // where each port was set, 0 when left at its default
+  int grpc_port_line_ = 0;
+};
+
+StatusOr<Mapping> ConfigParser::mapping(const YAML::Node& node, const std::string& path,
+                                        std::initializer_list<absl::string_view> allowed) const {
+  if (!node.IsMap()) {
+    return error(node, path, absl::StrCat("expected a mapping, got ", describe(node)));
+  }
+  Mapping result{node, path, {}};
+  for (const auto& entry : node) {
+    // Copies, not references: the iterator hands out a temporary pair of handles.
+    const YAML::Node key_node(entry.first);
+    if (!key_node.IsScalar()) {
+      return error(
+          key_node, path,
+          absl::StrCat("expected keys to be strings, got ", describe(key_node), " as a key"));
+    }
+    const std::string& key = key_node.Scalar();
+    std::string key_path = joinPath(path, absl::CHexEscape(key));
+    bool known = false;
+    for (absl::string_view candidate : allowed) {
+      known = known || candidate == key;
+    }
+    if (!known) {
+      return error(key_node, key_path,
+                   absl::StrCat("unknown key (allowed: ", absl::StrJoin(allowed, ", "), ")"));
+    }
+    if (const Field* first = result.find(key)) {
+      return error(key_node, key_path,
+                   absl::StrCat("duplicate key (first at line ", lineOf(first->key_node), ")"));
+    }
+    result.fields.push_back(Field{key, key_node, YAML::Node(entry.second), std::move(key_path)});
+  }
+  return result;
+}
+
+StatusOr<std::int64_t> ConfigParser::integer(const Field& field, std::int64_t min, std::int64_t max,
+                                             absl::string_view rule) const {
+  if (kindOf(field.value) != Kind::kInt) {
+    return expected(field, rule);
+  }
+  absl::string_view text = field.value.Scalar();
+  if (text.front() == '+') {
+    text.remove_prefix(1);
+  }
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+    return expected(field, rule);
+  }
+  return value;
+}
+
+StatusOr<double> ConfigParser::number(const Field& field, double min, double max,
+                                      bool min_exclusive, absl::string_view rule) const {
+  const Kind kind = kindOf(field.value);
+  if (kind != Kind::kInt && kind != Kind::kFloat) {
+    return expected(field, rule);
+  }
+  absl::string_view text = field.value.Scalar();
+  if (text.front() == '+') {
+    text.remove_prefix(1);
+  }
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value) ||
+      value < min || (min_exclusive && value == min) || value > max) {
+    return expected(field, rule);
+  }
+  return value;
+}
+
+// Plain numbers are taken as written (`name: 2024` is the name "2024"); booleans, empty values,
+// lists and mappings are not strings.
+StatusOr<std::string> ConfigParser::text(const Field& field, absl::string_view rule) const {
+  const Kind kind = kindOf(field.value);
+  if (kind != Kind::kString && kind != Kind::kInt && kind != Kind::kFloat) {
+    return expected(field, rule);
+  }
+  return field.value.Scalar();
+}
+
+constexpr double kNoMax = std::numeric_limits<double>::max();
+constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+constexpr absl::string_view kPortRule = "an integer in [1, 65535]";
+
+Status ConfigParser::parseHttpOptions(const Field& field, HttpOptions& out) {
+  StatusOr<Mapping> options =
+      mapping(field, {"host", "port", "request_timeout_s", "keep_alive_timeout_s"});
+  if (!options.ok()) {
+    return options.status();
+  }
+  if (const Field* host = options->find("host")) {
+    constexpr absl::string_view kRule = "an IP address or a host name";
+    StatusOr<std::string> value = text(*host, kRule);
+    if (!value.ok()) {
+      return value.status();
+    }
+    if (!isHost(*value)) {
+      return expected(*host, kRule);
+    }
+    out.host = *value;
+  }
+  if (const Field* port = options->find("port")) {
+    StatusOr<std::int64_t> value = integer(*port, 1, 65535, kPortRule);
+    if (!value.ok()) {
+      return value.status();
+    }
+    out.port = static_cast<int>(*value);
+    http_port_line_ = lineOf(port->key_node);
+  }
+  if (const Field* timeout = options->find("request_timeout_s")) {
+    StatusOr<double> value = number(*timeout, 0, kNoMax, false, "a number >= 0 (0 = no timeout)");
+    if (!value.ok()) {
+      return value.status();
+    }
+    out.request_timeout_s = *value;
+  }
+  if (const Field* timeout = options->find("keep_alive_timeout_s")) {
+    StatusOr<double> value = number(*timeout, 0, kNoMax, true, "a number > 0");
+    if (!value.ok()) {
+      return value.status();
+    }
+    out.keep_alive_timeout_s = *value;
+  }
+  return absl::OkStatus();
+}
+
+Status ConfigParser::parseGrpcOptions(const Field& field, GrpcOptions& out) {
+  StatusOr<Mapping> options = mapping(field, {"port"});
+  if (!options.ok()) {
+    return options.status();
+  }
+  if (const Field* port = options->find("port")) {
+    StatusOr<std::int64_t> value = integer(*port, 1, 65535, kPortRule);
+    if (!value.ok()) {
+      return value.status();
+    }
+    out.port = static_cast<int>(*value);
+    grpc_port_line_ = lineOf(port->key_node);
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<ActorOptions> ConfigParser::parseActorOptions(const Field& field) {
+  StatusOr<Mapping> options = mapping(field, {"num_cpus", "num_gpus"});
+  if (!options.ok()) {
+    return options.status();
+  }
+  ActorOptions result;
+  if (const Field* cpus = options->find("num_cpus")) {
+    StatusOr<double> value = number(*cpus, 0, kNoMax, false, "a number >= 0");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.num_cpus = *value;
+  }
+  if (const Field* gpus = options->find("num_gpus")) {
+    StatusOr<double> value = number(*gpus, 0, kNoMax, false, "a number >= 0");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.num_gpus = *value;
+  }
+  return result;
+}
+
+StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& deployment_name,
+                                             const std::string& deployment_path) {
+  StatusOr<Mapping> model = mapping(field, {"kind", "name", "path", "sleep_ms"});
+  if (!model.ok()) {
+    return model.status();
+  }
+  ModelSpec result;
+  const Field* kind = model->find("kind");
+  if (kind == nullptr) {
+    return missing(*model, "kind");
+  }
+  constexpr absl::string_view kKindRule = "one of mlp, noop, sleep";
+  StatusOr<std::string> kind_value = text(*kind, kKindRule);
+  if (!kind_value.ok()) {
+    return kind_value.status();
+  }
+  if (*kind_value != "mlp" && *kind_value != "noop" && *kind_value != "sleep") {
+    return expected(*kind, kKindRule);
+  }
+  result.kind = *kind_value;
+
+  // The model name defaults to the deployment name; a clash is reported where the name came from.
+  const Field* name = model->find("name");
+  const Field& name_source = name != nullptr ? *name : deployment_name;
+  if (name != nullptr) {
+    StatusOr<std::string> value = text(*name, "a name");
+    if (!value.ok()) {
+      return value.status();
+    }
+    if (Status valid = validateName("model name", *value); !valid.ok()) {
+      return error(name->key_node, name->path, valid.message());
+    }
+    result.name = *value;
+  } else {
+    result.name = deployment_name.value.Scalar();
+  }
+  const int name_line = lineOf(name_source.key_node);
+  auto [seen, inserted] =
+      model_names_.try_emplace(result.name, SeenName{name_line, deployment_path});
+  if (!inserted) {
+    return errorAtLine(name_line, joinPath(field.path, "name"),
+                       absl::StrCat("duplicate model name ", quoted(result.name),
+                                    name == nullptr ? " (the deployment name)" : "",
+                                    "; model names must be unique in the file (first used by ",
+                                    seen->second.owner, " at line ", seen->second.line, ")"));
+  }
+
+  const Field* path = model->find("path");
+  if (result.kind == "mlp") {
+    if (path == nullptr) {
+      return error(model->node, joinPath(field.path, "path"),
+                   "required key is missing (model kind mlp loads its weights from it)");
+    }
+    StatusOr<std::string> value = text(*path, "a non-empty file path");
+    if (!value.ok()) {
+      return value.status();
+    }
+    if (value->empty()) {
+      return expected(*path, "a non-empty file path");
+    }
+    result.path = *value;
+  } else if (path != nullptr) {
+    return error(path->key_node, path->path,
+                 absl::StrCat("only allowed for model kind mlp, not ", result.kind));
+  }
+
+  if (const Field* sleep_ms = model->find("sleep_ms")) {
+    if (result.kind != "sleep") {
+      return error(sleep_ms->key_node, sleep_ms->path,
+                   absl::StrCat("only allowed for model kind sleep, not ", result.kind));
+    }
+    StatusOr<double> value = number(*sleep_ms, 0, kNoMax, false, "a number >= 0");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.sleep_ms = *value;
+  }
+  return result;
+}
+
+StatusOr<BatchingSpec> ConfigParser::parseBatching(const Field& field) {
+  StatusOr<Mapping> batching = mapping(field, {"max_batch_size", "batch_wait_timeout_s"});
+  if (!batching.ok()) {
+    return batching.status();
+  }
+  BatchingSpec result;
+  if (const Field* size = batching->find("max_batch_size")) {
+    StatusOr<std::int64_t> value = integer(*size, 1, 4096, "an integer in [1, 4096]");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.max_batch_size = static_cast<int>(*value);
+  }
+  if (const Field* wait = batching->find("batch_wait_timeout_s")) {
+    StatusOr<double> value = number(*wait, 0, 60, false, "a number in [0, 60]");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.batch_wait_timeout_s = *value;
+  }
+  return result;
+}
+
+StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
+                                                       const std::string& path,
+                                                       const ApplicationSpec& app) {
+  StatusOr<Mapping> deployment =
+      mapping(node, path,
+              {"name", "num_replicas", "max_ongoing_requests", "max_queued_requests",
+               "graceful_shutdown_timeout_s", "ray_actor_options", "model", "batching"});
+  if (!deployment.ok()) {
+    return deployment.status();
+  }
+  DeploymentSpec result;
+  result.line = lineOf(node);
+
+  const Field* name = deployment->find("name");
+  if (name == nullptr) {
+    return missing(*deployment, "name");
+  }
+  StatusOr<std::string> name_value = text(*name, "a name");
+  if (!name_value.ok()) {
+    return name_value.status();
+  }
+  if (Status valid = validateName("deployment name", *name_value); !valid.ok()) {
+    return error(name->key_node, name->path, valid.message());
+  }
+  result.name = *name_value;
+  for (const DeploymentSpec& other : app.deployments) {
+    if (other.name == result.name) {
+      return error(
+          name->key_node, name->path,
+          absl::StrCat("duplicate deployment name ", quoted(result.name), " in application ",
+                       quoted(app.name), " (first defined at line ", other.line, ")"));
+    }
+  }
+
+  if (const Field* replicas = deployment->find("num_replicas")) {
+    StatusOr<std::int64_t> value = integer(*replicas, 1, 1024, "an integer in [1, 1024]");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.num_replicas = static_cast<int>(*value);
+  }
+  if (const Field* ongoing = deployment->find("max_ongoing_requests")) {
+    StatusOr<std::int64_t> value = integer(*ongoing, 1, kIntMax, "an integer >= 1");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.max_ongoing_requests = static_cast<int>(*value);
+  }
+  if (const Field* queued = deployment->find("max_queued_requests")) {
+    StatusOr<std::int64_t> value =
+        integer(*queued, -1, kIntMax, "-1 (unbounded) or an integer >= 0");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.max_queued_requests = static_cast<int>(*value);
+  }
+  if (const Field* grace = deployment->find("graceful_shutdown_timeout_s")) {
+    StatusOr<double> value = number(*grace, 0, kNoMax, false, "a number >= 0");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.graceful_shutdown_timeout_s = *value;
+  }
+  if (const Field* actor = deployment->find("ray_actor_options")) {
+    StatusOr<ActorOptions> value = parseActorOptions(*actor);
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.ray_actor_options = *value;
+  }
+  const Field* model = deployment->find("model");
+  if (model == nullptr) {
+    return missing(*deployment, "model");
+  }
+  StatusOr<ModelSpec> model_value = parseModel(*model, *name, path);
+  if (!model_value.ok()) {
+    return model_value.status();
+  }
+  result.model = *std::move(model_value);
+  if (const Field* batching = deployment->find("batching")) {
+    StatusOr<BatchingSpec> value = parseBatching(*batching);
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.batching = *value;
+  }
+  return result;
+}
+
+StatusOr<ApplicationSpec> ConfigParser::parseApplication(const YAML::Node& node,
+                                                         const std::string& path) {
+  StatusOr<Mapping> app = mapping(node, path, {"name", "route_prefix", "deployments"});
+  if (!app.ok()) {
+    return app.status();
+  }
+  ApplicationSpec result;
+  result.line = lineOf(node);
+
+  const Field* name = app->find("name");
+  if (name == nullptr) {
+    return missing(*app, "name");
+  }
+  StatusOr<std::string> name_value = text(*name, "a name");
+  if (!name_value.ok()) {
+    return name_value.status();
+  }
+  if (Status valid = validateName("application name", *name_value); !valid.ok()) {
+    return error(name->key_node, name->path, valid.message());
+  }
+  result.name = *name_value;
+  auto [seen_name, name_inserted] =
+      app_names_.try_emplace(result.name, SeenName{lineOf(name->key_node), path});
+  if (!name_inserted) {
+    return error(
+        name->key_node, name->path,
+        absl::StrCat("duplicate application name ", quoted(result.name), " (first used by ",
+                     seen_name->second.owner, " at line ", seen_name->second.line, ")"));
+  }
+
+  const Field* prefix = app->find("route_prefix");
+  if (prefix == nullptr) {
+    return missing(*app, "route_prefix");
+  }
+  StatusOr<std::string> prefix_value = text(*prefix, "a route prefix such as /app");
+  if (!prefix_value.ok()) {
+    return prefix_value.status();
+  }
+  if (Status valid = validateRoutePrefix(*prefix_value); !valid.ok()) {
+    return error(prefix->key_node, prefix->path, valid.message());
+  }
+  result.route_prefix = *prefix_value;
+  auto [seen_prefix, prefix_inserted] =
+      route_prefixes_.try_emplace(result.route_prefix, SeenName{lineOf(prefix->key_node), path});
+  if (!prefix_inserted) {
+    return error(
+        prefix->key_node, prefix->path,
+        absl::StrCat("duplicate route prefix ", quoted(result.route_prefix), " (first used by ",
+                     seen_prefix->second.owner, " at line ", seen_prefix->second.line, ")"));
+  }
+
+  const Field* deployments = app->find("deployments");
+  if (deployments == nullptr) {
+    return missing(*app, "deployments");
+  }
+  if (!deployments->value.IsSequence() || deployments->value.size() == 0) {
+    return expected(*deployments, "a non-empty list of deployments");
+  }
+  for (std::size_t i = 0; i < deployments->value.size(); ++i) {
+    StatusOr<DeploymentSpec> deployment =
+        parseDeployment(deployments->value[i], indexPath(deployments->path, i), result);
+    if (!deployment.ok()) {
+      return deployment.status();
+    }
+    result.deployments.push_back(*std::move(deployment));
+  }
+  return result;
+}
+
+StatusOr<ServeConfig> ConfigParser::parse(const YAML::Node& root) {
+  StatusOr<Mapping> top = mapping(root, "", {"http_options", "grpc_options", "applications"});
+  if (!top.ok()) {
+    return top.status();
+  }
+  ServeConfig config;
+  config.source = source_;
+  const Field* http = top->find("http_options");
+  if (http != nullptr) {
+    if (Status status = parseHttpOptions(*http, config.http_options); !status.ok()) {
+      return status;
+    }
+  }
+  const Field* grpc = top->find("grpc_options");
+  if (grpc != nullptr) {
+    if (Status status = parseGrpcOptions(*grpc, config.grpc_options); !status.ok()) {
+      return status;
+    }
+  }
+  if (config.http_options.port == config.grpc_options.port) {
+    // Blame whichever side set the port explicitly; grpc_options when both did.
+    const std::string rule = absl::StrCat("the HTTP and gRPC ports must differ (both are ",
+                                          config.http_options.port, ")");
+    if (grpc_port_line_ > 0) {
+      return errorAtLine(grpc_port_line_, "grpc_options.port", rule);
+    }
+    return errorAtLine(http_port_line_, "http_options.port", rule);
+  }
+
+  const Field* applications = top->find("applications");
+  if (applications == nullptr) {
+    return missing(*top, "applications");
+  }
+  if (!applications->value.IsSequence() || applications->value.size() == 0) {
+    return expected(*applications, "a non-empty list of applications");
+  }
+  for (std::size_t i = 0; i < applications->value.size(); ++i) {
+    StatusOr<ApplicationSpec> app =
+        parseApplication(applications->value[i], indexPath(applications->path, i));
+    if (!app.ok()) {
+      return app.status();
+    }
+    config.applications.push_back(*std::move(app));
+  }
+  return config;
+}
+
+}  // namespace
+
+StatusOr<ServeConfig> parseServeConfig(const std::string& yaml_text, const std::string& source) {
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
+    if (documents.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":1: (top level): expected a mapping, got an empty document"));
+    }
+    if (documents.size() > 1) {
+      const YAML::Mark mark = documents[1].Mark();
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", mark.is_null() ? 1 : mark.line + 1,
+                       ": (top level): expected one YAML document, got ", documents.size()));
+    }
+    ConfigParser parser(source);
+    return parser.parse(documents.front());
+  } catch (const YAML::Exception& e) {
+    const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
+    const std::string column =
+        e.mark.is_null() ? "" : absl::StrCat(" (column ", e.mark.column + 1, ")");
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", line, ": YAML syntax error: ", e.msg, column));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot parse YAML: ", e.what()));
+  }
+}
+
+StatusOr<ServeConfig> loadServeConfig(const std::string& path) {
+  struct FileCloser {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (file == nullptr) {
+    const int err = errno;
+    return absl::Status(absl::ErrnoToStatusCode(err),
+                        absl::StrCat(path, ": cannot open config file: ", std::strerror(err)));
+  }
+  std::string text;
+  char buffer[64 * 1024];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) {
+    text.append(buffer, n);
+  }
+  if (std::ferror(file.get())) {
+    const int err = errno;
+    return absl::Status(absl::ErrnoToStatusCode(err),
+                        absl::StrCat(path, ": cannot read config file: ", std::strerror(err)));
+  }
+  return parseServeConfig(text, path);
+}
+
+}  // namespace serve

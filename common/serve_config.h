@@ -1,0 +1,77 @@
+#pragma once
+
+// The Serve-style YAML config model shared by serve-replica and haproxy-manager.
+// Parsing and validation live in serve_config.cc; the structs are plain values.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace serve {
+
+struct HttpOptions {
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  double request_timeout_s = 0;  // 0 = no end-to-end timeout
+  double keep_alive_timeout_s = 90;
+};
+
+struct GrpcOptions {
+  int port = 9000;
+};
+
+struct ModelSpec {
+  std::string kind;  // "mlp", or the built-in test models "noop" and "sleep"
+  std::string name;  // the KServe v2 model name; defaults to the deployment name
+  std::string path;  // weights file (mlp only)
+  double sleep_ms = 0;  // sleep only: time one forward pass takes
+};
+
+struct BatchingSpec {
+  int max_batch_size = 1;  // 1 = batching off
+  double batch_wait_timeout_s = 0;
+};
+
+struct ActorOptions {
+  double num_cpus = 1;
+  double num_gpus = 0;
+};
+
+struct DeploymentSpec {
+  std::string name;
+  int num_replicas = 1;
+  int max_ongoing_requests = 5;
+  int max_queued_requests = -1;  // -1 = unbounded
+  double graceful_shutdown_timeout_s = 20;
+  ActorOptions ray_actor_options;
+  ModelSpec model;
+  BatchingSpec batching;
+  int line = 0;  // 1-based line of the deployment in the file, for messages
+};
+
+struct ApplicationSpec {
+  std::string name;
+  std::string route_prefix;
+  std::vector<DeploymentSpec> deployments;
+  int line = 0;
+};
+
+struct ServeConfig {
+  std::string source;  // file name, for messages
+  HttpOptions http_options;
+  GrpcOptions grpc_options;
+  std::vector<ApplicationSpec> applications;
+
+  const ApplicationSpec* findApplication(const std::string& name) const;
+};
+
+// Parses and validates YAML text. `source` names the file in error messages, which read
+// "<source>:<line>: <key path>: <rule broken>".
+StatusOr<ServeConfig> parseServeConfig(const std::string& yaml_text, const std::string& source);
+
+// Reads the file and parses it; a missing or unreadable file is an error naming the path.
+StatusOr<ServeConfig> loadServeConfig(const std::string& path);
+
+}  // namespace serve

@@ -1,0 +1,275 @@
+#include "replica/app/replica_app.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "replica/runtime/model_factory.h"
+
+namespace serve {
+namespace {
+
+std::chrono::milliseconds secondsToMs(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000.0));
+}
+
+Status writeFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) {
+      return absl::InvalidArgumentError("--port-file: cannot write '" + tmp + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InvalidArgumentError("--port-file: cannot rename to '" + path + "'");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& flags,
+                                                         const ReplicaEnv& env) {
+  std::unique_ptr<ReplicaApp> app(new ReplicaApp());
+  app->flags_ = flags;
+  app->env_ = env;
+
+  StatusOr<ServeConfig> config = loadServeConfig(flags.config_path);
+  if (!config.ok()) {
+    return config.status();
+  }
+  app->config_ = *std::move(config);
+  const ApplicationSpec* spec = app->config_.findApplication(flags.app);
+  if (spec == nullptr) {
+    std::string names;
+    for (const ApplicationSpec& a : app->config_.applications) {
+      names += (names.empty() ? "" : ", ") + a.name;
+    }
+    return absl::InvalidArgumentError("--app=" + flags.app + ": no such application in " +
+                                      flags.config_path + " (it has: " + names + ")");
+  }
+  const DeploymentSpec* deployment = nullptr;
+  if (flags.deployment.empty()) {
+    if (spec->deployments.size() != 1) {
+      return absl::InvalidArgumentError("--deployment is required: application '" + spec->name +
+                                        "' has " + std::to_string(spec->deployments.size()) +
+                                        " deployments");
+    }
+    deployment = &spec->deployments.front();
+  } else {
+    for (const DeploymentSpec& d : spec->deployments) {
+      if (d.name == flags.deployment) {
+        deployment = &d;
+      }
+    }
+    if (deployment == nullptr) {
+      return absl::InvalidArgumentError("--deployment=" + flags.deployment +
+                                        ": no such deployment in application '" + spec->name +
+                                        "'");
+    }
+  }
+  app->app_name_ = spec->name;
+  app->deployment_name_ = deployment->name;
+  app->draining_period_ =
+      secondsToMs(flags.draining_period_s.value_or(env.min_draining_period_s));
+
+  LoggingOptions logging;
+  logging.component =
+      "replica_" + spec->name + "_" + deployment->name + "_" + std::to_string(::getpid());
+  logging.log_dir = flags.log_dir.value_or(env.log_dir);
+  logging.to_stderr = env.log_to_stderr;
+  if (Status st = setupLogging(logging); !st.ok()) {
+    return st;
+  }
+  app->request_log_ = std::make_unique<RequestLog>(env.request_path_log_buffer_size);
+
+  StatusOr<std::unique_ptr<Model>> model = createModel(deployment->model);
+  if (!model.ok()) {
+    return model.status();
+  }
+  spdlog::info("model '{}' ({}) loaded; forward passes run on the {}",
+               (*model)->metadata().name, deployment->model.kind, (*model)->metadata().backend);
+
+  app->metrics_ = std::make_unique<ReplicaMetrics>(spec->name, deployment->name);
+  InferenceOptions inference;
+  inference.max_ongoing_requests = deployment->max_ongoing_requests;
+  inference.max_queued_requests = deployment->max_queued_requests;
+  inference.batching.max_batch_size = static_cast<size_t>(deployment->batching.max_batch_size);
+  inference.batching.batch_wait_timeout = std::chrono::nanoseconds(
+      static_cast<int64_t>(deployment->batching.batch_wait_timeout_s * 1e9));
+  app->service_ =
+      std::make_unique<InferenceService>(*std::move(model), inference, *app->metrics_);
+
+  InferenceService* service = app->service_.get();
+  app->health_ = std::make_unique<HealthMonitor>(
+      [service](HealthMonitor::TimePoint now) { return service->stalledFor(now); },
+      secondsToMs(flags.watchdog_timeout_s));
+
+  HttpServerOptions server_options;
+  server_options.host = flags.host.value_or(env.http_host);
+  server_options.max_threads = flags.http_max_threads;
+  server_options.max_body_bytes = flags.max_body_bytes;
+  server_options.request_read_timeout = secondsToMs(flags.request_read_timeout_s);
+  // Outlive the upstream proxy's keep-alive (http_options.keep_alive_timeout_s, which the
+  // manager gives HAProxy) so that HAProxy, not the replica, closes idle connections: a
+  // replica closing first races with a request HAProxy is sending on that connection.
+  server_options.keep_alive_timeout =
+      secondsToMs(app->config_.http_options.keep_alive_timeout_s + 5);
+  ReplicaMetrics* metrics = app->metrics_.get();
+  app->server_ = std::make_unique<HttpServer>(
+      server_options, HttpServerHooks{.on_slow_request = [metrics] {
+        metrics->slow_requests.inc();
+        metrics->recordBadRequest("request_read_timeout");
+      }});
+
+  HttpFrontendOptions frontend;
+  frontend.application = spec->name;
+  frontend.route_prefix = spec->route_prefix;
+  frontend.default_timeout = secondsToMs(app->config_.http_options.request_timeout_s);
+  app->frontend_ = std::make_unique<HttpFrontend>(frontend, *app->service_, *app->health_,
+                                                  *app->metrics_, *app->request_log_);
+  app->frontend_->install(*app->server_);
+
+  if (Status st = app->bindHttp(flags, env); !st.ok()) {
+    return st;
+  }
+  return app;
+}
+
+ReplicaApp::~ReplicaApp() {
+  if (serve_thread_.joinable()) {
+    server_->stop();
+    serve_thread_.join();
+  }
+}
+
+Status ReplicaApp::bindHttp(const ReplicaFlags& flags, const ReplicaEnv& env) {
+  if (flags.http_port != 0) {
+    Status st = server_->bind(flags.http_port);
+    if (!st.ok()) {
+      return absl::UnavailableError("--http-port=" + std::to_string(flags.http_port) +
+                                    ": cannot bind: " + std::string(st.message()));
+    }
+    return st;
+  }
+  // First free port in the range, as Ray does: lowest first keeps port sets predictable.
+  std::string range = "[" + std::to_string(env.min_http_port) + ", " +
+                      std::to_string(env.max_http_port) + ")";
+  int attempts = 0;
+  std::string last_error = "no port tried";
+  for (int port = env.min_http_port; port < env.max_http_port && attempts < env.port_retry_count;
+       ++port, ++attempts) {
+    Status st = server_->bind(port);
+    if (st.ok()) {
+      if (attempts > 0) {
+        spdlog::info("bound HTTP port {} after {} ports in use", port, attempts);
+      }
+      return st;
+    }
+    last_error = std::string(st.message());
+    if (!absl::IsUnavailable(st)) {
+      break;  // not "in use": another port will not help
+    }
+  }
+  return absl::UnavailableError(
+      "no free HTTP port in " + range + " on " + flags.host.value_or(env.http_host) + " after " +
+      std::to_string(attempts) + " attempts (last: " + last_error +
+      "); widen RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT/MAX_HTTP_PORT or "
+      "RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT");
+}
+
+void ReplicaApp::printEvent(const std::string& json_line) {
+  std::fputs(json_line.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+void ReplicaApp::abandon(int signal) {
+  int ongoing = service_->ongoing();
+  int queued = service_->queued();
+  spdlog::error(
+      "second signal ({}) during drain: stopping now and abandoning {} in-flight and {} queued "
+      "requests",
+      signal, ongoing, queued);
+  request_log_->flush();
+  spdlog::default_logger()->flush();
+  printEvent(nlohmann::json{{"event", "abandoned"}, {"ongoing", ongoing}, {"queued", queued}}
+                 .dump());
+  std::_Exit(1);
+}
+
+int ReplicaApp::run() {
+  std::atomic<bool> serve_done{false};
+  serve_thread_ = std::thread([this, &serve_done] {
+    server_->serve();
+    serve_done.store(true);
+  });
+  nlohmann::ordered_json ready = {{"event", "ready"},
+                          {"http_port", server_->port()},
+                          {"grpc_port", nullptr},
+                          {"pid", ::getpid()}};
+  if (!flags_.port_file.empty()) {
+    if (Status st = writeFileAtomically(flags_.port_file, ready.dump() + "\n"); !st.ok()) {
+      spdlog::error("{}", std::string(st.message()));
+      return 1;
+    }
+  }
+  spdlog::info("serving application '{}' deployment '{}' on {}:{}", app_name_, deployment_name_,
+               flags_.host.value_or(env_.http_host), server_->port());
+  printEvent(ready.dump());
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int first = 0;
+  while (first <= 0) {
+    first = sigwaitinfo(&signals, nullptr);
+  }
+
+  // Phase 1: stay fully reachable while health says DRAINING, so the proxy takes this replica
+  // out of rotation before its listener goes away.
+  health_->startDraining();
+  spdlog::info("signal {}: draining; serving for {} ms more", first, draining_period_.count());
+  printEvent(R"({"event":"draining"})");
+  auto wait_or_abandon = [&](std::chrono::milliseconds d) {
+    timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1000000};
+    int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig > 0) {
+      abandon(sig);
+    }
+  };
+  auto drain_until = std::chrono::steady_clock::now() + draining_period_;
+  while (std::chrono::steady_clock::now() < drain_until) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        drain_until - std::chrono::steady_clock::now());
+    wait_or_abandon(std::max(std::chrono::milliseconds(1), left));
+  }
+
+  // Phase 2: close the listener (new connections are refused, so a stale proxy worker's
+  // connect fails and is retried elsewhere), end keep-alive, and let every in-flight and
+  // queued request finish on its connection thread.
+  spdlog::info("draining period over: closing the listener; {} in flight, {} queued",
+               service_->ongoing(), service_->queued());
+  server_->drain();
+  server_->stop();
+  while (!serve_done.load()) {
+    wait_or_abandon(std::chrono::milliseconds(20));
+  }
+  serve_thread_.join();
+  service_->stop();
+  request_log_->flush();
+  spdlog::info("drained; exiting");
+  spdlog::default_logger()->flush();
+  printEvent(R"({"event":"stopped"})");
+  return 0;
+}
+
+}  // namespace serve

@@ -1,0 +1,54 @@
+#pragma once
+
+// Wires one replica together from its flags, environment and config, and runs it: bind,
+// report ready, serve, and drain on SIGTERM.
+#include <memory>
+#include <thread>
+
+#include "common/env_settings.h"
+#include "common/logging.h"
+#include "common/serve_config.h"
+#include "replica/app/flags.h"
+#include "replica/core/inference_service.h"
+#include "replica/frontend/http_frontend.h"
+#include "replica/frontend/http_server.h"
+#include "replica/health/health_monitor.h"
+#include "replica/metrics/replica_metrics.h"
+
+namespace serve {
+
+class ReplicaApp {
+ public:
+  // Loads config and model and binds the HTTP port; every failure is an error that names its
+  // cause (file, key, flag, port range).
+  static StatusOr<std::unique_ptr<ReplicaApp>> create(const ReplicaFlags& flags,
+                                                      const ReplicaEnv& env);
+  ~ReplicaApp();
+
+  // Serves until SIGTERM/SIGINT (which the caller must have blocked in every thread) and
+  // returns the process exit code.
+  int run();
+
+ private:
+  ReplicaApp() = default;
+  Status bindHttp(const ReplicaFlags& flags, const ReplicaEnv& env);
+  void printEvent(const std::string& json_line);
+  void abandon(int signal);
+
+  ReplicaFlags flags_;
+  ReplicaEnv env_;
+  ServeConfig config_;
+  std::string app_name_;
+  std::string deployment_name_;
+  std::chrono::milliseconds draining_period_{0};
+
+  std::unique_ptr<RequestLog> request_log_;
+  std::unique_ptr<ReplicaMetrics> metrics_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<HealthMonitor> health_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<HttpFrontend> frontend_;
+  std::thread serve_thread_;
+};
+
+}  // namespace serve

@@ -1,0 +1,166 @@
+#include "replica/batch/batcher.h"
+
+#include <algorithm>
+
+namespace serve {
+
+using std::chrono::steady_clock;
+
+Batcher::Batcher(Model& model, BatchConfig config, std::function<void()> release_slot,
+                 BatchObserver observer)
+    : model_(model),
+      config_(config),
+      release_slot_(std::move(release_slot)),
+      observer_(std::move(observer)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Batcher::~Batcher() { stop(); }
+
+void Batcher::submit(std::shared_ptr<Call> call) {
+  {
+    std::lock_guard lock(mu_);
+    auto now = steady_clock::now();
+    call->queued_at = now;
+    if (queue_.empty() && !running_) {
+      busy_since_ = now;
+    }
+    queue_.push_back(std::move(call));
+  }
+  cv_.notify_one();
+}
+
+void Batcher::addIncoming(int delta) {
+  bool wake_now = false;
+  {
+    std::lock_guard lock(mu_);
+    incoming_ += delta;
+    // A request that will not come after all may be what a waiting batch was held for.
+    wake_now = delta < 0 && incoming_ == 0 && !queue_.empty();
+  }
+  if (wake_now) {
+    cv_.notify_one();
+  }
+}
+
+void Batcher::wake() { cv_.notify_one(); }
+
+void Batcher::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+size_t Batcher::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+std::chrono::nanoseconds Batcher::stalledFor(TimePoint now) const {
+  std::lock_guard lock(mu_);
+  if (queue_.empty() && !running_) {
+    return std::chrono::nanoseconds(0);
+  }
+  TimePoint since = std::max(busy_since_, last_progress_);
+  return std::max(std::chrono::nanoseconds(0), now - since);
+}
+
+void Batcher::dropAbandonedLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& dropped) {
+  auto gone = [now](const std::shared_ptr<Call>& c) {
+    return c->abandoned.load() || now >= c->deadline;
+  };
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (gone(*it)) {
+      dropped.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Batcher::finish(std::vector<std::shared_ptr<Call>>& dropped) {
+  for (auto& call : dropped) {
+    if (observer_.on_skipped) {
+      observer_.on_skipped(*call);
+    }
+    call->complete(absl::DeadlineExceededError("dropped before reaching the model"));
+    release_slot_();
+  }
+  dropped.clear();
+}
+
+void Batcher::loop() {
+  std::vector<std::shared_ptr<Call>> dropped;
+  std::vector<std::shared_ptr<Call>> batch;
+  std::vector<const InferRequest*> requests;
+  std::unique_lock lock(mu_);
+  while (true) {
+    auto now = steady_clock::now();
+    dropAbandonedLocked(now, dropped);
+    if (!dropped.empty()) {
+      lock.unlock();
+      finish(dropped);
+      lock.lock();
+      continue;
+    }
+    BatchQueueView view;
+    view.queued = queue_.size();
+    view.oldest = queue_.empty() ? now : queue_.front()->queued_at;
+    view.incoming = stopping_ ? 0 : static_cast<size_t>(std::max<long>(0, incoming_));
+    view.now = now;
+    BatchDecision decision = decideBatch(config_, view);
+    if (decision.action == BatchDecision::Action::kIdle) {
+      if (stopping_) {
+        return;
+      }
+      cv_.wait(lock);
+      continue;
+    }
+    if (decision.action == BatchDecision::Action::kWaitUntil) {
+      // Wake for the deadline of the oldest call too, so an expired call frees its slot.
+      TimePoint until = decision.wait_until;
+      for (const auto& c : queue_) {
+        until = std::min(until, c->deadline);
+      }
+      cv_.wait_until(lock, until);
+      continue;
+    }
+    batch.assign(std::make_move_iterator(queue_.begin()),
+                 std::make_move_iterator(queue_.begin() + static_cast<long>(decision.count)));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(decision.count));
+    running_ = true;
+    lock.unlock();
+
+    requests.clear();
+    for (const auto& c : batch) {
+      requests.push_back(&c->request);
+    }
+    auto started = steady_clock::now();
+    std::vector<StatusOr<InferResponse>> results = model_.run(requests);
+    auto ended = steady_clock::now();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (i < results.size()) {
+        batch[i]->complete(std::move(results[i]));
+      } else {
+        batch[i]->complete(absl::InternalError("the model returned too few results"));
+      }
+      release_slot_();
+    }
+    if (observer_.on_batch) {
+      observer_.on_batch(batch.size(), started - batch.front()->queued_at, ended - started);
+    }
+    batch.clear();
+
+    lock.lock();
+    running_ = false;
+    last_progress_ = ended;
+  }
+}
+
+}  // namespace serve

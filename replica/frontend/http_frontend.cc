@@ -1,0 +1,312 @@
+#include "replica/frontend/http_frontend.h"
+
+#include <charconv>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "common/uuid.h"
+#include "replica/frontend/kserve_json.h"
+#include "replica/frontend/wire_status.h"
+
+namespace serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kText = "text/plain";
+constexpr std::string_view kModelsPrefix = "/v2/models/";
+
+// A request id from the client is echoed only when it is a sane token; anything else (too
+// long, control characters) is replaced so logs and headers stay clean.
+bool acceptableRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 128) {
+    return false;
+  }
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// x-request-timeout-seconds: a positive number sets the deadline, zero or negative disables
+// it (as Ray Serve does); anything else is a client error.
+StatusOr<std::optional<std::chrono::nanoseconds>> parseTimeoutHeader(const std::string& text) {
+  double seconds = 0;
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, seconds);
+  if (ec != std::errc() || ptr != end || !std::isfinite(seconds) || seconds > 86400 * 365) {
+    return absl::InvalidArgumentError("x-request-timeout-seconds: '" + text +
+                                      "' is not a number of seconds");
+  }
+  if (seconds <= 0) {
+    return std::optional<std::chrono::nanoseconds>();
+  }
+  return std::optional<std::chrono::nanoseconds>(
+      std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9)));
+}
+
+std::string formatSeconds(std::chrono::nanoseconds d) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(d.count()) / 1e9);
+  return std::string(buf, r.ptr);
+}
+
+}  // namespace
+
+struct HttpFrontend::Exchange {
+  const httplib::Request& req;
+  httplib::Response& res;
+  Clock::time_point start;
+  std::string route;  // bounded label: the matched route pattern, or "other"
+  std::string request_id;
+};
+
+HttpFrontend::HttpFrontend(HttpFrontendOptions options, InferenceService& service,
+                           HealthMonitor& health, ReplicaMetrics& metrics,
+                           RequestLog& request_log)
+    : options_(std::move(options)),
+      service_(service),
+      health_(health),
+      metrics_(metrics),
+      request_log_(request_log) {
+  routes_json_ = nlohmann::json{{options_.route_prefix, options_.application}}.dump();
+}
+
+void HttpFrontend::install(HttpServer& server) {
+  server_ = &server;
+  // Every method goes to one dispatcher that matches paths exactly: it can tell a wrong
+  // method (405) from an unknown path (404), which per-method regex routes cannot.
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    dispatch(req, res);
+  };
+  server.Get(".*", handler);
+  server.Post(".*", handler);
+  server.Put(".*", handler);
+  server.Patch(".*", handler);
+  server.Delete(".*", handler);
+  server.Options(".*", handler);
+  // Reached for answers the library gives itself before any handler runs, such as 413 for a
+  // body over the limit.
+  server.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    std::string message;
+    if (res.status == 413) {
+      metrics_.recordBadRequest("body_too_large");
+      message = "Request body is larger than the limit.";
+    } else {
+      metrics_.recordBadRequest("malformed_http");
+      message = "Bad request.";
+    }
+    res.set_content(errorJson(message), kJson);
+    metrics_.recordRequest("other", req.method, res.status, 0.0);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+}
+
+void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res) {
+  Exchange ex{req, res, Clock::now(), "other", {}};
+  res.status = 200;
+  std::string incoming_id = req.get_header_value("x-request-id");
+  ex.request_id = acceptableRequestId(incoming_id) ? incoming_id : uuidV4();
+  res.set_header("x-request-id", ex.request_id);
+
+  const std::string& path = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  auto methodNotAllowed = [&](const char* allow) {
+    metrics_.recordBadRequest("method_not_allowed");
+    res.status = 405;
+    res.set_header("Allow", allow);
+    res.set_content(errorJson("Method " + req.method + " is not allowed on " + path +
+                              "; allowed: " + allow),
+                    kJson);
+  };
+  auto getOnly = [&](const char* route, auto&& body) {
+    ex.route = route;
+    if (!get) {
+      methodNotAllowed("GET");
+    } else {
+      body();
+    }
+  };
+
+  if (path == "/-/healthz") {
+    getOnly("/-/healthz", [&] { handleHealthz(ex); });
+  } else if (path == "/-/routes") {
+    getOnly("/-/routes", [&] { res.set_content(routes_json_, kJson); });
+  } else if (path == "/metrics") {
+    getOnly("/metrics", [&] { handleMetrics(ex); });
+  } else if (path == "/v2/health/live") {
+    getOnly("/v2/health/live", [&] { res.set_content(R"({"live":true})", kJson); });
+  } else if (path == "/v2/health/ready") {
+    getOnly("/v2/health/ready", [&] {
+      bool ready = health_.state() == HealthState::kHealthy;
+      res.status = ready ? 200 : 503;
+      res.set_content(ready ? R"({"ready":true})" : R"({"ready":false})", kJson);
+    });
+  } else if (path == "/v2") {
+    getOnly("/v2", [&] {
+      res.set_content(R"({"name":"serve-replica","version":"0.1.0","extensions":[]})", kJson);
+    });
+  } else if (path.starts_with(kModelsPrefix)) {
+    std::string_view rest = std::string_view(path).substr(kModelsPrefix.size());
+    std::string_view name = rest.substr(0, rest.find('/'));
+    std::string_view tail = rest.substr(name.size());
+    const ModelMetadata& meta = service_.model().metadata();
+    if (tail.empty() || tail == "/ready" || tail == "/infer") {
+      ex.route = "/v2/models" + std::string(tail.empty() ? "" : tail);
+      if (name != meta.name) {
+        metrics_.recordBadRequest("unknown_model");
+        res.status = 404;
+        res.set_content(errorJson("Unknown model '" + std::string(name) +
+                                  "'; this replica serves '" + meta.name + "'"),
+                        kJson);
+      } else if (tail == "/infer") {
+        if (req.method != "POST") {
+          methodNotAllowed("POST");
+        } else {
+          handleInfer(ex, meta.name);
+        }
+      } else if (!get) {
+        methodNotAllowed("GET");
+      } else if (tail.empty()) {
+        res.set_content(modelMetadataJson(meta), kJson);
+      } else {
+        bool ready = health_.state() == HealthState::kHealthy;
+        res.status = ready ? 200 : 503;
+        res.set_content(ready ? R"({"ready":true})" : R"({"ready":false})", kJson);
+      }
+    }
+  } else if (path == options_.route_prefix) {
+    ex.route = options_.route_prefix;
+    if (req.method != "POST") {
+      methodNotAllowed("POST");
+    } else {
+      handleInfer(ex, service_.model().metadata().name);
+    }
+  }
+
+  if (ex.route == "other") {
+    metrics_.recordBadRequest("not_found");
+    res.status = 404;
+    std::string host = req.get_header_value("Host");
+    res.set_content("Path '" + path + "' not found. Ping http://" +
+                        (host.empty() ? "<replica>" : host) +
+                        "/-/routes for available routes.",
+                    kText);
+  }
+  finish(ex);
+}
+
+void HttpFrontend::handleHealthz(Exchange& ex) {
+  switch (health_.state()) {
+    case HealthState::kHealthy:
+      ex.res.set_content("success", kText);
+      break;
+    case HealthState::kUnhealthy:
+      ex.res.status = 503;
+      ex.res.set_content("UNHEALTHY", kText);
+      break;
+    case HealthState::kDraining:
+      ex.res.status = 503;
+      ex.res.set_content("DRAINING", kText);
+      break;
+  }
+}
+
+void HttpFrontend::handleMetrics(Exchange& ex) {
+  HealthState state = health_.state();
+  metrics_.ongoing.set(service_.ongoing());
+  metrics_.queued.set(service_.queued());
+  metrics_.healthy.set(state == HealthState::kHealthy ? 1 : 0);
+  metrics_.draining.set(state == HealthState::kDraining ? 1 : 0);
+  if (server_ != nullptr) {
+    metrics_.connections.set(static_cast<double>(server_->openConnections()));
+  }
+  ex.res.set_content(metrics_.registry().serialize(), "text/plain; version=0.0.4");
+}
+
+void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
+  std::chrono::nanoseconds timeout = options_.default_timeout;
+  if (ex.req.has_header("x-request-timeout-seconds")) {
+    auto parsed = parseTimeoutHeader(ex.req.get_header_value("x-request-timeout-seconds"));
+    if (!parsed.ok()) {
+      metrics_.recordBadRequest("bad_timeout_header");
+      ex.res.status = 400;
+      ex.res.set_content(errorJson(messageOf(parsed.status())), kJson);
+      return;
+    }
+    timeout = parsed->value_or(std::chrono::nanoseconds(0));
+  }
+  auto deadline = timeout.count() > 0 ? ex.start + timeout : Clock::time_point::max();
+
+  StatusOr<InferRequest> request = parseInferRequest(ex.req.body);
+  if (!request.ok()) {
+    metrics_.recordBadRequest(request.status().message() == "malformed JSON body"
+                                  ? "malformed_json"
+                                  : "invalid_input");
+    ex.res.status = 400;
+    ex.res.set_content(errorJson(messageOf(request.status())), kJson);
+    return;
+  }
+  if (request->id.empty()) {
+    request->id = ex.request_id;
+  }
+  request->model = model_name;
+
+  StatusOr<InferResponse> result =
+      service_.infer(*std::move(request), deadline, [] { return HttpServer::currentClientGone(); });
+  if (result.ok()) {
+    ex.res.set_content(inferResponseJson(*result), kJson);
+    return;
+  }
+  const Status& st = result.status();
+  ex.res.status = httpStatusFor(st);
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      metrics_.recordBadRequest("invalid_input");
+      ex.res.set_content(errorJson(messageOf(st)), kJson);
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      ex.res.set_header("Retry-After", "1");
+      ex.res.set_content("Request dropped due to backpressure", kText);
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      ex.res.set_content("Request " + ex.request_id + " timed out after " +
+                             formatSeconds(timeout) + "s.",
+                         kText);
+      break;
+    case absl::StatusCode::kCancelled:
+      // Nobody is listening; the status is for metrics and the log.
+      break;
+    default:
+      ex.res.set_content(errorJson(messageOf(st)), kJson);
+      break;
+  }
+}
+
+void HttpFrontend::finish(Exchange& ex) {
+  auto elapsed = Clock::now() - ex.start;
+  double ms = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed)
+                                      .count()) /
+              1e6;
+  metrics_.recordRequest(ex.route, ex.req.method, ex.res.status, ms);
+  if (ex.route == "/metrics" || ex.route == "/-/healthz") {
+    return;  // probes would drown the access log
+  }
+  std::string line = ex.req.method + " " + ex.req.path + " " + std::to_string(ex.res.status) +
+                     " " + std::to_string(ms) + "ms id=" + ex.request_id;
+  if (ex.res.status >= 500) {
+    request_log_.error(std::move(line));
+  } else {
+    request_log_.info(std::move(line));
+  }
+}
+
+}  // namespace serve

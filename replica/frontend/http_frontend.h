@@ -1,0 +1,48 @@
+#pragma once
+
+// The replica's HTTP API on an HttpServer: health, routes, the KServe v2 endpoints, inference
+// at the application's route prefix, and /metrics. Owns the HTTP codec and the mapping of
+// results to status codes; inference itself goes through InferenceService.
+#include <chrono>
+#include <string>
+
+#include "common/logging.h"
+#include "replica/core/inference_service.h"
+#include "replica/frontend/http_server.h"
+#include "replica/health/health_monitor.h"
+#include "replica/metrics/replica_metrics.h"
+
+namespace serve {
+
+struct HttpFrontendOptions {
+  std::string application;
+  std::string route_prefix;
+  std::chrono::milliseconds default_timeout{0};  // request_timeout_s; 0 = none
+};
+
+class HttpFrontend {
+ public:
+  HttpFrontend(HttpFrontendOptions options, InferenceService& service, HealthMonitor& health,
+               ReplicaMetrics& metrics, RequestLog& request_log);
+
+  // Registers every route on `server`. The server must outlive this object's use.
+  void install(HttpServer& server);
+
+ private:
+  struct Exchange;
+  void dispatch(const httplib::Request& req, httplib::Response& res);
+  void handleInfer(Exchange& ex, const std::string& model_name);
+  void handleHealthz(Exchange& ex);
+  void handleMetrics(Exchange& ex);
+  void finish(Exchange& ex);
+
+  HttpFrontendOptions options_;
+  InferenceService& service_;
+  HealthMonitor& health_;
+  ReplicaMetrics& metrics_;
+  RequestLog& request_log_;
+  HttpServer* server_ = nullptr;
+  std::string routes_json_;
+};
+
+}  // namespace serve

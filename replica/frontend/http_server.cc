@@ -1,0 +1,308 @@
+#include "replica/frontend/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "replica/frontend/elastic_task_queue.h"
+
+namespace serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int toPollMs(std::chrono::milliseconds d) {
+  return static_cast<int>(std::max<int64_t>(0, d.count()));
+}
+
+// The answer to a request that did not arrive within request_read_timeout. Written raw because
+// the library never reaches a handler for a request it could not read.
+constexpr std::string_view kRequestTimeoutResponse =
+    "HTTP/1.1 408 Request Timeout\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 30\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Request not received in time.\n";
+static_assert(kRequestTimeoutResponse.size() - kRequestTimeoutResponse.find("\r\n\r\n") - 4 == 30);
+
+// One client connection, served start to end on one pool thread. Buffers reads (the library's
+// line reader asks for one byte at a time) and enforces the whole-request deadline.
+class ConnectionStream : public httplib::Stream {
+ public:
+  ConnectionStream(int fd, const HttpServerOptions& options) : fd_(fd), options_(options) {}
+
+  // Marks the start of a request: it must be read whole by now + request_read_timeout.
+  void startRequest() {
+    deadline_ = Clock::now() + options_.request_read_timeout;
+    timed_out_ = false;
+  }
+  bool timedOut() const { return timed_out_; }
+  bool hasBufferedData() const { return buf_pos_ < buf_len_; }
+
+  bool is_readable() const override { return hasBufferedData() || waitFor(POLLIN); }
+  bool is_writable() const override { return waitFor(POLLOUT); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (hasBufferedData()) {
+      return copyBuffered(ptr, size);
+    }
+    if (!waitFor(POLLIN)) {
+      return -1;
+    }
+    if (size >= sizeof(buf_)) {
+      return ::recv(fd_, ptr, size, 0);
+    }
+    ssize_t n = ::recv(fd_, buf_, sizeof(buf_), 0);
+    if (n <= 0) {
+      return n;
+    }
+    buf_pos_ = 0;
+    buf_len_ = static_cast<size_t>(n);
+    return copyBuffered(ptr, size);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (timed_out_) {
+      // The library answers a request it could not read with 400; this connection already
+      // got (or gets now) the 408 that says what happened, so its bytes are dropped.
+      if (!timeout_answered_) {
+        timeout_answered_ = true;
+        sendAll(kRequestTimeoutResponse.data(), kRequestTimeoutResponse.size());
+      }
+      return static_cast<ssize_t>(size);
+    }
+    if (!waitFor(POLLOUT)) {
+      return -1;
+    }
+    return ::send(fd_, ptr, size, MSG_NOSIGNAL);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddrToString(true, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddrToString(false, ip, port);
+  }
+  socket_t socket() const override { return fd_; }
+
+  // After a timed-out request the library may have written nothing at all (request line never
+  // finished): make sure the client sees the 408.
+  void answerTimeoutIfNeeded() {
+    if (timed_out_ && !timeout_answered_) {
+      timeout_answered_ = true;
+      sendAll(kRequestTimeoutResponse.data(), kRequestTimeoutResponse.size());
+    }
+  }
+
+ private:
+  ssize_t copyBuffered(char* ptr, size_t size) {
+    size_t n = std::min(size, buf_len_ - buf_pos_);
+    std::memcpy(ptr, buf_ + buf_pos_, n);
+    buf_pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  // Waits until the socket is ready for `events`, bounded by the per-call timeout and, while a
+  // request is being read, by what is left of its deadline.
+  bool waitFor(short events) const {
+    auto per_call = events == POLLIN ? options_.read_timeout : options_.write_timeout;
+    auto now = Clock::now();
+    auto limit = now + per_call;
+    bool deadline_bound = events == POLLIN && deadline_ < limit;
+    if (deadline_bound) {
+      limit = deadline_;
+    }
+    while (true) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(limit - Clock::now());
+      pollfd p{fd_, events, 0};
+      int rc = ::poll(&p, 1, toPollMs(left));
+      if (rc > 0) {
+        return true;
+      }
+      if (rc < 0 && errno == EINTR) {
+        continue;
+      }
+      if (rc == 0 && deadline_bound) {
+        timed_out_ = true;
+      }
+      return false;
+    }
+  }
+
+  void sendAll(const char* p, size_t n) const {
+    while (n > 0) {
+      ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
+      if (w <= 0) {
+        return;
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
+
+  void sockaddrToString(bool peer, std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    int rc = peer ? ::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len)
+                  : ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    if (rc != 0) {
+      return;
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+      ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+      port = ntohs(a->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+      port = ntohs(a->sin6_port);
+    }
+    ip = text;
+  }
+
+  int fd_;
+  const HttpServerOptions& options_;
+  char buf_[16 * 1024];
+  size_t buf_pos_ = 0;
+  size_t buf_len_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  mutable bool timed_out_ = false;
+  bool timeout_answered_ = false;
+};
+
+// The connection the current pool thread serves; set for the duration of
+// process_and_close_socket so handlers can ask whether their client is still there.
+thread_local ConnectionStream* t_connection = nullptr;
+
+}  // namespace
+
+HttpServer::HttpServer(HttpServerOptions options, HttpServerHooks hooks)
+    : options_(std::move(options)), hooks_(std::move(hooks)) {
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  set_tcp_nodelay(true);
+  set_keep_alive_max_count(options_.keep_alive_max_requests);
+  set_keep_alive_timeout(
+      std::chrono::duration_cast<std::chrono::seconds>(options_.keep_alive_timeout).count());
+  set_read_timeout(options_.read_timeout);
+  set_write_timeout(options_.write_timeout);
+  set_payload_max_length(options_.max_body_bytes);
+  set_socket_options([this](socket_t fd) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+    listen_fd_ = fd;
+  });
+  size_t min_threads = options_.min_threads;
+  size_t max_threads = options_.max_threads;
+  new_task_queue = [min_threads, max_threads] {
+    return new ElasticTaskQueue(min_threads, max_threads);
+  };
+}
+
+HttpServer::~HttpServer() {
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+  }
+}
+
+Status HttpServer::bind(int port) {
+  errno = 0;
+  if (!bind_to_port(options_.host, port)) {
+    int err = errno;
+    std::string why = err != 0 ? std::strerror(err) : "bind failed";
+    if (err == EADDRINUSE || err == EACCES || err == EADDRNOTAVAIL) {
+      return absl::UnavailableError(options_.host + ":" + std::to_string(port) + ": " + why);
+    }
+    return absl::InternalError(options_.host + ":" + std::to_string(port) + ": " + why);
+  }
+  port_ = port;
+  // The library listened with a backlog of 5; listen() again on a listening socket only
+  // changes the backlog.
+  if (listen_fd_ >= 0) {
+    ::listen(listen_fd_, options_.listen_backlog);
+  }
+  return absl::OkStatus();
+}
+
+bool HttpServer::serve() { return listen_after_bind(); }
+
+void HttpServer::drain() {
+  draining_.store(true);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t rc = ::write(wake_fd_, &one, sizeof(one));
+}
+
+bool HttpServer::currentClientGone() {
+  if (t_connection == nullptr) {
+    return false;
+  }
+  int fd = t_connection->socket();
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) {
+    return false;
+  }
+  if (p.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL)) {
+    return true;
+  }
+  // Readable: either the next pipelined request (alive) or EOF (gone).
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0;
+}
+
+bool HttpServer::process_and_close_socket(socket_t fd) {
+  ++open_connections_;
+  int yes = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+
+  ConnectionStream stream(fd, options_);
+  t_connection = &stream;
+  size_t left = options_.keep_alive_max_requests;
+  bool ok = true;
+  while (left > 0 && !draining_.load()) {
+    // Wait for the next request, or for drain() to close this idle connection.
+    if (!stream.hasBufferedData()) {
+      pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      int rc = ::poll(p, 2, toPollMs(options_.keep_alive_timeout));
+      if (rc < 0 && errno == EINTR) {
+        continue;
+      }
+      if (rc <= 0 || (p[0].revents & POLLIN) == 0) {
+        break;  // keep-alive timeout, drain, or a broken socket
+      }
+    }
+    stream.startRequest();
+    bool close_after = left == 1 || draining_.load();
+    bool closed_by_client = false;
+    // The whole-request deadline stays armed through the handler: nothing reads the socket
+    // there, and the next startRequest() re-arms it.
+    ok = process_request(stream, close_after, closed_by_client, {});
+    if (stream.timedOut()) {
+      stream.answerTimeoutIfNeeded();
+      if (hooks_.on_slow_request) {
+        hooks_.on_slow_request();
+      }
+      break;
+    }
+    if (!ok || closed_by_client || close_after) {
+      break;
+    }
+    --left;
+  }
+  t_connection = nullptr;
+  ::shutdown(fd, SHUT_RDWR);
+  ::close(fd);
+  --open_connections_;
+  return ok;
+}
+
+}  // namespace serve

@@ -1,0 +1,90 @@
+#include "replica/metrics/replica_metrics.h"
+
+namespace serve {
+ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string& deployment)
+    : application_(application),
+      deployment_(deployment),
+      forward_passes(registry_
+                         .counter("serve_model_forward_passes_total",
+                                  "Forward passes (batches) the model ran.", {"application", "deployment"})
+                         .with({application, deployment})),
+      model_requests(registry_
+                         .counter("serve_model_requests_total",
+                                  "Requests that reached the model.", {"application", "deployment"})
+                         .with({application, deployment})),
+      skipped_requests(
+          registry_
+              .counter("serve_replica_skipped_requests_total",
+                       "Requests dropped before reaching the model (deadline passed or client "
+                       "gone while queued).",
+                       {"application", "deployment"})
+              .with({application, deployment})),
+      slow_requests(registry_
+                        .counter("serve_replica_request_read_timeouts_total",
+                                 "Requests not received whole within the request read timeout "
+                                 "(answered 408).",
+                                 {"application", "deployment"})
+                        .with({application, deployment})),
+      batch_size(registry_
+                     .histogram("serve_batch_size", "Requests per forward pass.",
+                                {"application", "deployment"},
+                                {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096})
+                     .with({application, deployment})),
+      batch_wait_ms(registry_
+                        .histogram("serve_batch_wait_ms",
+                                   "How long the oldest request of a batch waited in the batch "
+                                   "queue, in milliseconds.",
+                                   {"application", "deployment"}, metrics::latencyBucketsMs())
+                        .with({application, deployment})),
+      forward_ms(registry_
+                     .histogram("serve_model_forward_latency_ms",
+                                "Duration of one forward pass, in milliseconds.",
+                                {"application", "deployment"}, metrics::latencyBucketsMs())
+                     .with({application, deployment})),
+      queued(registry_
+                 .gauge("serve_replica_queued_requests",
+                        "Requests waiting for an ongoing-request slot.",
+                        {"application", "deployment"})
+                 .with({application, deployment})),
+      ongoing(registry_
+                  .gauge("serve_replica_ongoing_requests",
+                         "Requests holding an ongoing-request slot (batch queue or model).",
+                         {"application", "deployment"})
+                  .with({application, deployment})),
+      healthy(registry_
+                  .gauge("serve_replica_healthy", "1 while /-/healthz answers 200.",
+                         {"application", "deployment"})
+                  .with({application, deployment})),
+      draining(registry_
+                   .gauge("serve_replica_draining", "1 once the replica is draining.",
+                          {"application", "deployment"})
+                   .with({application, deployment})),
+      connections(registry_
+                      .gauge("serve_replica_open_connections", "Open client connections.",
+                             {"application", "deployment"})
+                      .with({application, deployment})) {
+  requests_ = &registry_.counter(
+      "serve_replica_http_requests_total",
+      "HTTP requests answered by the replica, by route, method and status code (499 = the "
+      "client went away).",
+      {"application", "deployment", "route", "method", "status"});
+  latency_ = &registry_.histogram(
+      "serve_deployment_processing_latency_ms",
+      "Time from receiving a request to answering it, in milliseconds.",
+      {"application", "deployment", "route"}, metrics::latencyBucketsMs());
+  bad_requests_ = &registry_.counter(
+      "serve_replica_bad_requests_total", "Requests refused for bad input, by reason.",
+      {"application", "deployment", "reason"});
+}
+
+void ReplicaMetrics::recordRequest(const std::string& route, const std::string& method,
+                                   int status, double latency_ms) {
+  requests_->with({application_, deployment_, route, method, std::to_string(status)}).inc();
+  latency_->with({application_, deployment_, route}).observe(latency_ms);
+}
+
+void ReplicaMetrics::recordBadRequest(const std::string& reason) {
+  bad_requests_->with({application_, deployment_, reason}).inc();
+}
+
+}  // namespace serve

@@ -1,0 +1,49 @@
+#pragma once
+
+// Every metric the replica exports on /metrics, registered once at start. Families carry the
+// application and deployment as labels so a scrape of many replicas aggregates cleanly.
+#include <string>
+
+#include "common/metrics.h"
+
+namespace serve {
+
+class ReplicaMetrics {
+  // Declared first: the public metric references below are bound to children of registry_
+  // in the constructor's initializer list, so it must be constructed before them.
+  metrics::Registry registry_;
+  std::string application_;
+  std::string deployment_;
+
+ public:
+  ReplicaMetrics(const std::string& application, const std::string& deployment);
+
+  metrics::Registry& registry() { return registry_; }
+
+  // One finished HTTP request: route is the matched pattern ("/v2/models/infer", the route
+  // prefix, "/-/healthz", ...), never the raw path, so label cardinality stays bounded.
+  void recordRequest(const std::string& route, const std::string& method, int status,
+                     double latency_ms);
+  // A request refused for bad input, by reason (malformed_json, invalid_input, ...).
+  void recordBadRequest(const std::string& reason);
+
+  metrics::Counter& forward_passes;    // serve_model_forward_passes_total
+  metrics::Counter& model_requests;    // serve_model_requests_total: requests that reached it
+  metrics::Counter& skipped_requests;  // serve_replica_skipped_requests_total
+  metrics::Counter& slow_requests;     // serve_replica_request_read_timeouts_total
+  metrics::Histogram& batch_size;      // serve_batch_size
+  metrics::Histogram& batch_wait_ms;   // serve_batch_wait_ms
+  metrics::Histogram& forward_ms;      // serve_model_forward_latency_ms
+  metrics::Gauge& queued;              // serve_replica_queued_requests
+  metrics::Gauge& ongoing;             // serve_replica_ongoing_requests
+  metrics::Gauge& healthy;             // serve_replica_healthy
+  metrics::Gauge& draining;            // serve_replica_draining
+  metrics::Gauge& connections;         // serve_replica_open_connections
+
+ private:
+  metrics::Family<metrics::Counter>* requests_;
+  metrics::Family<metrics::Histogram>* latency_;
+  metrics::Family<metrics::Counter>* bad_requests_;
+};
+
+}  // namespace serve

@@ -1,0 +1,45 @@
+#pragma once
+
+// The one interface between the replica's serving machinery and a model. The batcher calls
+// run() from its own thread with a batch of requests that already passed validate(); a model
+// must not keep references to the requests after run() returns.
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "replica/core/tensor.h"
+
+namespace serve {
+
+struct TensorSpec {
+  std::string name;
+  DataType datatype = DataType::kFp32;
+  std::vector<int64_t> shape;  // -1 = any size in that dimension
+};
+
+struct ModelMetadata {
+  std::string name;
+  std::string platform;  // e.g. "serve-builtin", "serve-mlp"
+  std::string backend;   // "cpu" or "cuda": where forward passes run
+  std::vector<std::string> versions;
+  std::vector<TensorSpec> inputs;   // empty = accepts any inputs (the built-in test models)
+  std::vector<TensorSpec> outputs;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  virtual const ModelMetadata& metadata() const = 0;
+
+  // Checks one request against the model's inputs; InvalidArgument with the expected shape
+  // and datatype in the message when it does not fit. Called on the front end's thread.
+  virtual Status validate(const InferRequest& request) const = 0;
+
+  // One forward pass over a batch; returns one result per request, in order. A failure that
+  // concerns one request is returned in its slot and does not fail the others.
+  virtual std::vector<StatusOr<InferResponse>> run(std::span<const InferRequest* const> batch) = 0;
+};
+
+}  // namespace serve
