@@ -327,9 +327,13 @@ start_replica() {  # name, config file
   mkdir -p "$work/logs-$name"
   # The port ranges are pinned to the one port each listener must use, so a replica that
   # falls back to another port on a bind failure cannot end up measured somewhere unexpected.
+  # No proxy watches these replicas, so SIGTERM need not keep them reachable while one notices
+  # (the default draining period is 30 s).
   start "$name" env \
     RAY_SERVE_LOG_TO_STDERR="${RAY_SERVE_LOG_TO_STDERR:-0}" \
+    RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE="${RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE:-1000}" \
     RAY_SERVE_LOG_DIR="${RAY_SERVE_LOG_DIR:-$work/logs-$name}" \
+    RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S="${RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S:-0}" \
     RAY_SERVE_DEFAULT_HTTP_HOST=127.0.0.1 \
     RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT="$port" \
     RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT="$((port + 1))" \
@@ -567,7 +571,11 @@ report=$work/report.md
   echo
   echo "Each run: \`wrk -t{1,2} -c<concurrency> -d$duration --latency -s bench/post.lua http://127.0.0.1:<port>$INFER_PATH\`,"
   echo "a ${#request_body}-byte KServe v2 JSON request. Targets interleaved within each concurrency level;"
-  echo "one unmeasured $warmup warm-up per target at concurrency $max_conc first."
+  if ((warmup_s > 0)); then
+    echo "one unmeasured $warmup warm-up per target at concurrency $max_conc first."
+  else
+    echo "no warm-up."
+  fi
   ((rounds == 1)) || echo "$rounds rounds; the table shows the median of each cell."
   echo
   echo "| target | status | header bytes | body bytes |"

@@ -61,6 +61,9 @@ class Batcher {
   // Calls that no longer need running are answered by their front end already; drop them.
   void dropAbandonedLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& dropped);
   void finish(std::vector<std::shared_ptr<Call>>& dropped);
+  bool takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& batch);
+  // One forward pass; completes every call and gives back their slots. Runs unlocked.
+  void runBatch(std::vector<std::shared_ptr<Call>>& batch);
 
   Model& model_;
   const BatchConfig config_;
@@ -71,7 +74,7 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Call>> queue_;
   long incoming_ = 0;
-  bool running_ = false;
+  bool running_ = false;  // a forward pass is running, on the batcher thread or a caller's
   bool stopping_ = false;
   TimePoint busy_since_{};     // when the batcher last went from idle to having work
   TimePoint last_progress_{};  // when the last forward pass finished

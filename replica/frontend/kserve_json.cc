@@ -247,7 +247,11 @@ void appendShape(std::string& out, const std::vector<int64_t>& shape) {
   out += ']';
 }
 
-std::string jsonQuoted(std::string_view s) { return json(std::string(s)).dump(); }
+// Invalid UTF-8 (a percent-decoded URL path can carry any byte) becomes U+FFFD instead of a
+// json::type_error escaping the codec.
+std::string jsonQuoted(std::string_view s) {
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 json specsJson(const std::vector<TensorSpec>& specs) {
   json arr = json::array();

@@ -79,8 +79,28 @@ ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string
 
 void ReplicaMetrics::recordRequest(const std::string& route, const std::string& method,
                                    int status, double latency_ms) {
-  requests_->with({application_, deployment_, route, method, std::to_string(status)}).inc();
-  latency_->with({application_, deployment_, route}).observe(latency_ms);
+  // Family::with() builds a label vector and searches a map under a mutex; on the request path
+  // the children are looked up once per (route, method, status) and reused.
+  std::string key;
+  key.reserve(route.size() + method.size() + 8);
+  key.append(route).append(1, '\0').append(method).append(1, '\0').append(std::to_string(status));
+  RequestSeries series{};
+  {
+    std::shared_lock lock(series_mu_);
+    auto it = series_.find(key);
+    if (it != series_.end()) {
+      series = it->second;
+    }
+  }
+  if (series.count == nullptr) {
+    series.count = &requests_->with({application_, deployment_, route, method,
+                                     std::to_string(status)});
+    series.latency = &latency_->with({application_, deployment_, route});
+    std::unique_lock lock(series_mu_);
+    series_.emplace(std::move(key), series);
+  }
+  series.count->inc();
+  series.latency->observe(latency_ms);
 }
 
 void ReplicaMetrics::recordBadRequest(const std::string& reason) {

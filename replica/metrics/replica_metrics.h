@@ -2,7 +2,9 @@
 
 // Every metric the replica exports on /metrics, registered once at start. Families carry the
 // application and deployment as labels so a scrape of many replicas aggregates cleanly.
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 
 #include "common/metrics.h"
 
@@ -44,6 +46,13 @@ class ReplicaMetrics {
   metrics::Family<metrics::Counter>* requests_;
   metrics::Family<metrics::Histogram>* latency_;
   metrics::Family<metrics::Counter>* bad_requests_;
+
+  struct RequestSeries {
+    metrics::Counter* count = nullptr;
+    metrics::Histogram* latency = nullptr;
+  };
+  std::shared_mutex series_mu_;  // guards series_
+  std::unordered_map<std::string, RequestSeries> series_;
 };
 
 }  // namespace serve
