@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/uuid.h"
@@ -300,8 +301,8 @@ void HttpFrontend::finish(Exchange& ex) {
   if (ex.route == "/metrics" || ex.route == "/-/healthz") {
     return;  // probes would drown the access log
   }
-  std::string line = ex.req.method + " " + ex.req.path + " " + std::to_string(ex.res.status) +
-                     " " + std::to_string(ms) + "ms id=" + ex.request_id;
+  std::string line = fmt::format("{} {} {} {:.3f}ms id={}", ex.req.method, ex.req.path,
+                                 ex.res.status, ms, ex.request_id);
   if (ex.res.status >= 500) {
     request_log_.error(std::move(line));
   } else {
