@@ -1,0 +1,207 @@
+#include "replica/app/flags.h"
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace serve {
+namespace {
+
+using Args = std::vector<std::string>;
+
+Args withRequired(Args extra) {
+  Args args = {"--config", "serve.yaml", "--app", "app1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+TEST_CASE("parseReplicaFlags: defaults with only the required flags") {
+  StatusOr<ReplicaFlags> f = parseReplicaFlags({"--config", "serve.yaml", "--app", "app1"});
+  REQUIRE(f.ok());
+  CHECK_FALSE(f->help);
+  CHECK(f->config_path == "serve.yaml");
+  CHECK(f->app == "app1");
+  CHECK(f->deployment == "");
+  CHECK(f->http_port == 0);
+  CHECK_FALSE(f->host.has_value());
+  CHECK(f->port_file == "");
+  CHECK(f->max_body_bytes == 16u * 1024 * 1024);
+  CHECK(f->http_max_threads == 512);
+  CHECK(f->request_read_timeout_s == 10.0);
+  CHECK(f->watchdog_timeout_s == 30.0);
+  CHECK_FALSE(f->draining_period_s.has_value());
+  CHECK_FALSE(f->log_dir.has_value());
+}
+
+TEST_CASE("parseReplicaFlags: every flag, in both '--flag value' and '--flag=value' form") {
+  struct Case {
+    std::string flag;
+    std::string value;
+    std::function<void(const ReplicaFlags&)> check;
+  };
+  const std::vector<Case> cases = {
+      {"--config", "/etc/x.yaml", [](const ReplicaFlags& f) { CHECK(f.config_path == "/etc/x.yaml"); }},
+      {"--app", "other", [](const ReplicaFlags& f) { CHECK(f.app == "other"); }},
+      {"--deployment", "d1", [](const ReplicaFlags& f) { CHECK(f.deployment == "d1"); }},
+      {"--host", "0.0.0.0", [](const ReplicaFlags& f) { CHECK(f.host == "0.0.0.0"); }},
+      {"--port-file", "/tmp/p", [](const ReplicaFlags& f) { CHECK(f.port_file == "/tmp/p"); }},
+      {"--log-dir", "/var/log/s", [](const ReplicaFlags& f) { CHECK(f.log_dir == "/var/log/s"); }},
+      {"--http-port", "8000", [](const ReplicaFlags& f) { CHECK(f.http_port == 8000); }},
+      {"--http-port", "0", [](const ReplicaFlags& f) { CHECK(f.http_port == 0); }},
+      {"--http-port", "65535", [](const ReplicaFlags& f) { CHECK(f.http_port == 65535); }},
+      {"--max-body-bytes", "1", [](const ReplicaFlags& f) { CHECK(f.max_body_bytes == 1); }},
+      {"--max-body-bytes", "1073741824",
+       [](const ReplicaFlags& f) { CHECK(f.max_body_bytes == 1073741824u); }},
+      {"--http-max-threads", "8", [](const ReplicaFlags& f) { CHECK(f.http_max_threads == 8); }},
+      {"--http-max-threads", "16384",
+       [](const ReplicaFlags& f) { CHECK(f.http_max_threads == 16384); }},
+      {"--request-read-timeout-s", "0.1",
+       [](const ReplicaFlags& f) { CHECK(f.request_read_timeout_s == 0.1); }},
+      {"--request-read-timeout-s", "3600",
+       [](const ReplicaFlags& f) { CHECK(f.request_read_timeout_s == 3600.0); }},
+      {"--watchdog-timeout-s", "0",
+       [](const ReplicaFlags& f) { CHECK(f.watchdog_timeout_s == 0.0); }},
+      {"--watchdog-timeout-s", "2.5",
+       [](const ReplicaFlags& f) { CHECK(f.watchdog_timeout_s == 2.5); }},
+      {"--draining-period-s", "0",
+       [](const ReplicaFlags& f) { CHECK(f.draining_period_s == 0.0); }},
+      {"--draining-period-s", "3600",
+       [](const ReplicaFlags& f) { CHECK(f.draining_period_s == 3600.0); }},
+      {"--host", "a=b", [](const ReplicaFlags& f) { CHECK(f.host == "a=b"); }},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.flag);
+    CAPTURE(c.value);
+    for (const Args& extra : {Args{c.flag, c.value}, Args{c.flag + "=" + c.value}}) {
+      CAPTURE(extra.size());
+      StatusOr<ReplicaFlags> f = parseReplicaFlags(withRequired(extra));
+      REQUIRE(f.ok());
+      c.check(*f);
+    }
+  }
+}
+
+TEST_CASE("parseReplicaFlags: a repeated flag takes its last value; order does not matter") {
+  StatusOr<ReplicaFlags> f =
+      parseReplicaFlags({"--http-port=1", "--app", "a", "--http-port", "2", "--config=c"});
+  REQUIRE(f.ok());
+  CHECK(f->http_port == 2);
+  CHECK(f->app == "a");
+  CHECK(f->config_path == "c");
+}
+
+TEST_CASE("parseReplicaFlags: --help short-circuits everything after it") {
+  const std::vector<Args> cases = {
+      {"--help"},
+      {"-h"},
+      {"--help", "--config"},
+      {"--help", "--bogus", "--http-port=70000"},
+      {"--config", "c", "--help", "--app"},
+  };
+  for (const Args& args : cases) {
+    CAPTURE(args.size());
+    CAPTURE(args[0]);
+    StatusOr<ReplicaFlags> f = parseReplicaFlags(args);
+    REQUIRE(f.ok());
+    CHECK(f->help);
+  }
+}
+
+TEST_CASE("parseReplicaFlags rejects bad command lines with the flag and rule in the message") {
+  struct Case {
+    Args args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      // Required flags.
+      {{}, "--config is required (see --help)"},
+      {{"--app", "a"}, "--config is required (see --help)"},
+      {{"--config", "c"}, "--app is required (see --help)"},
+      // Unknown flags and missing values.
+      {withRequired({"--bogus"}), "unknown flag '--bogus' (see --help)"},
+      {withRequired({"--bogus=1"}), "unknown flag '--bogus' (see --help)"},
+      {withRequired({"serve.yaml"}), "unknown flag 'serve.yaml' (see --help)"},
+      {withRequired({"-c"}), "unknown flag '-c' (see --help)"},
+      {withRequired({"--HTTP-PORT=1"}), "unknown flag '--HTTP-PORT' (see --help)"},
+      {{"--config"}, "--config: missing value (see --help)"},
+      {withRequired({"--http-port"}), "--http-port: missing value (see --help)"},
+      // Empty strings.
+      {{"--config=", "--app", "a"}, "--config=: expected a non-empty value"},
+      {withRequired({"--app", ""}), "--app=: expected a non-empty value"},
+      {withRequired({"--deployment="}), "--deployment=: expected a non-empty value"},
+      {withRequired({"--host="}), "--host=: expected a non-empty value"},
+      {withRequired({"--port-file="}), "--port-file=: expected a non-empty value"},
+      {withRequired({"--log-dir="}), "--log-dir=: expected a non-empty value"},
+      // Integers.
+      {withRequired({"--http-port=70000"}), "--http-port=70000: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port", "70000"}),
+       "--http-port=70000: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port=-1"}), "--http-port=-1: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port=80x"}), "--http-port=80x: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port= 80"}), "--http-port= 80: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port=8.0"}), "--http-port=8.0: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port="}), "--http-port=: expected an integer in [0, 65535]"},
+      {withRequired({"--http-port=99999999999999999999"}),
+       "--http-port=99999999999999999999: expected an integer in [0, 65535]"},
+      {withRequired({"--max-body-bytes=0"}),
+       "--max-body-bytes=0: expected an integer in [1, 1073741824]"},
+      {withRequired({"--max-body-bytes=1073741825"}),
+       "--max-body-bytes=1073741825: expected an integer in [1, 1073741824]"},
+      {withRequired({"--http-max-threads=7"}),
+       "--http-max-threads=7: expected an integer in [8, 16384]"},
+      {withRequired({"--http-max-threads=16385"}),
+       "--http-max-threads=16385: expected an integer in [8, 16384]"},
+      // Numbers.
+      {withRequired({"--request-read-timeout-s=0.05"}),
+       "--request-read-timeout-s=0.05: expected a number in [0.1, 3600]"},
+      {withRequired({"--request-read-timeout-s=3600.5"}),
+       "--request-read-timeout-s=3600.5: expected a number in [0.1, 3600]"},
+      {withRequired({"--request-read-timeout-s=ten"}),
+       "--request-read-timeout-s=ten: expected a number in [0.1, 3600]"},
+      {withRequired({"--watchdog-timeout-s=-1"}),
+       "--watchdog-timeout-s=-1: expected a number in [0, 86400]"},
+      {withRequired({"--watchdog-timeout-s=86401"}),
+       "--watchdog-timeout-s=86401: expected a number in [0, 86400]"},
+      {withRequired({"--watchdog-timeout-s=nan"}),
+       "--watchdog-timeout-s=nan: expected a number in [0, 86400]"},
+      {withRequired({"--watchdog-timeout-s=inf"}),
+       "--watchdog-timeout-s=inf: expected a number in [0, 86400]"},
+      {withRequired({"--watchdog-timeout-s=1s"}),
+       "--watchdog-timeout-s=1s: expected a number in [0, 86400]"},
+      {withRequired({"--draining-period-s=3601"}),
+       "--draining-period-s=3601: expected a number in [0, 3600]"},
+      {withRequired({"--draining-period-s=-0.5"}),
+       "--draining-period-s=-0.5: expected a number in [0, 3600]"},
+      // The first error wins, even over a --help that comes after it.
+      {withRequired({"--http-port=70000", "--bogus"}),
+       "--http-port=70000: expected an integer in [0, 65535]"},
+      {{"--bogus", "--help"}, "unknown flag '--bogus' (see --help)"},
+  };
+  for (const Case& c : cases) {
+    std::string joined;
+    for (const std::string& a : c.args) {
+      joined += "[" + a + "]";
+    }
+    CAPTURE(joined);
+    StatusOr<ReplicaFlags> f = parseReplicaFlags(c.args);
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(f.status().message()) == c.message);
+  }
+}
+
+TEST_CASE("replicaUsage names every flag parseReplicaFlags accepts") {
+  const std::string usage = replicaUsage();
+  for (const char* flag :
+       {"--config", "--app", "--deployment", "--http-port", "--host", "--port-file",
+        "--max-body-bytes", "--http-max-threads", "--request-read-timeout-s",
+        "--watchdog-timeout-s", "--draining-period-s", "--log-dir", "--help"}) {
+    CAPTURE(flag);
+    CHECK(usage.find(flag) != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace serve
