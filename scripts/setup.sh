@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates
   libcpp-httplib-dev libyaml-cpp-dev doctest-dev
-  libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev uuid-dev
+  libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev
   libopenblas-dev libabsl-dev
   curl wrk nginx-light
 )

@@ -7,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 namespace serve {
 namespace {
@@ -15,37 +16,31 @@ using nlohmann::json;
 
 Status bad(const std::string& what) { return absl::InvalidArgumentError(what); }
 
-// One element of a tensor's `data` as the parser saw it, before the datatype (which may come
-// later in the object) says how to store it.
-struct Leaf {
-  enum class Kind : uint8_t { kInt, kUint, kFloat, kBool, kString, kNull, kObject };
-  Kind kind;
-  bool b = false;
-  int64_t i = 0;
-  uint64_t u = 0;
-  double d = 0;
-  size_t text = 0;  // kString: index into RawInput::strings
-};
+using simdjson::dom::element;
+using simdjson::dom::element_type;
 
 template <typename T>
-bool storeInteger(const Leaf& v, std::byte* dst) {
+bool storeInteger(const element& v, std::byte* dst) {
   T value;
-  if (v.kind == Leaf::Kind::kUint) {
-    if (v.u > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+  if (v.type() == element_type::UINT64) {
+    uint64_t u = v.get_uint64().value_unsafe();
+    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
       return false;
     }
-    value = static_cast<T>(v.u);
-  } else if (v.kind == Leaf::Kind::kInt) {
+    value = static_cast<T>(u);
+  } else if (v.type() == element_type::INT64) {
+    int64_t i = v.get_int64().value_unsafe();
     if constexpr (std::is_signed_v<T>) {
-      if (v.i < std::numeric_limits<T>::min() || v.i > std::numeric_limits<T>::max()) {
+      if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) {
         return false;
       }
     } else {
-      if (v.i < 0) {
+      // simdjson reports every integer that fits int64 as INT64, so unsigned bounds apply here
+      if (i < 0 || static_cast<uint64_t>(i) > std::numeric_limits<T>::max()) {
         return false;
       }
     }
-    value = static_cast<T>(v.i);
+    value = static_cast<T>(i);
   } else {
     return false;
   }
@@ -53,27 +48,27 @@ bool storeInteger(const Leaf& v, std::byte* dst) {
   return true;
 }
 
-std::optional<double> leafNumber(const Leaf& v) {
-  switch (v.kind) {
-    case Leaf::Kind::kInt: return static_cast<double>(v.i);
-    case Leaf::Kind::kUint: return static_cast<double>(v.u);
-    case Leaf::Kind::kFloat: return v.d;
+std::optional<double> number(const element& v) {
+  switch (v.type()) {
+    case element_type::INT64: return static_cast<double>(v.get_int64().value_unsafe());
+    case element_type::UINT64: return static_cast<double>(v.get_uint64().value_unsafe());
+    case element_type::DOUBLE: return v.get_double().value_unsafe();
     default: return std::nullopt;
   }
 }
 
-bool storeElement(DataType type, const Leaf& v, std::byte* dst) {
+bool storeElement(DataType type, const element& v, std::byte* dst) {
   switch (type) {
     case DataType::kBool: {
-      if (v.kind != Leaf::Kind::kBool) {
+      if (v.type() != element_type::BOOL) {
         return false;
       }
-      uint8_t b = v.b ? 1 : 0;
+      uint8_t b = v.get_bool().value_unsafe() ? 1 : 0;
       std::memcpy(dst, &b, 1);
       return true;
     }
     case DataType::kFp32: {
-      auto n = leafNumber(v);
+      auto n = number(v);
       if (!n) {
         return false;
       }
@@ -82,7 +77,7 @@ bool storeElement(DataType type, const Leaf& v, std::byte* dst) {
       return true;
     }
     case DataType::kFp64: {
-      auto n = leafNumber(v);
+      auto n = number(v);
       if (!n) {
         return false;
       }
@@ -101,34 +96,23 @@ bool storeElement(DataType type, const Leaf& v, std::byte* dst) {
   return false;
 }
 
-// An input object's fields as they arrived, validated together once the object closes so the
-// checks (and so the error reported first) do not depend on the order of the keys.
-struct RawInput {
-  std::optional<std::string> name;  // set only when a string came
-  bool name_bad = false;
-  std::optional<std::string> datatype;
-  bool datatype_bad = false;
-  bool shape_seen = false;
-  bool shape_bad = false;
-  std::vector<int64_t> shape;
-  bool data_seen = false;
-  bool data_too_deep = false;
-  std::vector<Leaf> data;
-  std::vector<std::string> strings;
-};
-
-std::string leafText(const RawInput& in, const Leaf& v) {
-  switch (v.kind) {
-    case Leaf::Kind::kInt: return std::to_string(v.i);
-    case Leaf::Kind::kUint: return std::to_string(v.u);
-    case Leaf::Kind::kFloat: return json(v.d).dump();
-    case Leaf::Kind::kBool: return v.b ? "true" : "false";
-    case Leaf::Kind::kString: return json(in.strings[v.text]).dump(-1, ' ', false,
-                                                                     json::error_handler_t::replace);
-    case Leaf::Kind::kNull: return "null";
-    case Leaf::Kind::kObject: return "an object";
+// Appends the leaves of a (possibly nested) array in row-major order; a scalar is one leaf.
+Status flatten(const element& node, std::vector<element>& out, int depth) {
+  if (depth > 32) {
+    return bad("data is nested too deeply");
   }
-  return "?";
+  if (node.type() == element_type::ARRAY) {
+    // Held in a local: a range-for over value_unsafe() of a temporary result would dangle.
+    simdjson::dom::array items = node.get_array().value_unsafe();
+    for (element child : items) {
+      if (Status st = flatten(child, out, depth + 1); !st.ok()) {
+        return st;
+      }
+    }
+    return absl::OkStatus();
+  }
+  out.push_back(node);
+  return absl::OkStatus();
 }
 
 std::string shapeText(const std::vector<int64_t>& shape) {
@@ -139,393 +123,88 @@ std::string shapeText(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
-StatusOr<Tensor> finishTensor(RawInput& in, size_t index) {
+std::string leafText(const element& v) {
+  return v.type() == element_type::OBJECT ? "an object" : simdjson::minify(v);
+}
+
+// Looks a key up; nullopt when the object lacks it.
+std::optional<element> field(const simdjson::dom::object& obj, std::string_view key) {
+  element e;
+  if (obj.at_key(key).get(e) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+StatusOr<Tensor> parseTensor(const element& j, size_t index) {
   std::string where = "inputs[" + std::to_string(index) + "]";
-  if (in.name_bad || !in.name || in.name->empty()) {
-    return bad(where + ".name: expected a non-empty string");
+  simdjson::dom::object obj;
+  if (j.get_object().get(obj) != simdjson::SUCCESS) {
+    return bad(where + ": expected an object");
   }
   Tensor t;
-  t.name = std::move(*in.name);
+  auto name = field(obj, "name");
+  std::string_view name_text;
+  if (!name || name->get_string().get(name_text) != simdjson::SUCCESS || name_text.empty()) {
+    return bad(where + ".name: expected a non-empty string");
+  }
+  t.name = std::string(name_text);
   where = "input '" + t.name + "'";
-  if (in.datatype_bad || !in.datatype) {
+  auto dt = field(obj, "datatype");
+  std::string_view dt_text;
+  if (!dt || dt->get_string().get(dt_text) != simdjson::SUCCESS) {
     return bad(where + ": datatype: expected a string such as \"FP32\"");
   }
-  auto type = parseDataType(*in.datatype);
+  auto type = parseDataType(dt_text);
   if (!type) {
-    return bad(where + ": datatype '" + *in.datatype +
+    return bad(where + ": datatype '" + std::string(dt_text) +
                "' is not supported (BOOL, UINT8-64, INT8-64, FP32, FP64)");
   }
   t.datatype = *type;
-  if (!in.shape_seen || in.shape_bad) {
+  auto shape = field(obj, "shape");
+  if (!shape || shape->type() != element_type::ARRAY) {
     return bad(where + ": shape: expected an array of non-negative integers");
   }
-  t.shape = std::move(in.shape);
+  simdjson::dom::array dims = shape->get_array().value_unsafe();
+  for (element d : dims) {
+    int64_t dim = -1;
+    if (d.type() == element_type::INT64) {
+      dim = d.get_int64().value_unsafe();
+    } else if (d.type() == element_type::UINT64) {
+      dim = std::numeric_limits<int64_t>::max();  // far too large; shapeElementCount says so
+    }
+    if (dim < 0) {
+      return bad(where + ": shape: expected an array of non-negative integers");
+    }
+    t.shape.push_back(dim);
+  }
   StatusOr<int64_t> count = shapeElementCount(t.shape);
   if (!count.ok()) {
     return bad(where + ": " + messageOf(count.status()));
   }
-  if (!in.data_seen) {
+  auto data = field(obj, "data");
+  if (!data) {
     return bad(where + ": data: missing");
   }
-  if (in.data_too_deep) {
-    return bad(where + ": data is nested too deeply");
+  std::vector<element> leaves;
+  leaves.reserve(static_cast<size_t>(*count));
+  if (Status st = flatten(*data, leaves, 0); !st.ok()) {
+    return bad(where + ": " + messageOf(st));
   }
-  if (static_cast<int64_t>(in.data.size()) != *count) {
+  if (static_cast<int64_t>(leaves.size()) != *count) {
     return bad(where + ": shape " + shapeText(t.shape) + " has " + std::to_string(*count) +
-               " elements but data has " + std::to_string(in.data.size()));
+               " elements but data has " + std::to_string(leaves.size()));
   }
   size_t width = dataTypeSize(t.datatype);
-  t.data.resize(in.data.size() * width);
-  for (size_t i = 0; i < in.data.size(); ++i) {
-    if (!storeElement(t.datatype, in.data[i], t.data.data() + i * width)) {
-      return bad(where + ": data[" + std::to_string(i) + "] = " + leafText(in, in.data[i]) +
+  t.data.resize(leaves.size() * width);
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    if (!storeElement(t.datatype, leaves[i], t.data.data() + i * width)) {
+      return bad(where + ": data[" + std::to_string(i) + "] = " + leafText(leaves[i]) +
                  " is not a valid " + std::string(dataTypeName(t.datatype)));
     }
   }
   return t;
 }
-
-// Builds an InferRequest straight from nlohmann's SAX events: no DOM, so a request costs a
-// handful of allocations instead of one per JSON value. Semantic errors stop the parse with
-// `error` set; syntax errors leave it unset.
-class InferRequestSax : public nlohmann::json_sax<json> {
- public:
-  InferRequest request;
-  Status error;
-  bool saw_inputs = false;
-
-  bool null() override { return scalar(Leaf{Leaf::Kind::kNull}); }
-  bool boolean(bool v) override {
-    Leaf l{Leaf::Kind::kBool};
-    l.b = v;
-    return scalar(l);
-  }
-  bool number_integer(number_integer_t v) override {
-    Leaf l{Leaf::Kind::kInt};
-    l.i = v;
-    return scalar(l);
-  }
-  bool number_unsigned(number_unsigned_t v) override {
-    Leaf l{Leaf::Kind::kUint};
-    l.u = v;
-    return scalar(l);
-  }
-  bool number_float(number_float_t v, const string_t&) override {
-    Leaf l{Leaf::Kind::kFloat};
-    l.d = v;
-    return scalar(l);
-  }
-  bool string(string_t& v) override {
-    if (skip_ > 0) {
-      return true;
-    }
-    switch (state_) {
-      case State::kTop:
-        if (key_ == "id") {
-          request.id = std::move(v);
-          return true;
-        }
-        return topValueOfWrongType();
-      case State::kInput:
-        if (key_ == "name") {
-          input_.name = std::move(v);
-        } else if (key_ == "datatype") {
-          input_.datatype = std::move(v);
-        } else if (key_ == "data") {
-          input_.data_seen = true;  // a lone string: data has one non-numeric element
-          input_.strings.push_back(std::move(v));
-          Leaf l{Leaf::Kind::kString};
-          l.text = input_.strings.size() - 1;
-          input_.data.push_back(l);
-        } else if (key_ == "shape") {
-          input_.shape_seen = input_.shape_bad = true;
-        }
-        return true;
-      case State::kData: {
-        input_.strings.push_back(std::move(v));
-        Leaf l{Leaf::Kind::kString};
-        l.text = input_.strings.size() - 1;
-        input_.data.push_back(l);
-        return true;
-      }
-      case State::kShape:
-        input_.shape_bad = true;
-        return true;
-      case State::kOutput:
-        if (key_ == "name") {
-          request.requested_outputs.push_back(std::move(v));
-          output_named_ = true;
-        }
-        return true;
-      default:
-        return scalar(Leaf{Leaf::Kind::kString});
-    }
-  }
-  bool binary(binary_t&) override { return scalar(Leaf{Leaf::Kind::kNull}); }
-
-  bool start_object(std::size_t) override {
-    if (skip_ > 0) {
-      ++skip_;
-      return true;
-    }
-    switch (state_) {
-      case State::kRoot:
-        state_ = State::kTop;
-        return true;
-      case State::kInputs:
-        input_ = RawInput{};
-        state_ = State::kInput;
-        return true;
-      case State::kOutputs:
-        output_named_ = false;
-        state_ = State::kOutput;
-        return true;
-      case State::kData:
-        input_.data.push_back(Leaf{Leaf::Kind::kObject});
-        skip_ = 1;
-        return true;
-      case State::kTop:
-        return startNested(false);
-      case State::kInput:
-        if (key_ == "data") {
-          input_.data_seen = true;
-          input_.data.push_back(Leaf{Leaf::Kind::kObject});
-        } else if (key_ == "shape") {
-          input_.shape_seen = input_.shape_bad = true;
-        } else if (key_ == "name") {
-          input_.name_bad = true;
-        } else if (key_ == "datatype") {
-          input_.datatype_bad = true;
-        }
-        skip_ = 1;
-        return true;
-      case State::kShape:
-        input_.shape_bad = true;
-        skip_ = 1;
-        return true;
-      case State::kOutput:
-        skip_ = 1;
-        return true;
-    }
-    return true;
-  }
-
-  bool key(string_t& k) override {
-    if (skip_ == 0) {
-      key_ = std::move(k);
-    }
-    return true;
-  }
-
-  bool end_object() override {
-    if (skip_ > 0) {
-      --skip_;
-      return true;
-    }
-    switch (state_) {
-      case State::kTop:
-        state_ = State::kDone;
-        return true;
-      case State::kInput: {
-        StatusOr<Tensor> t = finishTensor(input_, request.inputs.size());
-        if (!t.ok()) {
-          error = t.status();
-          return false;
-        }
-        request.inputs.push_back(*std::move(t));
-        state_ = State::kInputs;
-        return true;
-      }
-      case State::kOutput:
-        if (!output_named_) {
-          return fail("outputs: expected an array of {\"name\": ...} objects");
-        }
-        state_ = State::kOutputs;
-        return true;
-      default:
-        return true;
-    }
-  }
-
-  bool start_array(std::size_t) override {
-    if (skip_ > 0) {
-      ++skip_;
-      return true;
-    }
-    switch (state_) {
-      case State::kRoot:
-        return fail("the body must be a JSON object with an \"inputs\" array");
-      case State::kTop:
-        return startNested(true);
-      case State::kInput:
-        if (key_ == "shape") {
-          input_.shape_seen = true;
-          input_.shape.clear();
-          state_ = State::kShape;
-        } else if (key_ == "data") {
-          input_.data_seen = true;
-          input_.data.clear();
-          data_depth_ = 1;
-          state_ = State::kData;
-        } else {
-          if (key_ == "name") {
-            input_.name_bad = true;
-          } else if (key_ == "datatype") {
-            input_.datatype_bad = true;
-          }
-          skip_ = 1;
-        }
-        return true;
-      case State::kData:
-        if (++data_depth_ > 32) {
-          input_.data_too_deep = true;
-        }
-        return true;
-      case State::kShape:
-        input_.shape_bad = true;
-        skip_ = 1;
-        return true;
-      case State::kInputs:
-        return fail("inputs[" + std::to_string(request.inputs.size()) +
-                    "]: expected an object");
-      case State::kOutputs:
-        return fail("outputs: expected an array of {\"name\": ...} objects");
-      default:
-        skip_ = 1;
-        return true;
-    }
-  }
-
-  bool end_array() override {
-    if (skip_ > 0) {
-      --skip_;
-      return true;
-    }
-    switch (state_) {
-      case State::kShape:
-        state_ = State::kInput;
-        return true;
-      case State::kData:
-        if (--data_depth_ == 0) {
-          state_ = State::kInput;
-        }
-        return true;
-      case State::kInputs:
-        if (request.inputs.empty()) {
-          return fail("inputs: expected a non-empty array of tensors");
-        }
-        state_ = State::kTop;
-        return true;
-      case State::kOutputs:
-        state_ = State::kTop;
-        return true;
-      default:
-        return true;
-    }
-  }
-
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-
-  bool complete() const { return state_ == State::kDone; }
-
- private:
-  enum class State { kRoot, kTop, kInputs, kInput, kShape, kData, kOutputs, kOutput, kDone };
-
-  bool fail(const std::string& message) {
-    error = bad(message);
-    return false;
-  }
-
-  // A value inside the top-level object that is not an array or object.
-  bool topValueOfWrongType() {
-    if (key_ == "id") {
-      return fail("id: expected a string");
-    }
-    if (key_ == "inputs") {
-      return fail("inputs: expected a non-empty array of tensors");
-    }
-    if (key_ == "outputs") {
-      return fail("outputs: expected an array of {\"name\": ...} objects");
-    }
-    return true;  // other keys (e.g. "parameters") are ignored
-  }
-
-  bool startNested(bool array) {
-    if (key_ == "inputs" && array) {
-      saw_inputs = true;
-      state_ = State::kInputs;
-      return true;
-    }
-    if (key_ == "outputs" && array) {
-      state_ = State::kOutputs;
-      return true;
-    }
-    if (key_ == "id" || key_ == "inputs" || key_ == "outputs") {
-      return topValueOfWrongType();
-    }
-    skip_ = 1;
-    return true;
-  }
-
-  bool scalar(const Leaf& leaf) {
-    if (skip_ > 0) {
-      return true;
-    }
-    switch (state_) {
-      case State::kRoot:
-        return fail("the body must be a JSON object with an \"inputs\" array");
-      case State::kTop:
-        return topValueOfWrongType();
-      case State::kInputs:
-        return fail("inputs[" + std::to_string(request.inputs.size()) +
-                    "]: expected an object");
-      case State::kInput:
-        if (key_ == "name") {
-          input_.name_bad = true;
-        } else if (key_ == "datatype") {
-          input_.datatype_bad = true;
-        } else if (key_ == "shape") {
-          input_.shape_seen = input_.shape_bad = true;
-        } else if (key_ == "data") {
-          input_.data_seen = true;
-          input_.data.push_back(leaf);
-        }
-        return true;
-      case State::kShape:
-        if (leaf.kind == Leaf::Kind::kUint) {
-          input_.shape.push_back(static_cast<int64_t>(
-              std::min<uint64_t>(leaf.u, std::numeric_limits<int64_t>::max())));
-        } else if (leaf.kind == Leaf::Kind::kInt && leaf.i >= 0) {
-          input_.shape.push_back(leaf.i);
-        } else {
-          input_.shape_bad = true;
-        }
-        return true;
-      case State::kData:
-        input_.data.push_back(leaf);
-        return true;
-      case State::kOutputs:
-        return fail("outputs: expected an array of {\"name\": ...} objects");
-      case State::kOutput:
-        if (key_ == "name") {
-          return fail("outputs: expected an array of {\"name\": ...} objects");
-        }
-        return true;
-      case State::kDone:
-        return true;
-    }
-    return true;
-  }
-
-  State state_ = State::kRoot;
-  std::string key_;
-  RawInput input_;
-  int data_depth_ = 0;
-  int skip_ = 0;  // > 0 while skipping an ignored value: its nesting depth
-  bool output_named_ = false;
-};
 
 void appendNumber(std::string& out, float v) {
   if (!std::isfinite(v)) {
@@ -647,18 +326,55 @@ json specsJson(const std::vector<TensorSpec>& specs) {
 }  // namespace
 
 StatusOr<InferRequest> parseInferRequest(std::string_view body) {
-  InferRequestSax sax;
-  bool ok = json::sax_parse(body.begin(), body.end(), &sax);
-  if (!sax.error.ok()) {
-    return sax.error;
-  }
-  if (!ok || !sax.complete()) {
+  // One parser per thread: it keeps its buffers between requests, so parsing allocates only
+  // when a body is larger than any this thread has seen.
+  thread_local simdjson::dom::parser parser;
+  element doc;
+  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) {
     return bad("malformed JSON body");
   }
-  if (!sax.saw_inputs || sax.request.inputs.empty()) {
+  simdjson::dom::object top;
+  if (doc.get_object().get(top) != simdjson::SUCCESS) {
+    return bad("the body must be a JSON object with an \"inputs\" array");
+  }
+  InferRequest req;
+  if (auto id = field(top, "id")) {
+    std::string_view text;
+    if (id->get_string().get(text) != simdjson::SUCCESS) {
+      return bad("id: expected a string");
+    }
+    req.id = std::string(text);
+  }
+  auto inputs = field(top, "inputs");
+  simdjson::dom::array input_array;
+  if (!inputs || inputs->get_array().get(input_array) != simdjson::SUCCESS ||
+      input_array.size() == 0) {
     return bad("inputs: expected a non-empty array of tensors");
   }
-  return std::move(sax.request);
+  for (element in : input_array) {
+    StatusOr<Tensor> t = parseTensor(in, req.inputs.size());
+    if (!t.ok()) {
+      return t.status();
+    }
+    req.inputs.push_back(*std::move(t));
+  }
+  if (auto outputs = field(top, "outputs")) {
+    constexpr const char* kOutputsRule = "outputs: expected an array of {\"name\": ...} objects";
+    simdjson::dom::array output_array;
+    if (outputs->get_array().get(output_array) != simdjson::SUCCESS) {
+      return bad(kOutputsRule);
+    }
+    for (element o : output_array) {
+      simdjson::dom::object out;
+      std::string_view name;
+      if (o.get_object().get(out) != simdjson::SUCCESS ||
+          out.at_key("name").get_string().get(name) != simdjson::SUCCESS) {
+        return bad(kOutputsRule);
+      }
+      req.requested_outputs.emplace_back(name);
+    }
+  }
+  return req;
 }
 
 std::string inferResponseJson(const InferResponse& response) {
