@@ -20,7 +20,7 @@ struct ReplicaEnv {
   int min_grpc_port = 40000;
   int max_grpc_port = 41000;
   std::string http_host = "127.0.0.1";
-  int port_retry_count = 100;  // RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT
+  int port_retry_count = 100;         // RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT
   double min_draining_period_s = 30;  // RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
   int request_path_log_buffer_size = 1;
   bool log_to_stderr = true;
@@ -29,7 +29,8 @@ struct ReplicaEnv {
 };
 
 // Reads and validates the replica's variables. Errors name the variable, the value and the
-// accepted range, e.g. "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=abc: expected an integer in [1, 65535]".
+// accepted range, e.g. "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=abc: expected an integer in [1,
+// 65535]".
 StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env);
 
 }  // namespace serve

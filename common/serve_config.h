@@ -23,9 +23,9 @@ struct GrpcOptions {
 };
 
 struct ModelSpec {
-  std::string kind;  // "mlp", or the built-in test models "noop" and "sleep"
-  std::string name;  // the KServe v2 model name; defaults to the deployment name
-  std::string path;  // weights file (mlp only)
+  std::string kind;     // "mlp", or the built-in test models "noop" and "sleep"
+  std::string name;     // the KServe v2 model name; defaults to the deployment name
+  std::string path;     // weights file (mlp only)
   double sleep_ms = 0;  // sleep only: time one forward pass takes
 };
 

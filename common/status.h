@@ -3,10 +3,10 @@
 // The project's one error type. Fallible work returns absl::Status / absl::StatusOr<T>;
 // exceptions thrown by libraries (yaml-cpp, nlohmann::json) are caught in the adapter that
 // calls them and turned into a Status, so they never cross a module boundary.
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
-#include <string>
 
 namespace serve {
 

@@ -12,8 +12,7 @@ Status flagError(const std::string& flag, const std::string& value, const std::s
   return absl::InvalidArgumentError(flag + "=" + value + ": expected " + rule);
 }
 
-StatusOr<double> parseNumber(const std::string& flag, const std::string& v, double lo,
-                             double hi) {
+StatusOr<double> parseNumber(const std::string& flag, const std::string& v, double lo, double hi) {
   double d = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
   std::string rule = "a number in [" + std::to_string(static_cast<int64_t>(lo)) + ", " +
@@ -24,8 +23,7 @@ StatusOr<double> parseNumber(const std::string& flag, const std::string& v, doub
   return d;
 }
 
-StatusOr<int64_t> parseInt(const std::string& flag, const std::string& v, int64_t lo,
-                           int64_t hi) {
+StatusOr<int64_t> parseInt(const std::string& flag, const std::string& v, int64_t lo, int64_t hi) {
   int64_t i = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), i);
   if (ec != std::errc() || p != v.data() + v.size() || i < lo || i > hi) {
@@ -48,8 +46,8 @@ Required:
 
 Options:
   --deployment NAME          deployment to serve; may be omitted when the application has one
-  --http-port N              bind exactly this port (1-65535); default 0 = the first free port
-                             in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)
+  --http-port N              0-65535: bind exactly port N; 0 (the default) = the first free
+                             port in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)
   --host ADDR                bind address; default RAY_SERVE_DEFAULT_HTTP_HOST (127.0.0.1)
   --port-file PATH           also write the ready line (JSON) to PATH, atomically
   --max-body-bytes N         largest request body accepted, 1-1073741824 (default 16777216);

@@ -14,10 +14,10 @@ struct ReplicaFlags {
   bool help = false;
   std::string config_path;
   std::string app;
-  std::string deployment;          // empty: the application's only deployment
-  int http_port = 0;               // 0: first free port in the environment's range
+  std::string deployment;           // empty: the application's only deployment
+  int http_port = 0;                // 0: first free port in the environment's range
   std::optional<std::string> host;  // overrides RAY_SERVE_DEFAULT_HTTP_HOST
-  std::string port_file;           // where to also write the ready line
+  std::string port_file;            // where to also write the ready line
   size_t max_body_bytes = 16 * 1024 * 1024;
   size_t http_max_threads = 512;
   double request_read_timeout_s = 10;

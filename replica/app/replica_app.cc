@@ -1,13 +1,13 @@
 #include "replica/app/replica_app.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "replica/runtime/model_factory.h"
 
@@ -71,14 +71,12 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
     }
     if (deployment == nullptr) {
       return absl::InvalidArgumentError("--deployment=" + flags.deployment +
-                                        ": no such deployment in application '" + spec->name +
-                                        "'");
+                                        ": no such deployment in application '" + spec->name + "'");
     }
   }
   app->app_name_ = spec->name;
   app->deployment_name_ = deployment->name;
-  app->draining_period_ =
-      secondsToMs(flags.draining_period_s.value_or(env.min_draining_period_s));
+  app->draining_period_ = secondsToMs(flags.draining_period_s.value_or(env.min_draining_period_s));
 
   LoggingOptions logging;
   logging.component =
@@ -94,8 +92,8 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   if (!model.ok()) {
     return model.status();
   }
-  spdlog::info("model '{}' ({}) loaded; forward passes run on the {}",
-               (*model)->metadata().name, deployment->model.kind, (*model)->metadata().backend);
+  spdlog::info("model '{}' ({}) loaded; forward passes run on the {}", (*model)->metadata().name,
+               deployment->model.kind, (*model)->metadata().backend);
 
   app->metrics_ = std::make_unique<ReplicaMetrics>(spec->name, deployment->name);
   InferenceOptions inference;
@@ -104,8 +102,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   inference.batching.max_batch_size = static_cast<size_t>(deployment->batching.max_batch_size);
   inference.batching.batch_wait_timeout = std::chrono::nanoseconds(
       static_cast<int64_t>(deployment->batching.batch_wait_timeout_s * 1e9));
-  app->service_ =
-      std::make_unique<InferenceService>(*std::move(model), inference, *app->metrics_);
+  app->service_ = std::make_unique<InferenceService>(*std::move(model), inference, *app->metrics_);
 
   InferenceService* service = app->service_.get();
   app->health_ = std::make_unique<HealthMonitor>(
@@ -123,11 +120,11 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   server_options.keep_alive_timeout =
       secondsToMs(app->config_.http_options.keep_alive_timeout_s + 5);
   ReplicaMetrics* metrics = app->metrics_.get();
-  app->server_ = std::make_unique<HttpServer>(
-      server_options, HttpServerHooks{.on_slow_request = [metrics] {
-        metrics->slow_requests.inc();
-        metrics->recordBadRequest("request_read_timeout");
-      }});
+  app->server_ =
+      std::make_unique<HttpServer>(server_options, HttpServerHooks{.on_slow_request = [metrics] {
+                                     metrics->slow_requests.inc();
+                                     metrics->recordBadRequest("request_read_timeout");
+                                   }});
 
   HttpFrontendOptions frontend;
   frontend.application = spec->name;
@@ -160,8 +157,8 @@ Status ReplicaApp::bindHttp(const ReplicaFlags& flags, const ReplicaEnv& env) {
     return st;
   }
   // First free port in the range, as Ray does: lowest first keeps port sets predictable.
-  std::string range = "[" + std::to_string(env.min_http_port) + ", " +
-                      std::to_string(env.max_http_port) + ")";
+  std::string range =
+      "[" + std::to_string(env.min_http_port) + ", " + std::to_string(env.max_http_port) + ")";
   int attempts = 0;
   std::string last_error = "no port tried";
   for (int port = env.min_http_port; port < env.max_http_port && attempts < env.port_retry_count;
@@ -178,11 +175,11 @@ Status ReplicaApp::bindHttp(const ReplicaFlags& flags, const ReplicaEnv& env) {
       break;  // not "in use": another port will not help
     }
   }
-  return absl::UnavailableError(
-      "no free HTTP port in " + range + " on " + flags.host.value_or(env.http_host) + " after " +
-      std::to_string(attempts) + " attempts (last: " + last_error +
-      "); widen RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT/MAX_HTTP_PORT or "
-      "RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT");
+  return absl::UnavailableError("no free HTTP port in " + range + " on " +
+                                flags.host.value_or(env.http_host) + " after " +
+                                std::to_string(attempts) + " attempts (last: " + last_error +
+                                "); widen RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT/MAX_HTTP_PORT or "
+                                "RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT");
 }
 
 void ReplicaApp::printEvent(const std::string& json_line) {
@@ -200,8 +197,8 @@ void ReplicaApp::abandon(int signal) {
       signal, ongoing, queued);
   request_log_->flush();
   spdlog::default_logger()->flush();
-  printEvent(nlohmann::json{{"event", "abandoned"}, {"ongoing", ongoing}, {"queued", queued}}
-                 .dump());
+  printEvent(
+      nlohmann::json{{"event", "abandoned"}, {"ongoing", ongoing}, {"queued", queued}}.dump());
   std::_Exit(1);
 }
 
@@ -212,9 +209,9 @@ int ReplicaApp::run() {
     serve_done.store(true);
   });
   nlohmann::ordered_json ready = {{"event", "ready"},
-                          {"http_port", server_->port()},
-                          {"grpc_port", nullptr},
-                          {"pid", ::getpid()}};
+                                  {"http_port", server_->port()},
+                                  {"grpc_port", nullptr},
+                                  {"pid", ::getpid()}};
   if (!flags_.port_file.empty()) {
     if (Status st = writeFileAtomically(flags_.port_file, ready.dump() + "\n"); !st.ok()) {
       spdlog::error("{}", std::string(st.message()));
@@ -240,7 +237,8 @@ int ReplicaApp::run() {
   spdlog::info("signal {}: draining; serving for {} ms more", first, draining_period_.count());
   printEvent(R"({"event":"draining"})");
   auto wait_or_abandon = [&](std::chrono::milliseconds d) {
-    timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1000000};
+    timespec ts{static_cast<time_t>(d.count() / 1000),
+                static_cast<long>(d.count() % 1000) * 1000000};
     int sig = sigtimedwait(&signals, nullptr, &ts);
     if (sig > 0) {
       abandon(sig);

@@ -20,17 +20,17 @@ struct BatchConfig {
 
 struct BatchQueueView {
   using TimePoint = std::chrono::steady_clock::time_point;
-  size_t queued = 0;        // requests waiting in the batcher's queue
-  TimePoint oldest{};       // when the oldest of them was queued
-  size_t incoming = 0;      // requests accepted by the replica that will reach the queue
+  size_t queued = 0;    // requests waiting in the batcher's queue
+  TimePoint oldest{};   // when the oldest of them was queued
+  size_t incoming = 0;  // requests accepted by the replica that will reach the queue
   TimePoint now{};
 };
 
 struct BatchDecision {
   enum class Action { kIdle, kRun, kWaitUntil };
   Action action = Action::kIdle;
-  size_t count = 0;                                      // kRun: how many to take
-  std::chrono::steady_clock::time_point wait_until{};    // kWaitUntil
+  size_t count = 0;                                    // kRun: how many to take
+  std::chrono::steady_clock::time_point wait_until{};  // kWaitUntil
 };
 
 BatchDecision decideBatch(const BatchConfig& config, const BatchQueueView& view);

@@ -55,7 +55,9 @@ void Batcher::submit(std::shared_ptr<Call> call) {
 
 bool Batcher::takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& batch) {
   for (const auto& c : queue_) {
-    if (c->deadline != TimePoint::max()) {
+    // Calls with deadlines, and abandoned calls (which the batcher thread drops and counts),
+    // are left to the batcher thread.
+    if (c->deadline != TimePoint::max() || c->abandoned.load()) {
       return false;
     }
   }
@@ -84,12 +86,14 @@ void Batcher::runBatch(std::vector<std::shared_ptr<Call>>& batch) {
   std::vector<StatusOr<InferResponse>> results = model_.run(requests);
   auto ended = steady_clock::now();
   for (size_t i = 0; i < batch.size(); ++i) {
+    // The slot goes back before the caller wakes: a client that sends its next request the
+    // moment it has this answer must find the slot free.
+    release_slot_();
     if (i < results.size()) {
       batch[i]->complete(std::move(results[i]));
     } else {
       batch[i]->complete(absl::InternalError("the model returned too few results"));
     }
-    release_slot_();
   }
   if (observer_.on_batch) {
     observer_.on_batch(batch.size(), started - batch.front()->queued_at, ended - started);
@@ -156,8 +160,8 @@ void Batcher::finish(std::vector<std::shared_ptr<Call>>& dropped) {
     if (observer_.on_skipped) {
       observer_.on_skipped(*call);
     }
-    call->complete(absl::DeadlineExceededError("dropped before reaching the model"));
     release_slot_();
+    call->complete(absl::DeadlineExceededError("dropped before reaching the model"));
   }
   dropped.clear();
 }

@@ -17,19 +17,19 @@ InferenceService::InferenceService(std::unique_ptr<Model> model, InferenceOption
       metrics_(metrics),
       batching_(options.batching.max_batch_size > 1),
       admission_(options.max_ongoing_requests, options.max_queued_requests),
-      batcher_(*model_, options.batching, [this] { admission_.release(); },
-               BatchObserver{
-                   .on_batch =
-                       [this](size_t size, std::chrono::nanoseconds wait,
-                              std::chrono::nanoseconds run) {
-                         metrics_.forward_passes.inc();
-                         metrics_.model_requests.inc(static_cast<double>(size));
-                         metrics_.batch_size.observe(static_cast<double>(size));
-                         metrics_.batch_wait_ms.observe(toMs(wait));
-                         metrics_.forward_ms.observe(toMs(run));
-                       },
-                   .on_skipped = [this](const Call&) { metrics_.skipped_requests.inc(); },
-               }) {}
+      batcher_(
+          *model_, options.batching, [this] { admission_.release(); },
+          BatchObserver{
+              .on_batch =
+                  [this](size_t size, std::chrono::nanoseconds wait, std::chrono::nanoseconds run) {
+                    metrics_.forward_passes.inc();
+                    metrics_.model_requests.inc(static_cast<double>(size));
+                    metrics_.batch_size.observe(static_cast<double>(size));
+                    metrics_.batch_wait_ms.observe(toMs(wait));
+                    metrics_.forward_ms.observe(toMs(run));
+                  },
+              .on_skipped = [this](const Call&) { metrics_.skipped_requests.inc(); },
+          }) {}
 
 StatusOr<InferResponse> InferenceService::infer(InferRequest request, TimePoint deadline,
                                                 const std::function<bool()>& client_gone) {

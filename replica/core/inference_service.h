@@ -30,8 +30,7 @@ class InferenceService {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  InferenceService(std::unique_ptr<Model> model, InferenceOptions options,
-                   ReplicaMetrics& metrics);
+  InferenceService(std::unique_ptr<Model> model, InferenceOptions options, ReplicaMetrics& metrics);
 
   const Model& model() const { return *model_; }
 

@@ -15,12 +15,23 @@
 
 namespace serve {
 
-enum class DataType { kBool, kUint8, kUint16, kUint32, kUint64, kInt8, kInt16, kInt32, kInt64,
-                      kFp32, kFp64 };
+enum class DataType {
+  kBool,
+  kUint8,
+  kUint16,
+  kUint32,
+  kUint64,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kFp32,
+  kFp64
+};
 
-std::string_view dataTypeName(DataType t);               // "FP32", ...
+std::string_view dataTypeName(DataType t);  // "FP32", ...
 std::optional<DataType> parseDataType(std::string_view name);
-size_t dataTypeSize(DataType t);                         // bytes per element
+size_t dataTypeSize(DataType t);  // bytes per element
 
 struct Tensor {
   std::string name;

@@ -1,8 +1,9 @@
 #include "replica/frontend/http_frontend.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/uuid.h"
@@ -67,8 +68,7 @@ struct HttpFrontend::Exchange {
 };
 
 HttpFrontend::HttpFrontend(HttpFrontendOptions options, InferenceService& service,
-                           HealthMonitor& health, ReplicaMetrics& metrics,
-                           RequestLog& request_log)
+                           HealthMonitor& health, ReplicaMetrics& metrics, RequestLog& request_log)
     : options_(std::move(options)),
       service_(service),
       health_(health),
@@ -94,21 +94,21 @@ void HttpFrontend::install(HttpServer& server) {
   // body over the limit.
   server.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    std::string message;
-    if (res.status == 413) {
-      metrics_.recordBadRequest("body_too_large");
-      message = "Request body is larger than the limit.";
-    } else {
-      metrics_.recordBadRequest("malformed_http");
-      message = "Bad request.";
-    }
-    res.set_content(errorJson(message), kJson);
-    metrics_.recordRequest("other", req.method, res.status, 0.0);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+        if (!res.body.empty()) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        std::string message;
+        if (res.status == 413) {
+          metrics_.recordBadRequest("body_too_large");
+          message = "Request body is larger than the limit.";
+        } else {
+          metrics_.recordBadRequest("malformed_http");
+          message = "Bad request.";
+        }
+        res.set_content(errorJson(message), kJson);
+        metrics_.recordRequest("other", req.method, res.status, 0.0);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
 }
 
 void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -124,9 +124,9 @@ void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res)
     metrics_.recordBadRequest("method_not_allowed");
     res.status = 405;
     res.set_header("Allow", allow);
-    res.set_content(errorJson("Method " + req.method + " is not allowed on " + path +
-                              "; allowed: " + allow),
-                    kJson);
+    res.set_content(
+        errorJson("Method " + req.method + " is not allowed on " + path + "; allowed: " + allow),
+        kJson);
   };
   auto getOnly = [&](const char* route, auto&& body) {
     ex.route = route;
@@ -198,8 +198,7 @@ void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res)
     res.status = 404;
     std::string host = req.get_header_value("Host");
     res.set_content("Path '" + path + "' not found. Ping http://" +
-                        (host.empty() ? "<replica>" : host) +
-                        "/-/routes for available routes.",
+                        (host.empty() ? "<replica>" : host) + "/-/routes for available routes.",
                     kText);
   }
   finish(ex);
@@ -249,9 +248,8 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
 
   StatusOr<InferRequest> request = parseInferRequest(ex.req.body);
   if (!request.ok()) {
-    metrics_.recordBadRequest(request.status().message() == "malformed JSON body"
-                                  ? "malformed_json"
-                                  : "invalid_input");
+    metrics_.recordBadRequest(
+        request.status().message() == "malformed JSON body" ? "malformed_json" : "invalid_input");
     ex.res.status = 400;
     ex.res.set_content(errorJson(messageOf(request.status())), kJson);
     return;
@@ -279,9 +277,8 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
       ex.res.set_content("Request dropped due to backpressure", kText);
       break;
     case absl::StatusCode::kDeadlineExceeded:
-      ex.res.set_content("Request " + ex.request_id + " timed out after " +
-                             formatSeconds(timeout) + "s.",
-                         kText);
+      ex.res.set_content(
+          "Request " + ex.request_id + " timed out after " + formatSeconds(timeout) + "s.", kText);
       break;
     case absl::StatusCode::kCancelled:
       // Nobody is listening; the status is for metrics and the log.
@@ -294,9 +291,9 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
 
 void HttpFrontend::finish(Exchange& ex) {
   auto elapsed = Clock::now() - ex.start;
-  double ms = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed)
-                                      .count()) /
-              1e6;
+  double ms =
+      static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) /
+      1e6;
   metrics_.recordRequest(ex.route, ex.req.method, ex.res.status, ms);
   if (ex.route == "/metrics" || ex.route == "/-/healthz") {
     return;  // probes would drown the access log

@@ -35,7 +35,7 @@ struct HttpServerOptions {
   size_t max_threads = 512;
   size_t keep_alive_max_requests = 1'000'000'000;  // effectively unlimited
   std::chrono::milliseconds keep_alive_timeout{95'000};
-  std::chrono::milliseconds read_timeout{5'000};          // one recv()
+  std::chrono::milliseconds read_timeout{5'000};           // one recv()
   std::chrono::milliseconds request_read_timeout{10'000};  // a whole request
   std::chrono::milliseconds write_timeout{10'000};
   size_t max_body_bytes = 16 * 1024 * 1024;

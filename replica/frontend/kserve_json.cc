@@ -1,13 +1,14 @@
 #include "replica/frontend/kserve_json.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <optional>
 #include <nlohmann/json.hpp>
-#include <simdjson.h>
+#include <optional>
 
 namespace serve {
 namespace {
@@ -50,10 +51,14 @@ bool storeInteger(const element& v, std::byte* dst) {
 
 std::optional<double> number(const element& v) {
   switch (v.type()) {
-    case element_type::INT64: return static_cast<double>(v.get_int64().value_unsafe());
-    case element_type::UINT64: return static_cast<double>(v.get_uint64().value_unsafe());
-    case element_type::DOUBLE: return v.get_double().value_unsafe();
-    default: return std::nullopt;
+    case element_type::INT64:
+      return static_cast<double>(v.get_int64().value_unsafe());
+    case element_type::UINT64:
+      return static_cast<double>(v.get_uint64().value_unsafe());
+    case element_type::DOUBLE:
+      return v.get_double().value_unsafe();
+    default:
+      return std::nullopt;
   }
 }
 
@@ -84,14 +89,22 @@ bool storeElement(DataType type, const element& v, std::byte* dst) {
       std::memcpy(dst, &*n, sizeof(double));
       return true;
     }
-    case DataType::kUint8: return storeInteger<uint8_t>(v, dst);
-    case DataType::kUint16: return storeInteger<uint16_t>(v, dst);
-    case DataType::kUint32: return storeInteger<uint32_t>(v, dst);
-    case DataType::kUint64: return storeInteger<uint64_t>(v, dst);
-    case DataType::kInt8: return storeInteger<int8_t>(v, dst);
-    case DataType::kInt16: return storeInteger<int16_t>(v, dst);
-    case DataType::kInt32: return storeInteger<int32_t>(v, dst);
-    case DataType::kInt64: return storeInteger<int64_t>(v, dst);
+    case DataType::kUint8:
+      return storeInteger<uint8_t>(v, dst);
+    case DataType::kUint16:
+      return storeInteger<uint16_t>(v, dst);
+    case DataType::kUint32:
+      return storeInteger<uint32_t>(v, dst);
+    case DataType::kUint64:
+      return storeInteger<uint64_t>(v, dst);
+    case DataType::kInt8:
+      return storeInteger<int8_t>(v, dst);
+    case DataType::kInt16:
+      return storeInteger<int16_t>(v, dst);
+    case DataType::kInt32:
+      return storeInteger<int32_t>(v, dst);
+    case DataType::kInt64:
+      return storeInteger<int64_t>(v, dst);
   }
   return false;
 }
@@ -113,6 +126,37 @@ Status flatten(const element& node, std::vector<element>& out, int depth) {
   }
   out.push_back(node);
   return absl::OkStatus();
+}
+
+// Nested data must follow the shape level by level: [[1,2,3],[4]] is not a [2,2] tensor even
+// though it has four elements. Flat data (no inner arrays) is the other accepted form.
+bool nestingMatches(const element& node, const std::vector<int64_t>& shape, size_t level) {
+  simdjson::dom::array items;
+  if (level >= shape.size() || node.get_array().get(items) != simdjson::SUCCESS ||
+      static_cast<int64_t>(items.size()) != shape[level]) {
+    return false;
+  }
+  bool last = level + 1 == shape.size();
+  for (element child : items) {
+    bool is_array = child.type() == element_type::ARRAY;
+    if (is_array == last || (is_array && !nestingMatches(child, shape, level + 1))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool isNested(const element& data) {
+  simdjson::dom::array items;
+  if (data.get_array().get(items) != simdjson::SUCCESS) {
+    return false;
+  }
+  for (element child : items) {
+    if (child.type() == element_type::ARRAY) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string shapeText(const std::vector<int64_t>& shape) {
@@ -195,6 +239,9 @@ StatusOr<Tensor> parseTensor(const element& j, size_t index) {
     return bad(where + ": shape " + shapeText(t.shape) + " has " + std::to_string(*count) +
                " elements but data has " + std::to_string(leaves.size()));
   }
+  if (isNested(*data) && !nestingMatches(*data, t.shape, 0)) {
+    return bad(where + ": nested data does not follow shape " + shapeText(t.shape));
+  }
   size_t width = dataTypeSize(t.datatype);
   t.data.resize(leaves.size() * width);
   for (size_t i = 0; i < leaves.size(); ++i) {
@@ -274,14 +321,30 @@ void appendData(std::string& out, const Tensor& t) {
       }
       break;
     }
-    case DataType::kUint8: appendInts<uint8_t>(out, t); break;
-    case DataType::kUint16: appendInts<uint16_t>(out, t); break;
-    case DataType::kUint32: appendInts<uint32_t>(out, t); break;
-    case DataType::kUint64: appendInts<uint64_t>(out, t); break;
-    case DataType::kInt8: appendInts<int8_t>(out, t); break;
-    case DataType::kInt16: appendInts<int16_t>(out, t); break;
-    case DataType::kInt32: appendInts<int32_t>(out, t); break;
-    case DataType::kInt64: appendInts<int64_t>(out, t); break;
+    case DataType::kUint8:
+      appendInts<uint8_t>(out, t);
+      break;
+    case DataType::kUint16:
+      appendInts<uint16_t>(out, t);
+      break;
+    case DataType::kUint32:
+      appendInts<uint32_t>(out, t);
+      break;
+    case DataType::kUint64:
+      appendInts<uint64_t>(out, t);
+      break;
+    case DataType::kInt8:
+      appendInts<int8_t>(out, t);
+      break;
+    case DataType::kInt16:
+      appendInts<int16_t>(out, t);
+      break;
+    case DataType::kInt32:
+      appendInts<int32_t>(out, t);
+      break;
+    case DataType::kInt64:
+      appendInts<int64_t>(out, t);
+      break;
   }
   out += ']';
 }
@@ -301,9 +364,8 @@ void appendShape(std::string& out, const std::vector<int64_t>& shape) {
 // through nlohmann's escaper, which also turns invalid UTF-8 (a percent-decoded URL path can
 // carry any byte) into U+FFFD instead of throwing.
 std::string jsonQuoted(std::string_view s) {
-  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
-    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-  });
+  bool plain = std::all_of(s.begin(), s.end(),
+                           [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
   if (plain) {
     std::string out;
     out.reserve(s.size() + 2);
@@ -420,6 +482,8 @@ std::string modelMetadataJson(const ModelMetadata& m) {
   return j.dump();
 }
 
-std::string errorJson(std::string_view message) { return "{\"error\":" + jsonQuoted(message) + "}"; }
+std::string errorJson(std::string_view message) {
+  return "{\"error\":" + jsonQuoted(message) + "}";
+}
 
 }  // namespace serve

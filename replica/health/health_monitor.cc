@@ -27,8 +27,7 @@ HealthState HealthMonitor::state() const {
   if (draining_.load(std::memory_order_relaxed)) {
     return HealthState::kDraining;
   }
-  return stalled_.load(std::memory_order_relaxed) ? HealthState::kUnhealthy
-                                                  : HealthState::kHealthy;
+  return stalled_.load(std::memory_order_relaxed) ? HealthState::kUnhealthy : HealthState::kHealthy;
 }
 
 void HealthMonitor::startDraining() {

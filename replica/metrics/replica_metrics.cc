@@ -6,11 +6,12 @@ ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string
       deployment_(deployment),
       forward_passes(registry_
                          .counter("serve_model_forward_passes_total",
-                                  "Forward passes (batches) the model ran.", {"application", "deployment"})
+                                  "Forward passes (batches) the model ran.",
+                                  {"application", "deployment"})
                          .with({application, deployment})),
       model_requests(registry_
-                         .counter("serve_model_requests_total",
-                                  "Requests that reached the model.", {"application", "deployment"})
+                         .counter("serve_model_requests_total", "Requests that reached the model.",
+                                  {"application", "deployment"})
                          .with({application, deployment})),
       skipped_requests(
           registry_
@@ -68,17 +69,17 @@ ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string
       "HTTP requests answered by the replica, by route, method and status code (499 = the "
       "client went away).",
       {"application", "deployment", "route", "method", "status"});
-  latency_ = &registry_.histogram(
-      "serve_deployment_processing_latency_ms",
-      "Time from receiving a request to answering it, in milliseconds.",
-      {"application", "deployment", "route"}, metrics::latencyBucketsMs());
-  bad_requests_ = &registry_.counter(
-      "serve_replica_bad_requests_total", "Requests refused for bad input, by reason.",
-      {"application", "deployment", "reason"});
+  latency_ =
+      &registry_.histogram("serve_deployment_processing_latency_ms",
+                           "Time from receiving a request to answering it, in milliseconds.",
+                           {"application", "deployment", "route"}, metrics::latencyBucketsMs());
+  bad_requests_ = &registry_.counter("serve_replica_bad_requests_total",
+                                     "Requests refused for bad input, by reason.",
+                                     {"application", "deployment", "reason"});
 }
 
-void ReplicaMetrics::recordRequest(const std::string& route, const std::string& method,
-                                   int status, double latency_ms) {
+void ReplicaMetrics::recordRequest(const std::string& route, const std::string& method, int status,
+                                   double latency_ms) {
   // Family::with() builds a label vector and searches a map under a mutex; on the request path
   // the children are looked up once per (route, method, status) and reused.
   std::string key;
@@ -93,8 +94,8 @@ void ReplicaMetrics::recordRequest(const std::string& route, const std::string& 
     }
   }
   if (series.count == nullptr) {
-    series.count = &requests_->with({application_, deployment_, route, method,
-                                     std::to_string(status)});
+    series.count =
+        &requests_->with({application_, deployment_, route, method, std::to_string(status)});
     series.latency = &latency_->with({application_, deployment_, route});
     std::unique_lock lock(series_mu_);
     series_.emplace(std::move(key), series);

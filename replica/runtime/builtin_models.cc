@@ -27,15 +27,14 @@ class EchoModel : public Model {
       bool known = std::any_of(request.inputs.begin(), request.inputs.end(),
                                [&](const Tensor& t) { return t.name == out; });
       if (!known) {
-        return absl::InvalidArgumentError("unknown output '" + out + "': model '" +
-                                          metadata_.name + "' echoes its inputs");
+        return absl::InvalidArgumentError("unknown output '" + out + "': model '" + metadata_.name +
+                                          "' echoes its inputs");
       }
     }
     return absl::OkStatus();
   }
 
-  std::vector<StatusOr<InferResponse>> run(
-      std::span<const InferRequest* const> batch) override {
+  std::vector<StatusOr<InferResponse>> run(std::span<const InferRequest* const> batch) override {
     if (delay_.count() > 0) {
       std::this_thread::sleep_for(delay_);
     }

@@ -23,7 +23,7 @@ struct ModelMetadata {
   std::string platform;  // e.g. "serve-builtin", "serve-mlp"
   std::string backend;   // "cpu" or "cuda": where forward passes run
   std::vector<std::string> versions;
-  std::vector<TensorSpec> inputs;   // empty = accepts any inputs (the built-in test models)
+  std::vector<TensorSpec> inputs;  // empty = accepts any inputs (the built-in test models)
   std::vector<TensorSpec> outputs;
 };
 

@@ -1,7 +1,7 @@
 // Admission control, deadlines, client disconnects and batching on a live replica.
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
-#include <nlohmann/json.hpp>
 
 #include "tests/integration/replica_fixture.h"
 
@@ -94,8 +94,8 @@ TEST_CASE("disconnect: a client that leaves is cancelled and counted as 499") {
   HttpResult holder;
   std::thread t([&] { holder = httpPost(r->url("/echo"), inferBody(1)); });
   REQUIRE(waitForMetric(*r, series("serve_replica_ongoing_requests"), 1));
-  auto gone = httpRequest("POST", r->url("/echo"), inferBody(2), {},
-                          std::chrono::milliseconds(150));
+  auto gone =
+      httpRequest("POST", r->url("/echo"), inferBody(2), {}, std::chrono::milliseconds(150));
   CHECK(gone.status == 0);  // the client gave up
   REQUIRE(waitForMetric(*r, requestsSeries("/echo", "POST", 499), 1));
   t.join();

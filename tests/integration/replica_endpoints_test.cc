@@ -1,6 +1,6 @@
 // Every endpoint of a running serve-replica, over real loopback sockets.
-#include <regex>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "tests/integration/replica_fixture.h"
 
@@ -68,8 +68,7 @@ TEST_CASE("replica: inference through /v2/models/<m>/infer and the route prefix"
   CHECK(metric(*r, requestsSeries("/v2/models/infer", "POST", 200)) == 1);
   CHECK(metric(*r, requestsSeries("/echo", "POST", 200)) == 1);
   CHECK(metric(*r, series("serve_model_requests_total")) == 2);
-  CHECK(metric(*r, series("serve_deployment_processing_latency_ms_count",
-                          "route=\"/echo\"")) == 1);
+  CHECK(metric(*r, series("serve_deployment_processing_latency_ms_count", "route=\"/echo\"")) == 1);
 }
 
 TEST_CASE("replica: x-request-id is honoured or generated as a UUIDv4, and echoed") {

@@ -35,7 +35,8 @@ inline std::string testConfig(const TestDeployment& d) {
          "    route_prefix: /echo\n"
          "    deployments:\n"
          "      - name: d\n"
-         "        max_ongoing_requests: " + std::to_string(d.max_ongoing) + "\n" +
+         "        max_ongoing_requests: " +
+         std::to_string(d.max_ongoing) + "\n" +
          "        max_queued_requests: " + std::to_string(d.max_queued) + "\n" +
          "        model: " + model + "\n" +
          "        batching: {max_batch_size: " + std::to_string(d.max_batch) +
@@ -67,11 +68,10 @@ inline std::string series(const std::string& name, const std::string& extra_labe
          (extra_labels.empty() ? "" : "," + extra_labels) + "}";
 }
 
-inline std::string requestsSeries(const std::string& route, const std::string& method,
-                                  int status) {
-  return series("serve_replica_http_requests_total", "route=\"" + route + "\",method=\"" +
-                                                         method + "\",status=\"" +
-                                                         std::to_string(status) + "\"");
+inline std::string requestsSeries(const std::string& route, const std::string& method, int status) {
+  return series("serve_replica_http_requests_total", "route=\"" + route + "\",method=\"" + method +
+                                                         "\",status=\"" + std::to_string(status) +
+                                                         "\"");
 }
 
 inline double metric(ReplicaProcess& r, const std::string& s) {

@@ -5,8 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tests/integration/replica_fixture.h"
 
@@ -128,9 +128,8 @@ TEST_CASE("drain: requests keep being served during the draining period") {
 TEST_CASE("drain: a second signal stops at once and reports what it abandons") {
   auto r = startReplica({.kind = "sleep", .sleep_ms = 3000, .max_ongoing = 1},
                         {"--draining-period-s", "5"});
-  std::thread t([&] {
-    httpRequest("POST", r->url("/echo"), inferBody(1), {}, std::chrono::seconds(6));
-  });
+  std::thread t(
+      [&] { httpRequest("POST", r->url("/echo"), inferBody(1), {}, std::chrono::seconds(6)); });
   REQUIRE(waitForMetric(*r, series("serve_replica_ongoing_requests"), 1));
   r->signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -138,8 +137,7 @@ TEST_CASE("drain: a second signal stops at once and reports what it abandons") {
   auto code = r->wait(std::chrono::seconds(5));
   REQUIRE(code.has_value());
   CHECK(*code == 1);
-  CHECK(r->output().find(R"({"event":"abandoned","ongoing":1,"queued":0})") !=
-        std::string::npos);
+  CHECK(r->output().find(R"({"event":"abandoned","ongoing":1,"queued":0})") != std::string::npos);
   t.join();
 }
 
@@ -203,29 +201,70 @@ TEST_CASE("bad input: each gets its status code and message, and is counted") {
     std::string reason;
   };
   std::vector<Case> cases = {
-      {"malformed json", "POST", "/echo", "{not json", {}, 400,
-       R"J({"error":"malformed JSON body"})J", "malformed_json"},
-      {"shape mismatch", "POST", "/echo",
-       R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3]}]})", {}, 400,
-       R"J({"error":"input 'x': shape [2,2] has 4 elements but data has 3"})J", "invalid_input"},
-      {"bad datatype", "POST", "/echo",
-       R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP16X","data":[1]}]})", {}, 400,
+      {"malformed json",
+       "POST",
+       "/echo",
+       "{not json",
+       {},
+       400,
+       R"J({"error":"malformed JSON body"})J",
+       "malformed_json"},
+      {"shape mismatch",
+       "POST",
+       "/echo",
+       R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3]}]})",
+       {},
+       400,
+       R"J({"error":"input 'x': shape [2,2] has 4 elements but data has 3"})J",
+       "invalid_input"},
+      {"bad datatype",
+       "POST",
+       "/echo",
+       R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP16X","data":[1]}]})",
+       {},
+       400,
        R"J({"error":"input 'x': datatype 'FP16X' is not supported (BOOL, UINT8-64, INT8-64, FP32, FP64)"})J",
        "invalid_input"},
-      {"wrong element type", "POST", "/echo",
-       R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":["a"]}]})", {}, 400,
-       R"J({"error":"input 'x': data[0] = \"a\" is not a valid FP32"})J", "invalid_input"},
-      {"unknown model", "POST", "/v2/models/nope/infer", inferBody(1), {}, 404,
-       R"J({"error":"Unknown model 'nope'; this replica serves 'echo'"})J", "unknown_model"},
-      {"wrong method", "GET", "/v2/models/echo/infer", "", {}, 405,
+      {"wrong element type",
+       "POST",
+       "/echo",
+       R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":["a"]}]})",
+       {},
+       400,
+       R"J({"error":"input 'x': data[0] = \"a\" is not a valid FP32"})J",
+       "invalid_input"},
+      {"unknown model",
+       "POST",
+       "/v2/models/nope/infer",
+       inferBody(1),
+       {},
+       404,
+       R"J({"error":"Unknown model 'nope'; this replica serves 'echo'"})J",
+       "unknown_model"},
+      {"wrong method",
+       "GET",
+       "/v2/models/echo/infer",
+       "",
+       {},
+       405,
        R"J({"error":"Method GET is not allowed on /v2/models/echo/infer; allowed: POST"})J",
        "method_not_allowed"},
-      {"non-numeric timeout", "POST", "/echo", inferBody(1),
-       {{"x-request-timeout-seconds", "soon"}}, 400,
+      {"non-numeric timeout",
+       "POST",
+       "/echo",
+       inferBody(1),
+       {{"x-request-timeout-seconds", "soon"}},
+       400,
        R"J({"error":"x-request-timeout-seconds: 'soon' is not a number of seconds"})J",
        "bad_timeout_header"},
-      {"body too large", "POST", "/echo", std::string(4096, ' '), {}, 413,
-       R"J({"error":"Request body is larger than the limit."})J", "body_too_large"},
+      {"body too large",
+       "POST",
+       "/echo",
+       std::string(4096, ' '),
+       {},
+       413,
+       R"J({"error":"Request body is larger than the limit."})J",
+       "body_too_large"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -283,9 +322,13 @@ TEST_CASE("bad flags and environment exit non-zero naming the flag and the range
       {{"--http-port", "70000"}, {}, 2, "--http-port=70000: expected an integer in [0, 65535]"},
       {{"--watchdog-timeout-s", "x"}, {}, 2, "--watchdog-timeout-s=x: expected a number"},
       {{"--bogus", "1"}, {}, 2, "unknown flag '--bogus'"},
-      {{}, {{"RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "abc"}}, 2,
+      {{},
+       {{"RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "abc"}},
+       2,
        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=abc: expected"},
-      {{"--deployment", "missing"}, {}, 1,
+      {{"--deployment", "missing"},
+       {},
+       1,
        "--deployment=missing: no such deployment in application 'app'"},
   };
   for (const Case& c : cases) {
@@ -309,10 +352,10 @@ TEST_CASE("--help documents every flag") {
   ReplicaProcess r(o);
   CHECK_FALSE(r.start());
   CHECK(r.wait(std::chrono::seconds(5)) == 0);
-  for (const char* flag : {"--config", "--app", "--deployment", "--http-port", "--host",
-                           "--port-file", "--max-body-bytes", "--http-max-threads",
-                           "--request-read-timeout-s", "--watchdog-timeout-s",
-                           "--draining-period-s", "--log-dir"}) {
+  for (const char* flag :
+       {"--config", "--app", "--deployment", "--http-port", "--host", "--port-file",
+        "--max-body-bytes", "--http-max-threads", "--request-read-timeout-s",
+        "--watchdog-timeout-s", "--draining-period-s", "--log-dir"}) {
     CAPTURE(flag);
     CHECK(r.output().find(flag) != std::string::npos);
   }

@@ -30,8 +30,8 @@ size_t onHeader(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
-HttpResult httpRequest(const std::string& method, const std::string& url,
-                       const std::string& body, const std::map<std::string, std::string>& headers,
+HttpResult httpRequest(const std::string& method, const std::string& url, const std::string& body,
+                       const std::map<std::string, std::string>& headers,
                        std::chrono::milliseconds timeout) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });

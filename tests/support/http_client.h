@@ -8,11 +8,11 @@
 namespace serve::testing {
 
 struct HttpResult {
-  long status = 0;          // 0 when no response came (curl_error says why)
+  long status = 0;  // 0 when no response came (curl_error says why)
   std::string body;
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string curl_error;
-  double seconds = 0;       // total time
+  double seconds = 0;  // total time
 };
 
 HttpResult httpRequest(const std::string& method, const std::string& url,

@@ -65,8 +65,9 @@ ReplicaProcess::~ReplicaProcess() {
 
 bool ReplicaProcess::start(std::chrono::milliseconds timeout) {
   std::string config = dir_.write("serve.yaml", options_.config_yaml);
-  std::vector<std::string> args = {SERVE_REPLICA_BINARY, "--config", config, "--app",
-                                   options_.app, "--log-dir", dir_.path() + "/logs"};
+  std::vector<std::string> args = {
+      SERVE_REPLICA_BINARY, "--config",           config, "--app", options_.app,
+      "--log-dir",          dir_.path() + "/logs"};
   if (options_.pass_http_port) {
     args.push_back("--http-port");
     args.push_back(std::to_string(freeLoopbackPort()));

@@ -1,9 +1,8 @@
 #include "common/metrics.h"
 
+#include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <doctest/doctest.h>
 
 #include <csignal>
 #include <cstdio>
@@ -263,10 +262,19 @@ TEST_CASE("misuse is a broken invariant and aborts") {
       {"empty metric name", [] { Registry().gauge("", "x"); }},
       {"label name with a colon", [] { Registry().gauge("g", "x", {"a:b"}); }},
       {"reserved label name", [] { Registry().gauge("g", "x", {"__name"}); }},
-      {"duplicate label names", [] { Registry().gauge("g", "x", {"a", "a"}); }},
+      {"duplicate label names",
+       [] {
+         Registry().gauge("g", "x", {"a", "a"});
+       }},
       {"histogram with an le label", [] { Registry().histogram("h", "x", {"le"}, {1}); }},
-      {"unsorted bounds", [] { Registry().histogram("h", "x", {}, {2, 1}); }},
-      {"duplicate bounds", [] { Registry().histogram("h", "x", {}, {1, 1}); }},
+      {"unsorted bounds",
+       [] {
+         Registry().histogram("h", "x", {}, {2, 1});
+       }},
+      {"duplicate bounds",
+       [] {
+         Registry().histogram("h", "x", {}, {1, 1});
+       }},
       {"NaN bound", [] { Histogram({std::numeric_limits<double>::quiet_NaN()}); }},
       {"same name, other type",
        [] {

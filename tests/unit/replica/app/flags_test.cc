@@ -42,7 +42,8 @@ TEST_CASE("parseReplicaFlags: every flag, in both '--flag value' and '--flag=val
     std::function<void(const ReplicaFlags&)> check;
   };
   const std::vector<Case> cases = {
-      {"--config", "/etc/x.yaml", [](const ReplicaFlags& f) { CHECK(f.config_path == "/etc/x.yaml"); }},
+      {"--config", "/etc/x.yaml",
+       [](const ReplicaFlags& f) { CHECK(f.config_path == "/etc/x.yaml"); }},
       {"--app", "other", [](const ReplicaFlags& f) { CHECK(f.app == "other"); }},
       {"--deployment", "d1", [](const ReplicaFlags& f) { CHECK(f.deployment == "d1"); }},
       {"--host", "0.0.0.0", [](const ReplicaFlags& f) { CHECK(f.host == "0.0.0.0"); }},

@@ -186,11 +186,7 @@ TEST_CASE("Batcher: calls queued behind a running batch form the next batches") 
     std::vector<size_t> later_batches;  // sizes of the batches after the first, in order
   };
   const std::vector<Case> cases = {
-      {1, 4, {1}},
-      {3, 4, {3}},
-      {4, 4, {4}},
-      {6, 4, {4, 2}},
-      {3, 1, {1, 1, 1}},
+      {1, 4, {1}}, {3, 4, {3}}, {4, 4, {4}}, {6, 4, {4, 2}}, {3, 1, {1, 1, 1}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.queued_behind);
@@ -530,8 +526,9 @@ TEST_CASE("Batcher: a lone call waits for the batch window only when more calls 
   }
 }
 
-TEST_CASE("Batcher: a call that arrives while a batch waits joins it; the last expected arrival "
-          "releases it") {
+TEST_CASE(
+    "Batcher: a call that arrives while a batch waits joins it; the last expected arrival "
+    "releases it") {
   GateModel model;
   Counters counters;
   Batcher batcher(model, config(8, milliseconds(60'000)), counters.releaseSlot(),
@@ -586,8 +583,9 @@ TEST_CASE("Batcher: an idle model runs a call without a deadline on the caller's
   }
 }
 
-TEST_CASE("Batcher: calls submitted during a caller-run pass queue and run on the batcher "
-          "thread") {
+TEST_CASE(
+    "Batcher: calls submitted during a caller-run pass queue and run on the batcher "
+    "thread") {
   GateModel model;
   Counters counters;
   Batcher batcher(model, config(8, milliseconds(10'000)), counters.releaseSlot(),

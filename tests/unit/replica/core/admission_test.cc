@@ -20,10 +20,14 @@ using Outcome = Admission::Outcome;
 
 const char* outcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kAdmitted: return "admitted";
-    case Outcome::kRejected: return "rejected";
-    case Outcome::kTimedOut: return "timed_out";
-    case Outcome::kCancelled: return "cancelled";
+    case Outcome::kAdmitted:
+      return "admitted";
+    case Outcome::kRejected:
+      return "rejected";
+    case Outcome::kTimedOut:
+      return "timed_out";
+    case Outcome::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -192,8 +196,8 @@ TEST_CASE("Admission times out with a cancel callback that stays false") {
   REQUIRE(a.acquire(never(), {}) == Outcome::kAdmitted);
   int polls = 0;
   auto deadline = steady_clock::now() + milliseconds(30);
-  CHECK(a.acquire(deadline, [&] { return ++polls, false; }, milliseconds(5)) ==
-        Outcome::kTimedOut);
+  CHECK(a.acquire(
+            deadline, [&] { return ++polls, false; }, milliseconds(5)) == Outcome::kTimedOut);
   CHECK(steady_clock::now() >= deadline);
   CHECK(polls >= 2);  // polled while waiting, not only once
   CHECK(a.queued() == 0);
@@ -214,7 +218,8 @@ TEST_CASE("Admission returns kCancelled when cancelled() turns true while waitin
     REQUIRE(a.acquire(never(), {}) == Outcome::kAdmitted);
     std::atomic<bool> gone{false};
     auto result = std::async(std::launch::async, [&] {
-      return a.acquire(never(), [&] { return gone.load(); }, milliseconds(2));
+      return a.acquire(
+          never(), [&] { return gone.load(); }, milliseconds(2));
     });
     REQUIRE(eventually([&] { return a.queued() == 1; }));
     gone = true;

@@ -209,6 +209,13 @@ TEST_CASE("parseInferRequest rejects malformed requests with a message naming th
       {oneInput("FP32", "[1]", R"([{"v":1}])"),
        "input 'x': data[0] = an object is not a valid FP32"},
       {oneInput("BOOL", "[1]", "[1]"), "input 'x': data[0] = 1 is not a valid BOOL"},
+      // Nested data must follow the shape, not just have as many elements.
+      {oneInput("FP32", "[2,2]", "[[1,2,3],[4]]"),
+       "input 'x': nested data does not follow shape [2,2]"},
+      {oneInput("FP32", "[2,2]", "[[1,2],3,4]"),
+       "input 'x': nested data does not follow shape [2,2]"},
+      {oneInput("FP32", "[4]", "[[1,2],[3,4]]"),
+       "input 'x': nested data does not follow shape [4]"},
       // Requested outputs.
       {R"({"inputs":[)" + x + R"(],"outputs":{}})", kOutputs},
       {R"({"inputs":[)" + x + R"(],"outputs":["x"]})", kOutputs},
@@ -225,7 +232,12 @@ TEST_CASE("parseInferRequest rejects malformed requests with a message naming th
 }
 
 TEST_CASE("parseInferRequest accepts data nested up to 32 levels deep") {
-  auto req = parseInferRequest(oneInput("FP32", "[1]", nested(32, "1")));
+  std::string shape = "[1";
+  for (int i = 1; i < 32; ++i) {
+    shape += ",1";
+  }
+  shape += "]";
+  auto req = parseInferRequest(oneInput("FP32", shape, nested(32, "1")));
   REQUIRE(req.ok());
   CHECK(values<float>(req->inputs[0]) == std::vector<float>{1.0f});
 }
@@ -275,17 +287,19 @@ TEST_CASE("inferResponseJson writes the exact response body") {
       {"NaN and infinities become null",
        {"",
         "m",
-        {tensor<float>("f", DataType::kFp32, {3},
-                       {std::numeric_limits<float>::quiet_NaN(),
-                        std::numeric_limits<float>::infinity(),
-                        -std::numeric_limits<float>::infinity()}),
+        {tensor<float>(
+             "f", DataType::kFp32, {3},
+             {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+              -std::numeric_limits<float>::infinity()}),
          tensor<double>("d", DataType::kFp64, {1}, {std::numeric_limits<double>::quiet_NaN()})}},
        R"({"model_name":"m","outputs":[)"
        R"({"name":"f","datatype":"FP32","shape":[3],"data":[null,null,null]},)"
        R"({"name":"d","datatype":"FP64","shape":[1],"data":[null]}]})"},
       {"no outputs, empty tensor, scalar shape",
-       {"", "m", {tensor<float>("e", DataType::kFp32, {0}, {}),
-                  tensor<float>("s", DataType::kFp32, {}, {3.0f})}},
+       {"",
+        "m",
+        {tensor<float>("e", DataType::kFp32, {0}, {}),
+         tensor<float>("s", DataType::kFp32, {}, {3.0f})}},
        R"({"model_name":"m","outputs":[)"
        R"({"name":"e","datatype":"FP32","shape":[0],"data":[]},)"
        R"({"name":"s","datatype":"FP32","shape":[],"data":[3]}]})"},

@@ -121,9 +121,9 @@ TEST_CASE("noop returns only the requested outputs, in input order") {
   for (const Case& c : cases) {
     CAPTURE(c.requested.size());
     CAPTURE(c.outputs.size());
-    const std::vector<InferRequest> batch = {request(
-        "r", {floats("a", {1}, {1.0f}), floats("b", {1}, {2.0f}), floats("c", {1}, {3.0f})},
-        c.requested)};
+    const std::vector<InferRequest> batch = {
+        request("r", {floats("a", {1}, {1.0f}), floats("b", {1}, {2.0f}), floats("c", {1}, {3.0f})},
+                c.requested)};
     REQUIRE(model->validate(batch[0]).ok());
     auto results = runOne(*model, batch);
     REQUIRE(results.size() == 1);
@@ -133,7 +133,8 @@ TEST_CASE("noop returns only the requested outputs, in input order") {
 }
 
 TEST_CASE("echo models validate inputs and requested outputs") {
-  for (auto& model : {makeNoopModel("echo"), makeSleepModel("echo", std::chrono::microseconds(1))}) {
+  for (auto& model :
+       {makeNoopModel("echo"), makeSleepModel("echo", std::chrono::microseconds(1))}) {
     CAPTURE(model->metadata().platform);
     struct Case {
       InferRequest req;
