@@ -70,10 +70,14 @@ bool Batcher::takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<C
   if (decision.action != BatchDecision::Action::kRun) {
     return false;
   }
-  batch.assign(std::make_move_iterator(queue_.begin()),
-               std::make_move_iterator(queue_.begin() + static_cast<long>(decision.count)));
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(decision.count));
+  takeFrontLocked(decision.count, batch);
   return true;
+}
+
+void Batcher::takeFrontLocked(size_t count, std::vector<std::shared_ptr<Call>>& batch) {
+  auto end = queue_.begin() + static_cast<long>(count);
+  batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
+  queue_.erase(queue_.begin(), end);
 }
 
 void Batcher::runBatch(std::vector<std::shared_ptr<Call>>& batch) {
@@ -205,9 +209,7 @@ void Batcher::loop() {
       cv_.wait_until(lock, until);
       continue;
     }
-    batch.assign(std::make_move_iterator(queue_.begin()),
-                 std::make_move_iterator(queue_.begin() + static_cast<long>(decision.count)));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(decision.count));
+    takeFrontLocked(decision.count, batch);
     running_ = true;
     lock.unlock();
     runBatch(batch);

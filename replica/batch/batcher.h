@@ -61,6 +61,7 @@ class Batcher {
   // Calls that no longer need running are answered by their front end already; drop them.
   void dropAbandonedLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& dropped);
   void finish(std::vector<std::shared_ptr<Call>>& dropped);
+  void takeFrontLocked(size_t count, std::vector<std::shared_ptr<Call>>& batch);
   bool takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& batch);
   // One forward pass; completes every call and gives back their slots. Runs unlocked.
   void runBatch(std::vector<std::shared_ptr<Call>>& batch);

@@ -7,23 +7,6 @@
 
 using namespace serve::testing;
 
-namespace {
-
-// Waits until a metric reaches `want` (the replica's own view of its state).
-bool waitForMetric(ReplicaProcess& r, const std::string& s, double want,
-                   std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (metric(r, s) == want) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
-}  // namespace
-
 TEST_CASE("admission: 1 ongoing + 2 queued are served, the rest get 503 with Retry-After") {
   auto r = startReplica({.kind = "sleep", .sleep_ms = 400, .max_ongoing = 1, .max_queued = 2});
   std::vector<HttpResult> results(6);

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "tests/support/http_client.h"
 #include "tests/support/replica_process.h"
@@ -76,6 +77,19 @@ inline std::string requestsSeries(const std::string& route, const std::string& m
 
 inline double metric(ReplicaProcess& r, const std::string& s) {
   return metricValue(httpGet(r.url("/metrics")).body, s);
+}
+
+// Waits until a metric reaches `want` (the replica's own view of its state).
+inline bool waitForMetric(ReplicaProcess& r, const std::string& s, double want,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (metric(r, s) == want) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 }  // namespace serve::testing

@@ -14,16 +14,6 @@ using namespace serve::testing;
 
 namespace {
 
-bool waitForMetric(ReplicaProcess& r, const std::string& s, double want) {
-  for (int i = 0; i < 500; ++i) {
-    if (metric(r, s) == want) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
-
 // A listening loopback socket held by the test, to make a port busy.
 struct BusyPort {
   int fd = -1;
