@@ -10,6 +10,9 @@ Batcher::Batcher(Model& model, BatchConfig config, std::function<void()> release
                  BatchObserver observer)
     : model_(model),
       config_(config),
+      // Batches form only when passes wait for each other; with batching off, a model that
+      // allows it runs several single-request passes at once.
+      max_concurrent_(config.max_batch_size > 1 ? 1 : std::max(1, model.maxConcurrentPasses())),
       release_slot_(std::move(release_slot)),
       observer_(std::move(observer)) {
   thread_ = std::thread([this] { loop(); });
@@ -23,7 +26,7 @@ void Batcher::submit(std::shared_ptr<Call> call) {
     std::lock_guard lock(mu_);
     auto now = steady_clock::now();
     call->queued_at = now;
-    if (queue_.empty() && !running_) {
+    if (queue_.empty() && running_ == 0) {
       busy_since_ = now;
     }
     queue_.push_back(std::move(call));
@@ -32,8 +35,8 @@ void Batcher::submit(std::shared_ptr<Call> call) {
     // request at low load. Only for calls without a deadline: a thread running the model
     // cannot also answer 408 at a deadline that falls mid-pass, which the batcher thread's
     // callers can.
-    if (!running_ && !stopping_ && takeInlineBatchLocked(now, batch)) {
-      running_ = true;
+    if (running_ < max_concurrent_ && !stopping_ && takeInlineBatchLocked(now, batch)) {
+      ++running_;
     }
   }
   if (batch.empty()) {
@@ -44,7 +47,7 @@ void Batcher::submit(std::shared_ptr<Call> call) {
   bool more = false;
   {
     std::lock_guard lock(mu_);
-    running_ = false;
+    --running_;
     last_progress_ = steady_clock::now();
     more = !queue_.empty() || stopping_;
   }
@@ -138,7 +141,7 @@ size_t Batcher::queued() const {
 
 std::chrono::nanoseconds Batcher::stalledFor(TimePoint now) const {
   std::lock_guard lock(mu_);
-  if (queue_.empty() && !running_) {
+  if (queue_.empty() && running_ == 0) {
     return std::chrono::nanoseconds(0);
   }
   TimePoint since = std::max(busy_since_, last_progress_);
@@ -189,8 +192,8 @@ void Batcher::loop() {
     view.incoming = stopping_ ? 0 : static_cast<size_t>(std::max<long>(0, incoming_));
     view.now = now;
     BatchDecision decision = decideBatch(config_, view);
-    if (running_) {
-      cv_.wait(lock);  // a caller is running a batch inline; it wakes us when done
+    if (running_ >= max_concurrent_) {
+      cv_.wait(lock);  // every pass the model allows is running; the first to end wakes us
       continue;
     }
     if (decision.action == BatchDecision::Action::kIdle) {
@@ -210,11 +213,11 @@ void Batcher::loop() {
       continue;
     }
     takeFrontLocked(decision.count, batch);
-    running_ = true;
+    ++running_;
     lock.unlock();
     runBatch(batch);
     lock.lock();
-    running_ = false;
+    --running_;
     last_progress_ = steady_clock::now();
   }
 }

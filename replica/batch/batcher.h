@@ -2,6 +2,8 @@
 
 // The dynamic batcher: one thread per model that gathers queued calls into batches as
 // decideBatch() says, runs one forward pass per batch and hands each caller its own result.
+// With batching on, one pass runs at a time (batches form while it runs); with batching off,
+// up to Model::maxConcurrentPasses() single-request passes run at once.
 // Calls arrive holding an admission slot; the batcher gives the slot back (release_slot) when
 // the call is finished, run or skipped, so max_ongoing_requests bounds what the model sees.
 #include <chrono>
@@ -68,6 +70,7 @@ class Batcher {
 
   Model& model_;
   const BatchConfig config_;
+  const int max_concurrent_;  // forward passes allowed at once
   const std::function<void()> release_slot_;
   const BatchObserver observer_;
 
@@ -75,7 +78,7 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Call>> queue_;
   long incoming_ = 0;
-  bool running_ = false;  // a forward pass is running, on the batcher thread or a caller's
+  int running_ = 0;  // forward passes in progress, on the batcher thread or callers' threads
   bool stopping_ = false;
   TimePoint busy_since_{};     // when the batcher last went from idle to having work
   TimePoint last_progress_{};  // when the last forward pass finished

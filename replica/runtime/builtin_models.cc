@@ -19,6 +19,9 @@ class EchoModel : public Model {
 
   const ModelMetadata& metadata() const override { return metadata_; }
 
+  // Stateless: any number of passes may run at once (admission still bounds them).
+  int maxConcurrentPasses() const override { return 1 << 20; }
+
   Status validate(const InferRequest& request) const override {
     if (request.inputs.empty()) {
       return absl::InvalidArgumentError("expected at least one input tensor");

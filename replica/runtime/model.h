@@ -37,6 +37,10 @@ class Model {
   // and datatype in the message when it does not fit. Called on the front end's thread.
   virtual Status validate(const InferRequest& request) const = 0;
 
+  // How many forward passes may run at once (on different threads) when batching is off. 1 for
+  // models with per-pass state such as scratch buffers or a device stream.
+  virtual int maxConcurrentPasses() const { return 1; }
+
   // One forward pass over a batch; returns one result per request, in order. A failure that
   // concerns one request is returned in its slot and does not fail the others.
   virtual std::vector<StatusOr<InferResponse>> run(std::span<const InferRequest* const> batch) = 0;
