@@ -301,9 +301,9 @@ void HttpFrontend::finish(Exchange& ex) {
   std::string line = fmt::format("{} {} {} {:.3f}ms id={}", ex.req.method, ex.req.path,
                                  ex.res.status, ms, ex.request_id);
   if (ex.res.status >= 500) {
-    request_log_.error(std::move(line));
+    request_log_.error(line);
   } else {
-    request_log_.info(std::move(line));
+    request_log_.info(line);
   }
 }
 

@@ -85,11 +85,21 @@ class ConnectionStream : public httplib::Stream {
     return ::send(fd_, ptr, size, MSG_NOSIGNAL);
   }
 
+  // The library asks for both addresses on every request; they cannot change during a
+  // connection, so they are looked up once.
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddrToString(true, ip, port);
+    if (remote_port_ < 0) {
+      sockaddrToString(true, remote_ip_, remote_port_);
+    }
+    ip = remote_ip_;
+    port = remote_port_;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddrToString(false, ip, port);
+    if (local_port_ < 0) {
+      sockaddrToString(false, local_ip_, local_port_);
+    }
+    ip = local_ip_;
+    port = local_port_;
   }
   socket_t socket() const override { return fd_; }
 
@@ -176,6 +186,10 @@ class ConnectionStream : public httplib::Stream {
   size_t buf_len_ = 0;
   Clock::time_point deadline_ = Clock::time_point::max();
   mutable bool timed_out_ = false;
+  mutable std::string remote_ip_;
+  mutable int remote_port_ = -1;
+  mutable std::string local_ip_;
+  mutable int local_port_ = -1;
   bool timeout_answered_ = false;
 };
 

@@ -363,18 +363,16 @@ void appendShape(std::string& out, const std::vector<int64_t>& shape) {
 // Names and ids are nearly always plain ASCII: append those directly. Anything else goes
 // through nlohmann's escaper, which also turns invalid UTF-8 (a percent-decoded URL path can
 // carry any byte) into U+FFFD instead of throwing.
-std::string jsonQuoted(std::string_view s) {
+void appendQuoted(std::string& out, std::string_view s) {
   bool plain = std::all_of(s.begin(), s.end(),
                            [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
   if (plain) {
-    std::string out;
-    out.reserve(s.size() + 2);
     out += '"';
     out += s;
     out += '"';
-    return out;
+    return;
   }
-  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 json specsJson(const std::vector<TensorSpec>& specs) {
@@ -447,10 +445,10 @@ std::string inferResponseJson(const InferResponse& response) {
   }
   out.reserve(guess);
   out += "{\"model_name\":";
-  out += jsonQuoted(response.model);
+  appendQuoted(out, response.model);
   if (!response.id.empty()) {
     out += ",\"id\":";
-    out += jsonQuoted(response.id);
+    appendQuoted(out, response.id);
   }
   out += ",\"outputs\":[";
   for (size_t i = 0; i < response.outputs.size(); ++i) {
@@ -459,7 +457,7 @@ std::string inferResponseJson(const InferResponse& response) {
       out += ',';
     }
     out += "{\"name\":";
-    out += jsonQuoted(t.name);
+    appendQuoted(out, t.name);
     out += ",\"datatype\":\"";
     out += dataTypeName(t.datatype);
     out += "\",\"shape\":";
@@ -483,7 +481,10 @@ std::string modelMetadataJson(const ModelMetadata& m) {
 }
 
 std::string errorJson(std::string_view message) {
-  return "{\"error\":" + jsonQuoted(message) + "}";
+  std::string out = "{\"error\":";
+  appendQuoted(out, message);
+  out += '}';
+  return out;
 }
 
 }  // namespace serve
