@@ -1,4 +1,5 @@
 // Every endpoint of a running serve-replica, over real loopback sockets.
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -106,4 +107,15 @@ TEST_CASE("replica: /metrics is Prometheus text with the documented families") {
   }
   CHECK(metricValue(res.body, series("serve_replica_healthy")) == 1);
   CHECK(metricValue(res.body, series("serve_replica_ongoing_requests")) == 0);
+}
+
+TEST_CASE("replica: --port-file receives the ready line too") {
+  TempDir dir;
+  std::string path = dir.path() + "/ports.json";
+  auto r = startReplica({}, {"--port-file", path});
+  std::ifstream in(path);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  CHECK(line == r->readyLine());
+  CHECK(nlohmann::json::parse(line)["http_port"].get<int>() == r->port());
 }
