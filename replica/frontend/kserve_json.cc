@@ -253,20 +253,15 @@ StatusOr<Tensor> parseTensor(const element& j, size_t index) {
   return t;
 }
 
-void appendNumber(std::string& out, float v) {
-  if (!std::isfinite(v)) {
-    out += "null";  // JSON has no NaN/Inf
-    return;
-  }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  out.append(buf, r.ptr);
-}
-
-void appendNumber(std::string& out, double v) {
-  if (!std::isfinite(v)) {
-    out += "null";
-    return;
+// One element as JSON: shortest round-trip form for numbers (JSON has no NaN or infinity, so
+// those become null), true/false for BOOL.
+template <typename T>
+void appendElement(std::string& out, T v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(v)) {
+      out += "null";
+      return;
+    }
   }
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof(buf), v);
@@ -274,76 +269,56 @@ void appendNumber(std::string& out, double v) {
 }
 
 template <typename T>
-void appendInts(std::string& out, const Tensor& t) {
-  char buf[32];
+void appendElements(std::string& out, const Tensor& t) {
   bool first = true;
   for (T v : t.as<T>()) {
     if (!first) {
       out += ',';
     }
     first = false;
-    auto r = std::to_chars(buf, buf + sizeof(buf), v);
-    out.append(buf, r.ptr);
+    if constexpr (std::is_same_v<T, bool>) {
+      out += v ? "true" : "false";
+    } else {
+      appendElement(out, v);
+    }
   }
 }
 
 void appendData(std::string& out, const Tensor& t) {
   out += '[';
   switch (t.datatype) {
-    case DataType::kBool: {
-      bool first = true;
-      for (uint8_t b : t.as<uint8_t>()) {
-        out += first ? "" : ",";
-        out += b ? "true" : "false";
-        first = false;
-      }
+    case DataType::kBool:
+      appendElements<bool>(out, t);
       break;
-    }
-    case DataType::kFp32: {
-      bool first = true;
-      for (float v : t.as<float>()) {
-        if (!first) {
-          out += ',';
-        }
-        first = false;
-        appendNumber(out, v);
-      }
+    case DataType::kFp32:
+      appendElements<float>(out, t);
       break;
-    }
-    case DataType::kFp64: {
-      bool first = true;
-      for (double v : t.as<double>()) {
-        if (!first) {
-          out += ',';
-        }
-        first = false;
-        appendNumber(out, v);
-      }
+    case DataType::kFp64:
+      appendElements<double>(out, t);
       break;
-    }
     case DataType::kUint8:
-      appendInts<uint8_t>(out, t);
+      appendElements<uint8_t>(out, t);
       break;
     case DataType::kUint16:
-      appendInts<uint16_t>(out, t);
+      appendElements<uint16_t>(out, t);
       break;
     case DataType::kUint32:
-      appendInts<uint32_t>(out, t);
+      appendElements<uint32_t>(out, t);
       break;
     case DataType::kUint64:
-      appendInts<uint64_t>(out, t);
+      appendElements<uint64_t>(out, t);
       break;
     case DataType::kInt8:
-      appendInts<int8_t>(out, t);
+      appendElements<int8_t>(out, t);
       break;
     case DataType::kInt16:
-      appendInts<int16_t>(out, t);
+      appendElements<int16_t>(out, t);
       break;
     case DataType::kInt32:
-      appendInts<int32_t>(out, t);
+      appendElements<int32_t>(out, t);
       break;
     case DataType::kInt64:
-      appendInts<int64_t>(out, t);
+      appendElements<int64_t>(out, t);
       break;
   }
   out += ']';
