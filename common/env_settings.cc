@@ -37,6 +37,7 @@ constexpr char kLogBufferSize[] = "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE";
 constexpr char kLogToStderr[] = "RAY_SERVE_LOG_TO_STDERR";
 constexpr char kThroughputOptimized[] = "RAY_SERVE_THROUGHPUT_OPTIMIZED";
 constexpr char kLogDir[] = "RAY_SERVE_LOG_DIR";
+constexpr char kOmpNumThreads[] = "OMP_NUM_THREADS";
 
 // The value as the user set it, escaped so a newline in it cannot split a log line.
 std::string shown(absl::string_view value) {
@@ -222,6 +223,13 @@ StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
     }
     result.log_dir = *dir;
   }
+
+  // 0 = unset: the deployment's num_cpus decides.
+  StatusOr<Setting<int>> omp = intSetting(env, kOmpNumThreads, 0, 1, 1024);
+  if (!omp.ok()) {
+    return omp.status();
+  }
+  result.omp_num_threads = omp->value;
   return result;
 }
 

@@ -26,6 +26,7 @@ struct ReplicaEnv {
   bool log_to_stderr = true;
   bool throughput_optimized = false;
   std::string log_dir = "logs/serve";  // RAY_SERVE_LOG_DIR
+  int omp_num_threads = 0;             // OMP_NUM_THREADS: BLAS threads; 0 = unset (use num_cpus)
 };
 
 // Reads and validates the replica's variables. Errors name the variable, the value and the

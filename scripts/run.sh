@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the system with the embedded default config. Until haproxy-manager lands (issue 4), this
-# starts one serve-replica of the example application in the foreground; Ctrl-C drains it.
+# starts one serve-replica of the example digits classifier in the foreground; Ctrl-C drains it.
+# Other applications of the config: scripts/run.sh examples/serve.yaml echo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 config=${1:-examples/serve.yaml}
-app=${2:-echo}
+app=${2:-digits}
 
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -88,9 +89,19 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   }
   app->request_log_ = std::make_unique<RequestLog>(env.request_path_log_buffer_size);
 
-  StatusOr<std::unique_ptr<Model>> model = createModel(deployment->model);
+  ModelContext model_context;
+  model_context.config_dir = std::filesystem::path(flags.config_path).parent_path().string();
+  model_context.cpu_threads =
+      env.omp_num_threads > 0
+          ? env.omp_num_threads
+          : std::max(1, static_cast<int>(deployment->ray_actor_options.num_cpus));
+  StatusOr<std::unique_ptr<Model>> model = createModel(deployment->model, model_context);
   if (!model.ok()) {
     return model.status();
+  }
+  // Ready means able to compute: one forward pass before the port is bound.
+  if (Status st = warmUp(**model); !st.ok()) {
+    return st;
   }
   spdlog::info("model '{}' ({}) loaded; forward passes run on the {}", (*model)->metadata().name,
                deployment->model.kind, (*model)->metadata().backend);

@@ -1,10 +1,15 @@
 #include "replica/runtime/model_factory.h"
 
+#include <filesystem>
+
 #include "replica/runtime/builtin_models.h"
+#include "replica/runtime/mlp_cpu.h"
+#include "replica/runtime/mlp_weights.h"
+#include "replica/runtime/safetensors.h"
 
 namespace serve {
 
-StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec) {
+StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelContext& context) {
   if (spec.kind == "noop") {
     return makeNoopModel(spec.name);
   }
@@ -13,12 +18,57 @@ StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec) {
                           std::chrono::microseconds(static_cast<int64_t>(spec.sleep_ms * 1000)));
   }
   if (spec.kind == "mlp") {
-    // The safetensors loader and the CPU/CUDA back ends are the model-runtime issue's work;
-    // until they land a replica refuses to start rather than serve something else.
-    return absl::UnimplementedError("model '" + spec.name +
-                                    "': kind 'mlp' is not supported by this build yet");
+    std::filesystem::path path(spec.path);
+    if (path.is_relative() && !context.config_dir.empty()) {
+      path = std::filesystem::path(context.config_dir) / path;
+    }
+    StatusOr<SafetensorsFile> file = SafetensorsFile::open(path.lexically_normal().string());
+    if (!file.ok()) {
+      return absl::InvalidArgumentError("model '" + spec.name + "': " + messageOf(file.status()));
+    }
+    StatusOr<MlpWeights> weights = loadMlpWeights(*file);
+    if (!weights.ok()) {
+      return absl::InvalidArgumentError("model '" + spec.name +
+                                        "': " + messageOf(weights.status()));
+    }
+    return std::unique_ptr<Model>(
+        std::make_unique<CpuMlpModel>(*std::move(weights), spec.name, context.cpu_threads));
   }
   return absl::InvalidArgumentError("model '" + spec.name + "': unknown kind '" + spec.kind + "'");
+}
+
+Status warmUp(Model& model) {
+  InferRequest request;
+  request.id = "warm-up";
+  request.model = model.metadata().name;
+  const auto& specs = model.metadata().inputs;
+  if (specs.empty()) {
+    request.inputs.push_back(Tensor{"warmup", DataType::kFp32, {1}, std::vector<std::byte>(4)});
+  }
+  for (const TensorSpec& spec : specs) {
+    Tensor t{spec.name, spec.datatype, spec.shape, {}};
+    for (int64_t& d : t.shape) {
+      d = d < 0 ? 1 : d;
+    }
+    StatusOr<int64_t> count = shapeElementCount(t.shape);
+    if (!count.ok()) {
+      return count.status();
+    }
+    t.data.resize(static_cast<size_t>(*count) * dataTypeSize(t.datatype));
+    request.inputs.push_back(std::move(t));
+  }
+  if (Status st = model.validate(request); !st.ok()) {
+    return absl::InternalError("model '" + model.metadata().name +
+                               "': warm-up request rejected: " + messageOf(st));
+  }
+  const InferRequest* batch[] = {&request};
+  std::vector<StatusOr<InferResponse>> results = model.run(batch);
+  if (results.size() != 1 || !results.front().ok()) {
+    return absl::InternalError(
+        "model '" + model.metadata().name + "': warm-up forward pass failed" +
+        (results.empty() ? std::string() : ": " + messageOf(results.front().status())));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace serve

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "common/serve_config.h"
 #include "common/status.h"
@@ -8,7 +9,16 @@
 
 namespace serve {
 
-// Builds the model a deployment names. Errors name the model kind and why it cannot load.
-StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec);
+struct ModelContext {
+  std::string config_dir;  // relative weight paths resolve against the config file's folder
+  int cpu_threads = 1;     // BLAS threads for CPU back ends
+};
+
+// Builds the model a deployment names. Errors name the model, the file and why it cannot load.
+StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelContext& context);
+
+// Runs one forward pass on a zero-filled single-sample request shaped after the model's
+// metadata, so that a replica reports ready only once its back end has computed something.
+Status warmUp(Model& model);
 
 }  // namespace serve

@@ -1,0 +1,139 @@
+#include "replica/runtime/mlp_cpu.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace serve {
+namespace {
+
+std::string shapeText(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+void softmaxRows(float* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = y + r * cols;
+    float max = *std::max_element(row, row + cols);
+    double sum = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      row[c] = std::exp(row[c] - max);  // shifted by the max: no overflow
+      sum += row[c];
+    }
+    auto inv = static_cast<float>(1.0 / sum);
+    for (int64_t c = 0; c < cols; ++c) {
+      row[c] *= inv;
+    }
+  }
+}
+
+}  // namespace
+
+CpuMlpModel::CpuMlpModel(MlpWeights weights, const std::string& name, int threads)
+    : weights_(std::move(weights)) {
+  openblas_set_num_threads(std::max(1, threads));
+  metadata_.name = name;
+  metadata_.platform = "serve-mlp";
+  metadata_.backend = "cpu";
+  metadata_.versions = {"1"};
+  metadata_.inputs = {{weights_.input_name, DataType::kFp32, {-1, weights_.inputs()}}};
+  metadata_.outputs = {{weights_.output_name, DataType::kFp32, {-1, weights_.outputs()}}};
+}
+
+Status CpuMlpModel::validate(const InferRequest& request) const {
+  const std::string expected = "FP32 with shape [-1, " + std::to_string(inputs()) + "]";
+  if (request.inputs.size() != 1) {
+    return absl::InvalidArgumentError("model '" + metadata_.name + "' takes one input, '" +
+                                      weights_.input_name + "' (" + expected + "); got " +
+                                      std::to_string(request.inputs.size()));
+  }
+  const Tensor& in = request.inputs.front();
+  if (in.name != weights_.input_name) {
+    return absl::InvalidArgumentError("unknown input '" + in.name + "': model '" + metadata_.name +
+                                      "' takes '" + weights_.input_name + "' (" + expected + ")");
+  }
+  if (in.datatype != DataType::kFp32 || in.shape.size() != 2 || in.shape[1] != inputs() ||
+      in.shape[0] < 1) {
+    return absl::InvalidArgumentError("input '" + in.name + "': expected " + expected + ", got " +
+                                      std::string(dataTypeName(in.datatype)) + " " +
+                                      shapeText(in.shape));
+  }
+  for (const std::string& out : request.requested_outputs) {
+    if (out != weights_.output_name) {
+      return absl::InvalidArgumentError("unknown output '" + out + "': model '" + metadata_.name +
+                                        "' has '" + weights_.output_name + "'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+void CpuMlpModel::forward(const float* x, int64_t rows, std::vector<float>& y) {
+  const float* src = x;
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const DenseLayer& layer = weights_.layers[l];
+    bool last = l + 1 == weights_.layers.size();
+    std::vector<float>& dst = last ? y : (l % 2 == 0 ? a_ : b_);
+    dst.resize(static_cast<size_t>(rows * layer.out));
+    // dst[rows, out] = src[rows, in] · weightᵀ; weight is stored [out, in].
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                static_cast<int>(layer.out), static_cast<int>(layer.in), 1.0f, src,
+                static_cast<int>(layer.in), layer.weight.data(), static_cast<int>(layer.in), 0.0f,
+                dst.data(), static_cast<int>(layer.out));
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = dst.data() + r * layer.out;
+      for (int64_t c = 0; c < layer.out; ++c) {
+        float v = row[c] + layer.bias[static_cast<size_t>(c)];
+        row[c] = last ? v : std::max(v, 0.0f);
+      }
+    }
+    src = dst.data();
+  }
+  if (weights_.softmax) {
+    softmaxRows(y.data(), rows, outputs());
+  }
+}
+
+std::vector<StatusOr<InferResponse>> CpuMlpModel::run(std::span<const InferRequest* const> batch) {
+  // Requests are stacked row-wise into one matrix so the whole batch is one sgemm per layer.
+  int64_t rows = 0;
+  for (const InferRequest* req : batch) {
+    rows += req->inputs.front().shape[0];
+  }
+  input_.resize(static_cast<size_t>(rows * inputs()));
+  size_t offset = 0;
+  for (const InferRequest* req : batch) {
+    const Tensor& in = req->inputs.front();
+    std::memcpy(input_.data() + offset, in.data.data(), in.data.size());
+    offset += in.data.size() / sizeof(float);
+  }
+  std::vector<float> y;
+  forward(input_.data(), rows, y);
+
+  std::vector<StatusOr<InferResponse>> results;
+  results.reserve(batch.size());
+  int64_t row = 0;
+  for (const InferRequest* req : batch) {
+    int64_t n = req->inputs.front().shape[0];
+    Tensor out;
+    out.name = weights_.output_name;
+    out.datatype = DataType::kFp32;
+    out.shape = {n, outputs()};
+    out.data.resize(static_cast<size_t>(n * outputs()) * sizeof(float));
+    std::memcpy(out.data.data(), y.data() + row * outputs(), out.data.size());
+    row += n;
+    InferResponse resp;
+    resp.id = req->id;
+    resp.model = metadata_.name;
+    resp.outputs.push_back(std::move(out));
+    results.emplace_back(std::move(resp));
+  }
+  return results;
+}
+
+}  // namespace serve
