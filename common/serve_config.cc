@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/file_util.h"
 #include "common/names.h"
 
 namespace serve {
@@ -796,27 +797,11 @@ StatusOr<ServeConfig> parseServeConfig(const std::string& yaml_text, const std::
 }
 
 StatusOr<ServeConfig> loadServeConfig(const std::string& path) {
-  struct FileCloser {
-    void operator()(std::FILE* file) const { std::fclose(file); }
-  };
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (file == nullptr) {
-    const int err = errno;
-    return absl::Status(absl::ErrnoToStatusCode(err),
-                        absl::StrCat(path, ": cannot open config file: ", std::strerror(err)));
+  StatusOr<std::string> bytes = readWholeFile(path, "config file");
+  if (!bytes.ok()) {
+    return bytes.status();
   }
-  std::string text;
-  char buffer[64 * 1024];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) {
-    text.append(buffer, n);
-  }
-  if (std::ferror(file.get())) {
-    const int err = errno;
-    return absl::Status(absl::ErrnoToStatusCode(err),
-                        absl::StrCat(path, ": cannot read config file: ", std::strerror(err)));
-  }
-  return parseServeConfig(text, path);
+  return parseServeConfig(*bytes, path);
 }
 
 }  // namespace serve

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 
 namespace serve {
 
@@ -277,27 +278,11 @@ Status checkNoOverlap(const Validator& v, const std::map<std::string, Safetensor
 }  // namespace
 
 StatusOr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  struct FileCloser {
-    void operator()(std::FILE* file) const { std::fclose(file); }
-  };
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (file == nullptr) {
-    const int err = errno;
-    return absl::Status(absl::ErrnoToStatusCode(err),
-                        absl::StrCat(path, ": cannot open safetensors file: ", std::strerror(err)));
+  StatusOr<std::string> bytes = readWholeFile(path, "safetensors file");
+  if (!bytes.ok()) {
+    return bytes.status();
   }
-  std::string bytes;
-  char buffer[64 * 1024];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) {
-    bytes.append(buffer, n);
-  }
-  if (std::ferror(file.get())) {
-    const int err = errno;
-    return absl::Status(absl::ErrnoToStatusCode(err),
-                        absl::StrCat(path, ": cannot read safetensors file: ", std::strerror(err)));
-  }
-  return parse(std::move(bytes), path);
+  return parse(std::move(*bytes), path);
 }
 
 StatusOr<SafetensorsFile> SafetensorsFile::parse(std::string bytes, const std::string& source) {
