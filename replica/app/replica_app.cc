@@ -95,6 +95,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
       env.omp_num_threads > 0
           ? env.omp_num_threads
           : std::max(1, static_cast<int>(deployment->ray_actor_options.num_cpus));
+  model_context.want_gpu = deployment->ray_actor_options.num_gpus > 0;
   StatusOr<std::unique_ptr<Model>> model = createModel(deployment->model, model_context);
   if (!model.ok()) {
     return model.status();
@@ -107,6 +108,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
                deployment->model.kind, (*model)->metadata().backend);
 
   app->metrics_ = std::make_unique<ReplicaMetrics>(spec->name, deployment->name);
+  app->metrics_->setBackend((*model)->metadata().backend);
   InferenceOptions inference;
   inference.max_ongoing_requests = deployment->max_ongoing_requests;
   inference.max_queued_requests = deployment->max_queued_requests;

@@ -104,6 +104,14 @@ void ReplicaMetrics::recordRequest(const std::string& route, const std::string& 
   series.latency->observe(latency_ms);
 }
 
+void ReplicaMetrics::setBackend(const std::string& backend) {
+  registry_
+      .gauge("serve_model_backend_info", "1 for the back end the model's forward passes run on.",
+             {"application", "deployment", "backend"})
+      .with({application_, deployment_, backend})
+      .set(1);
+}
+
 void ReplicaMetrics::recordBadRequest(const std::string& reason) {
   bad_requests_->with({application_, deployment_, reason}).inc();
 }

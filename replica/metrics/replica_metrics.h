@@ -26,6 +26,8 @@ class ReplicaMetrics {
   // prefix, "/-/healthz", ...), never the raw path, so label cardinality stays bounded.
   void recordRequest(const std::string& route, const std::string& method, int status,
                      double latency_ms);
+  // Where forward passes run ("cpu" or "cuda"): serve_model_backend_info{backend} = 1.
+  void setBackend(const std::string& backend);
   // A request refused for bad input, by reason (malformed_json, invalid_input, ...).
   void recordBadRequest(const std::string& reason);
 

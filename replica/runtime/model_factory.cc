@@ -7,7 +7,19 @@
 #include "replica/runtime/mlp_weights.h"
 #include "replica/runtime/safetensors.h"
 
+#ifdef SERVE_HAVE_CUDA
+#include "replica/runtime/cuda/mlp_cuda.h"
+#endif
+
+#include <spdlog/spdlog.h>
+
 namespace serve {
+namespace {
+
+// Rows the GPU buffers hold before they first grow.
+constexpr int kInitialGpuRows = 64;
+
+}  // namespace
 
 StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelContext& context) {
   if (spec.kind == "noop") {
@@ -30,6 +42,29 @@ StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelC
     if (!weights.ok()) {
       return absl::InvalidArgumentError("model '" + spec.name +
                                         "': " + messageOf(weights.status()));
+    }
+    if (context.want_gpu) {
+#ifdef SERVE_HAVE_CUDA
+      // Device 0 of those CUDA_VISIBLE_DEVICES leaves visible (the manager assigns one each).
+      if (visibleCudaDevices() > 0) {
+        auto gpu = CudaMlpModel::create(*std::move(weights), spec.name, 0, kInitialGpuRows);
+        if (!gpu.ok()) {
+          return absl::InternalError("model '" + spec.name + "': " + messageOf(gpu.status()));
+        }
+        spdlog::info("model '{}': forward passes run on CUDA device 0 ({})", spec.name,
+                     cudaDeviceName(0));
+        return std::unique_ptr<Model>(*std::move(gpu));
+      }
+      spdlog::warn(
+          "model '{}': the deployment asks for a GPU but no CUDA device is visible; "
+          "running on the CPU",
+          spec.name);
+#else
+      spdlog::warn(
+          "model '{}': the deployment asks for a GPU but this build has no CUDA back "
+          "end; running on the CPU",
+          spec.name);
+#endif
     }
     return std::unique_ptr<Model>(
         std::make_unique<CpuMlpModel>(*std::move(weights), spec.name, context.cpu_threads));

@@ -12,6 +12,7 @@ namespace serve {
 struct ModelContext {
   std::string config_dir;  // relative weight paths resolve against the config file's folder
   int cpu_threads = 1;     // BLAS threads for CPU back ends
+  bool want_gpu = false;   // ray_actor_options.num_gpus > 0
 };
 
 // Builds the model a deployment names. Errors name the model, the file and why it cannot load.

@@ -11,13 +11,16 @@ using namespace serve::testing;
 
 namespace {
 
-std::string digitsConfig(const std::string& path, int max_batch) {
+std::string digitsConfig(const std::string& path, int max_batch, int num_gpus = 0) {
   return "applications:\n"
          "  - name: app\n"
          "    route_prefix: /digits\n"
          "    deployments:\n"
          "      - name: d\n"
          "        max_ongoing_requests: 32\n"
+         "        ray_actor_options: {num_gpus: " +
+         std::to_string(num_gpus) +
+         "}\n"
          "        model: {kind: mlp, name: digits, path: " +
          path +
          "}\n"
@@ -160,4 +163,18 @@ TEST_CASE("digits: bad weight files are refused before any port is bound") {
     CHECK(out.find(c.message) != std::string::npos);
     CHECK(out.find("\"event\":\"ready\"") == std::string::npos);
   }
+}
+
+TEST_CASE("digits: a deployment that asks for a GPU where none is visible runs on the CPU") {
+  ReplicaOptions o;
+  o.config_yaml = digitsConfig(digitsPath(), 8, /*num_gpus=*/1);
+  o.env = {{"CUDA_VISIBLE_DEVICES", ""}};  // hide any device this machine might have
+  ReplicaProcess r(o);
+  REQUIRE(r.start());
+  auto meta = nlohmann::json::parse(httpGet(r.url("/v2/models/digits")).body);
+  CHECK(meta["parameters"]["backend"] == "cpu");
+  CHECK(metric(r, series("serve_model_backend_info", "backend=\"cpu\"")) == 1);
+  CHECK(r.output().find("asks for a GPU") != std::string::npos);
+  nlohmann::json zeros = std::vector<double>(64, 0.0);
+  CHECK(httpPost(r.url("/digits"), inferBodyFor(zeros)).status == 200);
 }

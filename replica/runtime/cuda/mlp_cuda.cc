@@ -211,6 +211,8 @@ struct CudaMlpModel::Impl {
     if (rows <= capacity) {
       return absl::OkStatus();
     }
+    // Allocations land on the calling thread's current device, which need not be ours.
+    SERVE_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
     // Passes are synchronous, so nothing is in flight on the old buffers. Free before
     // allocating to keep the peak low; capacity is 0 until every buffer exists again.
     const int64_t grown = std::max(rows, 2 * capacity);
@@ -295,8 +297,7 @@ struct CudaMlpModel::Impl {
       }
       plan[l].algo = result.algo;
     }
-    auto [it, inserted] = plans.emplace(rows, std::move(plan));
-    return &it->second;
+    return &plans.emplace(rows, std::move(plan)).first->second;
   }
 };
 
@@ -330,6 +331,12 @@ StatusOr<std::unique_ptr<CudaMlpModel>> CudaMlpModel::create(MlpWeights weights,
   for (size_t l = 0; l < weights.layers.size(); ++l) {
     DenseLayer& src = weights.layers[l];
     const bool last = l + 1 == weights.layers.size();
+    if (src.in < 1 || src.out < 1 || src.weight.size() != static_cast<size_t>(src.in * src.out) ||
+        src.bias.size() != static_cast<size_t>(src.out) ||
+        (l > 0 && src.in != weights.layers[l - 1].out)) {
+      return absl::InvalidArgumentError("model '" + name + "': layer " + std::to_string(l) +
+                                        " has inconsistent shapes");
+    }
     Impl::Layer layer;
     layer.in = src.in;
     layer.out = src.out;
