@@ -6,16 +6,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "replica/runtime/mlp_request.h"
+
 namespace serve {
 namespace {
-
-std::string shapeText(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
-  }
-  return out + "]";
-}
 
 void softmaxRows(float* y, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -38,39 +32,11 @@ void softmaxRows(float* y, int64_t rows, int64_t cols) {
 CpuMlpModel::CpuMlpModel(MlpWeights weights, const std::string& name, int threads)
     : weights_(std::move(weights)) {
   openblas_set_num_threads(std::max(1, threads));
-  metadata_.name = name;
-  metadata_.platform = "serve-mlp";
-  metadata_.backend = "cpu";
-  metadata_.versions = {"1"};
-  metadata_.inputs = {{weights_.input_name, DataType::kFp32, {-1, weights_.inputs()}}};
-  metadata_.outputs = {{weights_.output_name, DataType::kFp32, {-1, weights_.outputs()}}};
+  metadata_ = mlpMetadata(weights_, name, "cpu");
 }
 
 Status CpuMlpModel::validate(const InferRequest& request) const {
-  const std::string expected = "FP32 with shape [-1, " + std::to_string(inputs()) + "]";
-  if (request.inputs.size() != 1) {
-    return absl::InvalidArgumentError("model '" + metadata_.name + "' takes one input, '" +
-                                      weights_.input_name + "' (" + expected + "); got " +
-                                      std::to_string(request.inputs.size()));
-  }
-  const Tensor& in = request.inputs.front();
-  if (in.name != weights_.input_name) {
-    return absl::InvalidArgumentError("unknown input '" + in.name + "': model '" + metadata_.name +
-                                      "' takes '" + weights_.input_name + "' (" + expected + ")");
-  }
-  if (in.datatype != DataType::kFp32 || in.shape.size() != 2 || in.shape[1] != inputs() ||
-      in.shape[0] < 1) {
-    return absl::InvalidArgumentError("input '" + in.name + "': expected " + expected + ", got " +
-                                      std::string(dataTypeName(in.datatype)) + " " +
-                                      shapeText(in.shape));
-  }
-  for (const std::string& out : request.requested_outputs) {
-    if (out != weights_.output_name) {
-      return absl::InvalidArgumentError("unknown output '" + out + "': model '" + metadata_.name +
-                                        "' has '" + weights_.output_name + "'");
-    }
-  }
-  return absl::OkStatus();
+  return validateMlpRequest(metadata_, request);
 }
 
 void CpuMlpModel::forward(const float* x, int64_t rows, std::vector<float>& y) {

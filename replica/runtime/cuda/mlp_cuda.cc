@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "replica/runtime/cuda/softmax_kernel.h"
+#include "replica/runtime/mlp_request.h"
 
 // Every CUDA runtime and cuBLASLt call goes through one of these: a failure returns a Status
 // that names the call as written, e.g. "cudaMalloc(&raw, bytes) failed: cudaErrorMemoryAllocation
@@ -398,12 +399,7 @@ CudaMlpModel::CudaMlpModel(MlpWeights weights, const std::string& name, std::uni
       inputs_(weights_.inputs()),
       outputs_(weights_.outputs()),
       impl_(std::move(impl)) {
-  metadata_.name = name;
-  metadata_.platform = "serve-mlp";
-  metadata_.backend = "cuda";
-  metadata_.versions = {"1"};
-  metadata_.inputs = {{weights_.input_name, DataType::kFp32, {-1, inputs_}}};
-  metadata_.outputs = {{weights_.output_name, DataType::kFp32, {-1, outputs_}}};
+  metadata_ = mlpMetadata(weights_, name, "cuda");
 }
 
 CudaMlpModel::~CudaMlpModel() = default;
@@ -413,30 +409,7 @@ int64_t CudaMlpModel::capacityRows() const { return impl_->capacity; }
 // The same checks, in the same order and with the same words, as CpuMlpModel::validate: a
 // client sees no difference between back ends.
 Status CudaMlpModel::validate(const InferRequest& request) const {
-  const std::string expected = "FP32 with shape [-1, " + std::to_string(inputs()) + "]";
-  if (request.inputs.size() != 1) {
-    return absl::InvalidArgumentError("model '" + metadata_.name + "' takes one input, '" +
-                                      weights_.input_name + "' (" + expected + "); got " +
-                                      std::to_string(request.inputs.size()));
-  }
-  const Tensor& in = request.inputs.front();
-  if (in.name != weights_.input_name) {
-    return absl::InvalidArgumentError("unknown input '" + in.name + "': model '" + metadata_.name +
-                                      "' takes '" + weights_.input_name + "' (" + expected + ")");
-  }
-  if (in.datatype != DataType::kFp32 || in.shape.size() != 2 || in.shape[1] != inputs() ||
-      in.shape[0] < 1) {
-    return absl::InvalidArgumentError("input '" + in.name + "': expected " + expected + ", got " +
-                                      std::string(dataTypeName(in.datatype)) + " " +
-                                      shapeText(in.shape));
-  }
-  for (const std::string& out : request.requested_outputs) {
-    if (out != weights_.output_name) {
-      return absl::InvalidArgumentError("unknown output '" + out + "': model '" + metadata_.name +
-                                        "' has '" + weights_.output_name + "'");
-    }
-  }
-  return absl::OkStatus();
+  return validateMlpRequest(metadata_, request);
 }
 
 Status CudaMlpModel::runStaged(int64_t rows) {
