@@ -104,7 +104,9 @@ TEST_CASE("drain: SIGTERM turns health DRAINING, finishes in-flight work, closes
 }
 
 TEST_CASE("drain: requests keep being served during the draining period") {
-  auto r = startReplica({}, {"--draining-period-s", "1"});
+  // A draining period far longer than the 100 ms the test waits, so a loaded machine cannot
+  // push the request past it.
+  auto r = startReplica({}, {"--draining-period-s", "3"});
   r->signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto res = httpPost(r->url("/echo"), inferBody(5));
