@@ -8,7 +8,6 @@
 // Prints {"event":"ready","http_port":N,"pid":N} on stdout once the port is bound, like
 // serve-replica, and exits 0 on SIGTERM or SIGINT.
 #include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +21,7 @@
 #include <thread>
 
 #include "bench/noop_reply.h"
+#include "replica/app/shutdown_signals.h"
 #include "replica/frontend/http_server.h"
 
 namespace {
@@ -104,13 +104,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals before any thread exists, so every thread inherits the mask and only
-  // the sigwait() thread below ever sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // The replica's own signal handling (a handler feeding a pipe): blocking signals cannot work
+  // here, OpenBLAS (linked through serve_replica_core) starts threads before main().
+  serve::ShutdownSignals::install();
 
   serve::HttpServerOptions options;  // the replica's defaults: that is the point of the baseline
   if (flags->threads_min) {
@@ -146,13 +142,15 @@ int main(int argc, char** argv) {
   // takes effect once serve() has started accepting, so a signal that arrives earlier is acted
   // on by repeating stop() until serve() has returned.
   std::thread signal_thread([&] {
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
-    stop_requested = true;
-    server.drain();
     while (!serve_returned) {
-      server.stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (serve::ShutdownSignals::wait(std::chrono::milliseconds(100))) {
+        stop_requested = true;
+        server.drain();
+        while (!serve_returned) {
+          server.stop();
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
     }
   });
 
@@ -162,12 +160,7 @@ int main(int argc, char** argv) {
 
   bool served = server.serve();
   serve_returned = true;
-  if (!stop_requested) {
-    // serve() ended on its own (an accept error): wake the signal thread so it can be joined.
-    // The signal is blocked in that thread too, so it stays pending until sigwait() takes it.
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
-  }
-  signal_thread.join();
+  signal_thread.join();  // it polls serve_returned, so it ends on its own
 
   if (!stop_requested && !served) {
     std::fprintf(stderr, "bare_httplib_server: serve() failed\n");

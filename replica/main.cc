@@ -1,6 +1,4 @@
 // serve-replica: parses flags and environment, builds the replica, runs it.
-#include <signal.h>
-
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -8,6 +6,7 @@
 #include "common/env_settings.h"
 #include "replica/app/flags.h"
 #include "replica/app/replica_app.h"
+#include "replica/app/shutdown_signals.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -26,14 +25,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are taken synchronously by ReplicaApp::run(); block them before any thread starts
-  // so every thread inherits the mask. A peer closing its socket must not kill the process.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  serve::ShutdownSignals::install();
 
   auto app = serve::ReplicaApp::create(*flags, *env);
   if (!app.ok()) {

@@ -1,6 +1,5 @@
 #include "replica/app/replica_app.h"
 
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "replica/app/shutdown_signals.h"
 #include "replica/runtime/model_factory.h"
 
 namespace serve {
@@ -235,26 +235,19 @@ int ReplicaApp::run() {
                flags_.host.value_or(env_.http_host), server_->port());
   printEvent(ready.dump());
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  int first = 0;
-  while (first <= 0) {
-    first = sigwaitinfo(&signals, nullptr);
+  std::optional<int> first;
+  while (!first) {
+    first = ShutdownSignals::wait(std::chrono::milliseconds(-1));
   }
 
   // Phase 1: stay fully reachable while health says DRAINING, so the proxy takes this replica
   // out of rotation before its listener goes away.
   health_->startDraining();
-  spdlog::info("signal {}: draining; serving for {} ms more", first, draining_period_.count());
+  spdlog::info("signal {}: draining; serving for {} ms more", *first, draining_period_.count());
   printEvent(R"({"event":"draining"})");
   auto wait_or_abandon = [&](std::chrono::milliseconds d) {
-    timespec ts{static_cast<time_t>(d.count() / 1000),
-                static_cast<long>(d.count() % 1000) * 1000000};
-    int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig > 0) {
-      abandon(sig);
+    if (std::optional<int> sig = ShutdownSignals::wait(d)) {
+      abandon(*sig);
     }
   };
   auto drain_until = std::chrono::steady_clock::now() + draining_period_;

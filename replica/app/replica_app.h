@@ -25,8 +25,8 @@ class ReplicaApp {
                                                       const ReplicaEnv& env);
   ~ReplicaApp();
 
-  // Serves until SIGTERM/SIGINT (which the caller must have blocked in every thread) and
-  // returns the process exit code.
+  // Serves until SIGTERM/SIGINT (ShutdownSignals::install() must have run) and returns the
+  // process exit code.
   int run();
 
  private:
