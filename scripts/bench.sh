@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks. `scripts/bench.sh replica [DURATION] [options]` measures serve-replica alone
-# against a bare cpp-httplib server and nginx (bench/replica_bench.sh; see docs/benchmarks.md).
+# Benchmarks (see docs/benchmarks.md):
+#   scripts/bench.sh replica [DURATION] [options]  serve-replica alone vs bare cpp-httplib and nginx
+#   scripts/bench.sh mlp [DURATION] [options]      the large MLP: in process vs the replica
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +9,12 @@ what=${1:-replica}
 shift || true
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target serve-replica bare_httplib_server
+cmake --build build -j"$(nproc)" --target serve-replica bare_httplib_server mlp_forward_bench
 case "$what" in
   replica) exec bash bench/replica_bench.sh build "${@:-10s}" ;;
-  *) echo "usage: scripts/bench.sh replica [DURATION] [bench/replica_bench.sh options]" >&2; exit 2 ;;
+  mlp)
+    python3 -c 'import numpy' 2>/dev/null || pip install --quiet numpy  # to generate the model
+    exec bash bench/mlp_bench.sh build "${@:-10s}" ;;
+  *) echo "usage: scripts/bench.sh replica|mlp [DURATION] [options of bench/<what>_bench.sh]" >&2
+     exit 2 ;;
 esac
