@@ -1,8 +1,6 @@
 #include "replica/runtime/mlp_request.h"
 
 namespace serve {
-namespace {
-
 std::string shapeText(const std::vector<int64_t>& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -10,8 +8,6 @@ std::string shapeText(const std::vector<int64_t>& shape) {
   }
   return out + "]";
 }
-
-}  // namespace
 
 ModelMetadata mlpMetadata(const MlpWeights& weights, const std::string& name,
                           const std::string& backend) {

@@ -10,6 +10,9 @@
 
 namespace serve {
 
+// "[1, 64]": a shape as MLP error messages print it.
+std::string shapeText(const std::vector<int64_t>& shape);
+
 ModelMetadata mlpMetadata(const MlpWeights& weights, const std::string& name,
                           const std::string& backend);
 

@@ -18,6 +18,10 @@
 namespace serve {
 namespace {
 
+using testing::randomInputs;
+using testing::randomMlp;
+using testing::rowError;
+
 // CTest runs each test case as its own process (doctest_discover_tests) and reports exit code
 // 77 as "Skipped" (SKIP_RETURN_CODE in tests/gpu/CMakeLists.txt), so a machine without a GPU
 // shows these tests as skipped, not as passed.
@@ -29,48 +33,6 @@ bool deviceVisible() {
   }
   std::fprintf(stderr, "SKIPPED: no CUDA device visible\n");
   std::exit(kSkipExitCode);
-}
-
-MlpWeights randomMlp(const std::vector<int64_t>& widths, bool softmax, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  MlpWeights w;
-  w.softmax = softmax;
-  for (size_t l = 0; l + 1 < widths.size(); ++l) {
-    DenseLayer layer;
-    layer.in = widths[l];
-    layer.out = widths[l + 1];
-    std::normal_distribution<float> dist(0.0f, std::sqrt(2.0f / static_cast<float>(layer.in)));
-    layer.weight.resize(static_cast<size_t>(layer.in * layer.out));
-    layer.bias.resize(static_cast<size_t>(layer.out));
-    for (float& v : layer.weight) {
-      v = dist(rng);
-    }
-    for (float& v : layer.bias) {
-      v = dist(rng) * 0.1f;
-    }
-    w.layers.push_back(std::move(layer));
-  }
-  return w;
-}
-
-std::vector<float> randomInputs(int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-  std::vector<float> x(static_cast<size_t>(rows * cols));
-  for (float& v : x) {
-    v = dist(rng);
-  }
-  return x;
-}
-
-// ‖y − ref‖₂ / ‖ref‖₂ for one row.
-double rowError(const float* y, const double* ref, int64_t cols) {
-  double diff = 0, norm = 0;
-  for (int64_t c = 0; c < cols; ++c) {
-    diff += (y[c] - ref[c]) * (y[c] - ref[c]);
-    norm += ref[c] * ref[c];
-  }
-  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
 }
 
 // The worst per-row relative error of `y` against the reference forward pass of `x`.

@@ -125,14 +125,6 @@ StatusOr<Layout> makeLayout(uint64_t rows, uint64_t cols, int64_t ld) {
   return Layout(raw);
 }
 
-std::string shapeText(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
-  }
-  return out + "]";
-}
-
 }  // namespace
 
 int visibleCudaDevices() {
