@@ -86,18 +86,8 @@ std::vector<StatusOr<InferResponse>> CpuMlpModel::run(std::span<const InferReque
   int64_t row = 0;
   for (const InferRequest* req : batch) {
     int64_t n = req->inputs.front().shape[0];
-    Tensor out;
-    out.name = weights_.output_name;
-    out.datatype = DataType::kFp32;
-    out.shape = {n, outputs()};
-    out.data.resize(static_cast<size_t>(n * outputs()) * sizeof(float));
-    std::memcpy(out.data.data(), y.data() + row * outputs(), out.data.size());
+    results.emplace_back(mlpResponse(metadata_, *req, y.data() + row * outputs(), n, outputs()));
     row += n;
-    InferResponse resp;
-    resp.id = req->id;
-    resp.model = metadata_.name;
-    resp.outputs.push_back(std::move(out));
-    results.emplace_back(std::move(resp));
   }
   return results;
 }

@@ -1,5 +1,7 @@
 #include "replica/runtime/mlp_request.h"
 
+#include <cstring>
+
 namespace serve {
 std::string shapeText(const std::vector<int64_t>& shape) {
   std::string out = "[";
@@ -19,6 +21,21 @@ ModelMetadata mlpMetadata(const MlpWeights& weights, const std::string& name,
   m.inputs = {{weights.input_name, DataType::kFp32, {-1, weights.inputs()}}};
   m.outputs = {{weights.output_name, DataType::kFp32, {-1, weights.outputs()}}};
   return m;
+}
+
+InferResponse mlpResponse(const ModelMetadata& metadata, const InferRequest& request,
+                          const float* y, int64_t rows, int64_t cols) {
+  Tensor out;
+  out.name = metadata.outputs.front().name;
+  out.datatype = DataType::kFp32;
+  out.shape = {rows, cols};
+  out.data.resize(static_cast<size_t>(rows * cols) * sizeof(float));
+  std::memcpy(out.data.data(), y, out.data.size());
+  InferResponse resp;
+  resp.id = request.id;
+  resp.model = metadata.name;
+  resp.outputs.push_back(std::move(out));
+  return resp;
 }
 
 Status validateMlpRequest(const ModelMetadata& metadata, const InferRequest& request) {

@@ -20,4 +20,9 @@ ModelMetadata mlpMetadata(const MlpWeights& weights, const std::string& name,
 // shape [-1, 64], got FP32 [1, 63]".
 Status validateMlpRequest(const ModelMetadata& metadata, const InferRequest& request);
 
+// The answer to one request whose `rows` output rows start at `y` (row-major, `cols` floats
+// each): one FP32 tensor named after the model's output, shape [rows, cols].
+InferResponse mlpResponse(const ModelMetadata& metadata, const InferRequest& request,
+                          const float* y, int64_t rows, int64_t cols);
+
 }  // namespace serve

@@ -511,18 +511,9 @@ std::vector<StatusOr<InferResponse>> CudaMlpModel::run(std::span<const InferRequ
       continue;
     }
     int64_t n = req->inputs.front().shape[0];
-    Tensor out;
-    out.name = weights_.output_name;
-    out.datatype = DataType::kFp32;
-    out.shape = {n, outputs_};
-    out.data.resize(static_cast<size_t>(n * outputs_) * sizeof(float));
-    std::memcpy(out.data.data(), impl_->host_y.get() + row * outputs_, out.data.size());
+    results.emplace_back(
+        mlpResponse(metadata_, *req, impl_->host_y.get() + row * outputs_, n, outputs_));
     row += n;
-    InferResponse resp;
-    resp.id = req->id;
-    resp.model = metadata_.name;
-    resp.outputs.push_back(std::move(out));
-    results.emplace_back(std::move(resp));
   }
   return results;
 }
