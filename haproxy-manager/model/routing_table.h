@@ -75,9 +75,9 @@ struct Slot {
 
 // One application: its HTTP backend and how requests find it.
 struct Backend {
-  std::string application;  // checked by validateName()
-  std::string route_prefix;  // checked by validateRoutePrefix()
-  std::string model_name;    // KServe v2 name: /v2/models/<model_name>/... routes here
+  std::string application;       // checked by validateName()
+  std::string route_prefix;      // checked by validateRoutePrefix()
+  std::string model_name;        // KServe v2 name: /v2/models/<model_name>/... routes here
   int max_ongoing_requests = 5;  // per-server maxconn
   std::vector<Slot> slots;       // slot i is HAProxy server "slot<i+1>"; size() = capacity
 

@@ -1,0 +1,194 @@
+#include "haproxy-manager/diff/differ.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "haproxy-manager/render/renderer.h"
+
+namespace serve::manager {
+
+namespace {
+
+// Which global settings differ, by name, for the reload reason.
+std::vector<std::string> changedGlobals(const GlobalSettings& a, const GlobalSettings& b) {
+  std::vector<std::string> changed;
+  auto check = [&](bool differs, const char* name) {
+    if (differs) {
+      changed.push_back(name);
+    }
+  };
+  check(a.admin_socket != b.admin_socket, "admin socket");
+  check(a.state_dir != b.state_dir, "config directory");
+  check(a.maxconn != b.maxconn, "maxconn");
+  check(a.nbthread != b.nbthread, "nbthread");
+  check(a.hard_stop_after_s != b.hard_stop_after_s, "hard-stop-after");
+  check(a.timeout_client_s != b.timeout_client_s, "timeout client");
+  check(a.timeout_server_s != b.timeout_server_s, "timeout server");
+  check(a.timeout_connect_s != b.timeout_connect_s, "timeout connect");
+  check(a.timeout_queue_s != b.timeout_queue_s, "timeout queue");
+  check(a.keep_alive_timeout_s != b.keep_alive_timeout_s, "timeout http-keep-alive");
+  check(a.retries != b.retries, "retries");
+  check(a.balance_algorithm != b.balance_algorithm, "balance");
+  check(a.health_check_fall != b.health_check_fall || a.health_check_rise != b.health_check_rise ||
+            a.health_check_inter_s != b.health_check_inter_s ||
+            a.health_check_fastinter_s != b.health_check_fastinter_s ||
+            a.health_check_downinter_s != b.health_check_downinter_s,
+        "health checks");
+  check(
+      a.observe_mark_down != b.observe_mark_down || a.observe_error_limit != b.observe_error_limit,
+      "observe layer4");
+  check(a.http_host != b.http_host || a.http_port != b.http_port, "HTTP listener");
+  check(a.metrics_port != b.metrics_port, "metrics port");
+  check(a.stats_port != b.stats_port, "stats port");
+  check(a.control_port != b.control_port, "control port");
+  return changed;
+}
+
+std::vector<ReloadReason> reloadReasons(const RoutingTable& running, const RoutingTable& desired) {
+  std::vector<ReloadReason> reasons;
+  if (std::vector<std::string> changed = changedGlobals(running.global, desired.global);
+      !changed.empty()) {
+    std::string list;
+    for (const std::string& name : changed) {
+      absl::StrAppend(&list, list.empty() ? "" : ", ", name);
+    }
+    reasons.push_back({"global", absl::StrCat("global settings changed: ", list)});
+  }
+  for (const Backend& backend : desired.backends) {
+    const Backend* old = running.findBackend(backend.application);
+    if (old == nullptr) {
+      reasons.push_back(
+          {"application_added", absl::StrCat("application '", backend.application, "' added")});
+      continue;
+    }
+    if (backend.slots.size() != old->slots.size()) {
+      reasons.push_back(
+          {"slots_grown",
+           absl::StrCat("application '", backend.application, "' needs ", backend.slots.size(),
+                        " server slots (has ", old->slots.size(), ")")});
+    }
+    if (backend.max_ongoing_requests != old->max_ongoing_requests) {
+      reasons.push_back(
+          {"limits_changed",
+           absl::StrCat("application '", backend.application, "': max_ongoing_requests ",
+                        old->max_ongoing_requests, " -> ", backend.max_ongoing_requests)});
+    }
+  }
+  for (const Backend& backend : running.backends) {
+    if (desired.findBackend(backend.application) == nullptr) {
+      reasons.push_back(
+          {"application_removed", absl::StrCat("application '", backend.application, "' removed")});
+    }
+  }
+  return reasons;
+}
+
+std::string setServer(const std::string& backend, std::size_t index, const std::string& what) {
+  return absl::StrCat("set server ", backend, "/", slotName(index), " ", what);
+}
+
+std::string addrCommand(const std::string& backend, std::size_t index, const Slot& slot) {
+  const bool free = slot.state == SlotState::kFree;
+  return setServer(backend, index,
+                   absl::StrCat("addr ", free ? kPlaceholderHost : slot.endpoint.host, " port ",
+                                free ? kPlaceholderPort : slot.endpoint.port));
+}
+
+}  // namespace
+
+std::vector<std::string> slotCommands(const std::string& backend, std::size_t index,
+                                      const Slot& from, const Slot& to) {
+  const bool from_free = from.state == SlotState::kFree;
+  const bool same_endpoint = !from_free && from.endpoint == to.endpoint;
+  std::vector<std::string> out;
+  switch (to.state) {
+    case SlotState::kFree:
+      if (!from_free) {
+        out.push_back(setServer(backend, index, "state maint"));
+        out.push_back(addrCommand(backend, index, to));
+      }
+      break;
+    case SlotState::kActive:
+      if (same_endpoint) {
+        if (from.state == SlotState::kDraining) {
+          out.push_back(setServer(backend, index, "state ready"));
+        }
+        break;
+      }
+      if (!from_free) {
+        out.push_back(setServer(backend, index, "state maint"));
+      }
+      out.push_back(addrCommand(backend, index, to));
+      out.push_back(setServer(backend, index, "state ready"));
+      // Leaving maintenance restarts checks from DOWN; the replica said it is ready, so it
+      // takes traffic now. A failing check still takes it out after `fall` probes.
+      out.push_back(setServer(backend, index, "health up"));
+      break;
+    case SlotState::kDraining:
+      if (same_endpoint) {
+        if (from.state == SlotState::kActive) {
+          out.push_back(setServer(backend, index, "state drain"));
+        }
+        break;
+      }
+      if (!from_free) {
+        out.push_back(setServer(backend, index, "state maint"));
+      }
+      out.push_back(addrCommand(backend, index, to));
+      out.push_back(setServer(backend, index, "state drain"));
+      break;
+  }
+  return out;
+}
+
+Plan diff(const RoutingTable& running, const RoutingTable& desired) {
+  Plan plan;
+  plan.reload_reasons = reloadReasons(running, desired);
+  if (plan.needsReload()) {
+    return plan;
+  }
+
+  const GlobalSettings& g = desired.global;
+  const std::string exact_map = statePath(g, kRoutesExactMap);
+  const std::string prefix_map = statePath(g, kRoutesPrefixMap);
+  const std::string models_map = statePath(g, kModelsMap);
+  const std::string node_map = statePath(g, kNodeMap);
+
+  std::vector<std::string> removals;
+  std::vector<std::string> servers;
+  std::vector<std::string> additions;
+  // Same set of backends in both tables here (otherwise it is a reload), in the same order.
+  for (std::size_t b = 0; b < desired.backends.size(); ++b) {
+    const Backend& to = desired.backends[b];
+    const Backend& from = *running.findBackend(to.application);
+    const std::string name = backendName(to);
+    if (from.route_prefix != to.route_prefix) {
+      removals.push_back(absl::StrCat("del map ", exact_map, " ", exactRouteKey(from)));
+      removals.push_back(absl::StrCat("del map ", prefix_map, " ", prefixRouteKey(from)));
+      additions.push_back(absl::StrCat("add map ", exact_map, " ", exactRouteKey(to), " ", name));
+      additions.push_back(absl::StrCat("add map ", prefix_map, " ", prefixRouteKey(to), " ", name));
+    }
+    if (from.model_name != to.model_name) {
+      removals.push_back(absl::StrCat("del map ", models_map, " ", from.model_name));
+      additions.push_back(absl::StrCat("add map ", models_map, " ", to.model_name, " ", name));
+    }
+    for (std::size_t i = 0; i < to.slots.size(); ++i) {
+      std::vector<std::string> commands = slotCommands(name, i, from.slots[i], to.slots[i]);
+      servers.insert(servers.end(), commands.begin(), commands.end());
+    }
+  }
+  if (routesJson(running) != routesJson(desired)) {
+    additions.push_back(absl::StrCat("set map ", node_map, " routes ", routesJson(desired)));
+  }
+  if (running.draining != desired.draining) {
+    additions.push_back(
+        absl::StrCat("set map ", node_map, " draining ", desired.draining ? "1" : "0"));
+  }
+
+  plan.commands = std::move(removals);
+  plan.commands.insert(plan.commands.end(), servers.begin(), servers.end());
+  plan.commands.insert(plan.commands.end(), additions.begin(), additions.end());
+  return plan;
+}
+
+}  // namespace serve::manager

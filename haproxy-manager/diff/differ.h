@@ -1,0 +1,42 @@
+#pragma once
+
+// (running table, desired table) -> plan. Pure. A plan is either runtime-API commands that turn
+// the running HAProxy into the desired one without a reload, or a reload with its reasons when
+// the structure changes (applications added or removed, slot capacity grown, per-server limits
+// or global settings changed). The same function repairs drift: pass the table observed from
+// HAProxy's `show servers state` and `show map` as `running`.
+#include <string>
+#include <vector>
+
+#include "haproxy-manager/model/routing_table.h"
+
+namespace serve::manager {
+
+// Why a reload is needed: `kind` is a short label for metrics, `text` the sentence for logs and
+// API replies.
+struct ReloadReason {
+  std::string kind;  // global | application_added | application_removed | slots_grown |
+                     // limits_changed (the manager adds runtime_error and restart)
+  std::string text;
+
+  friend bool operator==(const ReloadReason&, const ReloadReason&) = default;
+};
+
+struct Plan {
+  std::vector<std::string> commands;         // runtime-API commands, in the order to send them
+  std::vector<ReloadReason> reload_reasons;  // non-empty: reload instead; commands are empty
+
+  bool needsReload() const { return !reload_reasons.empty(); }
+  bool empty() const { return commands.empty() && reload_reasons.empty(); }
+};
+
+// Commands come in three groups so that a route can only ever point at a ready backend: map
+// removals, then server changes (backends and slots in order), then map additions.
+Plan diff(const RoutingTable& running, const RoutingTable& desired);
+
+// The runtime commands for one slot going from `from` to `to` (empty when nothing changes for
+// HAProxy). Exposed for the tests and the drift repair counters.
+std::vector<std::string> slotCommands(const std::string& backend, std::size_t index,
+                                      const Slot& from, const Slot& to);
+
+}  // namespace serve::manager

@@ -1,0 +1,61 @@
+#pragma once
+
+// Routing table -> haproxy.cfg text and the files it references (map files, error pages).
+// Pure: the templates are passed in as text, nothing is read or written here, and the same
+// inputs always give the same bytes. Everything that reaches the output has been validated
+// (names and prefixes by common/names, settings by readManagerEnv), so values are inserted
+// without escaping.
+#include <map>
+#include <string>
+
+#include "common/status.h"
+#include "haproxy-manager/model/routing_table.h"
+
+namespace serve::manager {
+
+// The template set, as read from RAY_SERVE_HAPROXY_TEMPLATE_DIR (default: templates/).
+struct Templates {
+  std::string config;     // haproxy.cfg.mustache
+  std::string error_408;  // 408.http: sent when a replica does not answer in time
+  std::string error_503;  // 503.http: no replica could take the request
+};
+
+inline constexpr char kConfigTemplateFile[] = "haproxy.cfg.mustache";
+inline constexpr char kError408File[] = "408.http";
+inline constexpr char kError503File[] = "503.http";
+
+// The files HAProxy reads besides haproxy.cfg, by name; they live in GlobalSettings::state_dir.
+inline constexpr char kRoutesExactMap[] = "routes_exact.map";    // prefix -> backend
+inline constexpr char kRoutesPrefixMap[] = "routes_prefix.map";  // prefix + "/" -> backend
+inline constexpr char kModelsMap[] = "models.map";               // KServe model name -> backend
+inline constexpr char kNodeMap[] = "node.map";                   // draining, routes JSON
+inline constexpr char kServerStateFile[] = "server-state";
+
+struct RenderedConfig {
+  std::string config;                        // haproxy.cfg
+  std::map<std::string, std::string> files;  // file name (in state_dir) -> content
+
+  friend bool operator==(const RenderedConfig&, const RenderedConfig&) = default;
+};
+
+// Fails only when the config template does not parse (the message names the template and
+// the mustache error).
+StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& templates);
+
+// Absolute path of a file in the state directory, as haproxy.cfg and runtime commands name it.
+std::string statePath(const GlobalSettings& global, const std::string& file_name);
+
+// "5s", "250ms": the shortest exact HAProxy time for a duration in seconds (rounded to ms).
+std::string haproxyDuration(double seconds);
+
+// The map lines for one backend, spelled once for the files and the runtime commands.
+std::string exactRouteKey(const Backend& backend);   // the prefix itself
+std::string prefixRouteKey(const Backend& backend);  // prefix + "/" ("/" stays "/")
+
+// Where a slot's server points: the replica's endpoint, or the placeholder for free slots
+// (port 1 refuses at once, so a slot enabled by mistake just redispatches).
+inline constexpr char kPlaceholderHost[] = "127.0.0.1";
+inline constexpr int kPlaceholderPort = 1;
+std::string serverAddress(const Slot& slot);
+
+}  // namespace serve::manager

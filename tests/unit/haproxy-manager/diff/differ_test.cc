@@ -1,0 +1,189 @@
+#include "haproxy-manager/diff/differ.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/unit/haproxy-manager/table_builders.h"
+
+namespace serve::manager {
+namespace {
+
+using namespace serve::manager::testing;
+using Lines = std::vector<std::string>;
+
+struct Case {
+  const char* name;
+  RoutingTable running;
+  RoutingTable desired;
+  Lines commands;
+  Lines reload_reasons;  // texts
+};
+
+Lines texts(const std::vector<ReloadReason>& reasons) {
+  Lines out;
+  for (const ReloadReason& r : reasons) {
+    out.push_back(r.text);
+  }
+  return out;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  const RoutingTable base = table({backend("a", "/a", {active("a-1", 30000)})});
+
+  out.push_back({"no change sends nothing", base, base, {}, {}});
+
+  out.push_back({"a new replica fills the lowest free slot",
+                 base,
+                 table({backend("a", "/a", {active("a-1", 30000), active("a-2", 30001)})}),
+                 {"set server http-a/slot2 addr 127.0.0.1 port 30001",
+                  "set server http-a/slot2 state ready", "set server http-a/slot2 health up"},
+                 {}});
+
+  out.push_back({"a departed replica drains",
+                 base,
+                 table({backend("a", "/a", {draining("a-1", 30000)})}),
+                 {"set server http-a/slot1 state drain"},
+                 {}});
+
+  out.push_back(
+      {"an idle draining slot goes to maintenance at the placeholder",
+       table({backend("a", "/a", {draining("a-1", 30000)})}),
+       table({backend("a", "/a", {freeSlot()})}),
+       {"set server http-a/slot1 state maint", "set server http-a/slot1 addr 127.0.0.1 port 1"},
+       {}});
+
+  out.push_back({"a draining replica that comes back is made ready in place",
+                 table({backend("a", "/a", {draining("a-1", 30000)})}),
+                 base,
+                 {"set server http-a/slot1 state ready"},
+                 {}});
+
+  out.push_back(
+      {"a slot moved to a new endpoint goes through maintenance",
+       base,
+       table({backend("a", "/a", {active("a-9", 30009, "127.0.0.2")})}),
+       {"set server http-a/slot1 state maint", "set server http-a/slot1 addr 127.0.0.2 port 30009",
+        "set server http-a/slot1 state ready", "set server http-a/slot1 health up"},
+       {}});
+
+  out.push_back({"a replica id change at the same endpoint needs no command",
+                 base,
+                 table({backend("a", "/a", {active("a-renamed", 30000)})}),
+                 {},
+                 {}});
+
+  out.push_back(
+      {"a route prefix change swaps map entries around the server changes",
+       base,
+       table({backend("a", "/b", {active("a-1", 30000), active("a-2", 30001)})}),
+       {"del map /run/serve/routes_exact.map /a", "del map /run/serve/routes_prefix.map /a/",
+        "set server http-a/slot2 addr 127.0.0.1 port 30001", "set server http-a/slot2 state ready",
+        "set server http-a/slot2 health up", "add map /run/serve/routes_exact.map /b http-a",
+        "add map /run/serve/routes_prefix.map /b/ http-a",
+        "set map /run/serve/node.map routes {\"/b\":\"a\"}"},
+       {}});
+
+  {
+    RoutingTable renamed = base;
+    renamed.backends[0].model_name = "mlp";
+    out.push_back({"a model name change updates the models map",
+                   base,
+                   renamed,
+                   {"del map /run/serve/models.map a", "add map /run/serve/models.map mlp http-a"},
+                   {}});
+  }
+
+  out.push_back({"node drain flips the node map",
+                 base,
+                 table({backend("a", "/a", {active("a-1", 30000)})}, /*draining=*/true),
+                 {"set map /run/serve/node.map draining 1"},
+                 {}});
+
+  out.push_back({"a new application reloads",
+                 base,
+                 table({backend("a", "/a", {active("a-1", 30000)}), backend("b", "/b")}),
+                 {},
+                 {"application 'b' added"}});
+
+  out.push_back({"a removed application reloads",
+                 table({backend("a", "/a", {active("a-1", 30000)}), backend("b", "/b")}),
+                 base,
+                 {},
+                 {"application 'b' removed"}});
+
+  out.push_back({"slot growth reloads",
+                 base,
+                 table({backend("a", "/a", {active("a-1", 30000)}, 32)}),
+                 {},
+                 {"application 'a' needs 32 server slots (has 16)"}});
+
+  {
+    RoutingTable limits = base;
+    limits.backends[0].max_ongoing_requests = 8;
+    out.push_back({"a per-server limit change reloads",
+                   base,
+                   limits,
+                   {},
+                   {"application 'a': max_ongoing_requests 5 -> 8"}});
+  }
+
+  {
+    RoutingTable globals = base;
+    globals.global.maxconn = 100;
+    globals.global.health_check_inter_s = 1;
+    globals.backends.push_back(backend("b", "/b"));
+    out.push_back({"global changes and a new application are all named",
+                   base,
+                   globals,
+                   {},
+                   {"global settings changed: maxconn, health checks", "application 'b' added"}});
+  }
+  return out;
+}
+
+TEST_CASE("differ: running + desired => exact commands or reload reasons") {
+  for (const Case& c : cases()) {
+    CAPTURE(c.name);
+    const Plan plan = diff(c.running, c.desired);
+    CHECK(plan.commands == c.commands);
+    CHECK(texts(plan.reload_reasons) == c.reload_reasons);
+    CHECK(plan.empty() == (c.commands.empty() && c.reload_reasons.empty()));
+  }
+}
+
+TEST_CASE("differ: reload reasons carry a kind for metrics") {
+  const RoutingTable base = table({backend("a", "/a")});
+  RoutingTable changed = table({backend("a", "/a", {}, 32), backend("b", "/b")});
+  changed.global.nbthread = 2;
+  changed.backends[0].max_ongoing_requests = 1;
+  std::vector<std::string> kinds;
+  for (const ReloadReason& r : diff(base, changed).reload_reasons) {
+    kinds.push_back(r.kind);
+  }
+  CHECK(kinds == Lines{"global", "slots_grown", "limits_changed", "application_added"});
+  CHECK(diff(changed, base).reload_reasons.back() ==
+        ReloadReason{"application_removed", "application 'b' removed"});
+}
+
+TEST_CASE("differ: drift repair puts a slot changed by hand back") {
+  // Someone ran `set server http-a/slot1 state maint` with socat: observed shows it free.
+  const RoutingTable desired = table({backend("a", "/a", {active("a-1", 30000)})});
+  const RoutingTable observed = table({backend("a", "/a", {freeSlot()})});
+  CHECK(diff(observed, desired).commands ==
+        Lines{"set server http-a/slot1 addr 127.0.0.1 port 30000",
+              "set server http-a/slot1 state ready", "set server http-a/slot1 health up"});
+}
+
+TEST_CASE("differ: a free slot observed in drain at a stale address is repaired") {
+  CHECK(slotCommands("http-a", 2, draining("x", 30000), draining("y", 30001)) ==
+        Lines{"set server http-a/slot3 state maint",
+              "set server http-a/slot3 addr 127.0.0.1 port 30001",
+              "set server http-a/slot3 state drain"});
+  CHECK(slotCommands("http-a", 0, freeSlot(), freeSlot()).empty());
+}
+
+}  // namespace
+}  // namespace serve::manager

@@ -1,0 +1,172 @@
+#include "haproxy-manager/render/renderer.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "common/file_util.h"
+#include "tests/unit/haproxy-manager/table_builders.h"
+
+namespace serve::manager {
+namespace {
+
+using namespace serve::manager::testing;
+
+const std::string kTemplateDir = std::string(SERVE_TESTDATA_DIR) + "/../../templates";
+const std::string kGoldenDir = std::string(SERVE_TESTDATA_DIR) + "/manager/render";
+
+Templates shippedTemplates() {
+  Templates t;
+  t.config = readWholeFile(kTemplateDir + "/" + kConfigTemplateFile, "template").value();
+  t.error_408 = readWholeFile(kTemplateDir + "/" + kError408File, "template").value();
+  t.error_503 = readWholeFile(kTemplateDir + "/" + kError503File, "template").value();
+  return t;
+}
+
+RenderedConfig renderOk(const RoutingTable& table) {
+  StatusOr<RenderedConfig> rendered = render(table, shippedTemplates());
+  REQUIRE_MESSAGE(rendered.ok(), messageOf(rendered.status()));
+  return *rendered;
+}
+
+// Compares with a golden file; SERVE_UPDATE_GOLDEN=1 rewrites it instead (then review the diff).
+void checkGolden(const std::string& name, const std::string& actual) {
+  const std::string path = kGoldenDir + "/" + name;
+  if (const char* update = std::getenv("SERVE_UPDATE_GOLDEN");
+      update && std::string(update) == "1") {
+    std::ofstream(path, std::ios::binary) << actual;
+  }
+  StatusOr<std::string> golden = readWholeFile(path, "golden file");
+  REQUIRE_MESSAGE(golden.ok(), messageOf(golden.status()));
+  CHECK(actual == *golden);
+}
+
+// The lines of `text` from the one starting with `first` up to (excluding) the next blank line.
+std::string block(const std::string& text, const std::string& first) {
+  std::istringstream in(text);
+  std::string line;
+  std::string out;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (!inside && line == first) {
+      inside = true;
+    } else if (inside && line.empty()) {
+      break;
+    }
+    if (inside) {
+      out += line + "\n";
+    }
+  }
+  return out;
+}
+
+TEST_CASE("renderer: two applications render to the golden config and maps") {
+  RoutingTable t = table({
+      backend("digits", "/digits", {active("digits-1", 30000), active("digits-2", 30001)}),
+      backend("echo", "/echo/v1", {freeSlot(), active("echo-1", 30002)}),
+  });
+  t.backends[0].model_name = "digits-mlp";
+  t.backends[1].max_ongoing_requests = 8;
+  const RenderedConfig out = renderOk(t);
+  checkGolden("two_apps.cfg", out.config);
+  CHECK(out.files.at(kRoutesExactMap) == "/digits http-digits\n/echo/v1 http-echo\n");
+  CHECK(out.files.at(kRoutesPrefixMap) == "/digits/ http-digits\n/echo/v1/ http-echo\n");
+  CHECK(out.files.at(kModelsMap) == "digits-mlp http-digits\necho http-echo\n");
+  CHECK(out.files.at(kNodeMap) ==
+        "draining 0\nroutes {\"/digits\":\"digits\",\"/echo/v1\":\"echo\"}\n");
+  CHECK(out.files.at(kError408File).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
+  CHECK(out.files.at(kError503File).rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
+  CHECK(out.files.size() == 6);
+}
+
+TEST_CASE("renderer: same input, same bytes") {
+  RoutingTable t = table({backend("a", "/a", {active("a-1", 30000)})});
+  CHECK(renderOk(t) == renderOk(t));
+}
+
+TEST_CASE("renderer: active slots are server lines, free and draining runs are templates") {
+  RoutingTable t =
+      table({backend("a", "/a",
+                     {active("a-1", 30000), freeSlot(), freeSlot(), active("a-4", 30004, "::1"),
+                      draining("a-5", 30005), active("a-6", 30006)},
+                     8)});
+  CHECK(block(renderOk(t).config, "backend http-a") ==
+        "backend http-a\n"
+        "  balance leastconn\n"
+        "  http-reuse safe\n"
+        "  option httpchk GET /-/healthz\n"
+        "  http-check expect status 200\n"
+        "  default-server check inter 5s fastinter 250ms downinter 250ms fall 2 rise 2 "
+        "maxconn 5 observe layer4 error-limit 3 on-error mark-down\n"
+        "  http-request return status 503 content-type text/plain string \"No replica of "
+        "application 'a' is available.\" if { nbsrv(http-a) eq 0 }\n"
+        "  server slot1 127.0.0.1:30000\n"
+        "  server slot4 [::1]:30004\n"
+        "  server slot6 127.0.0.1:30006\n"
+        "  server-template slot 2-3 127.0.0.1:1 disabled\n"
+        "  server-template slot 5-5 127.0.0.1:1 disabled\n"
+        "  server-template slot 7-8 127.0.0.1:1 disabled\n");
+}
+
+TEST_CASE("renderer: settings drive the directives") {
+  RoutingTable t = table({backend("a", "/", {}, 16)});
+  t.global.timeout_server_s.reset();
+  t.global.timeout_queue_s.reset();
+  t.global.timeout_connect_s.reset();
+  t.global.retries = 5;
+  t.global.observe_mark_down = false;
+  t.global.balance_algorithm = "random(2)";
+  t.global.health_check_inter_s = 0.5;
+  t.global.hard_stop_after_s = 2.5;
+  t.global.http_host = "::";
+  const std::string config = renderOk(t).config;
+  CHECK(config.find("  timeout server ") == std::string::npos);
+  CHECK(config.find("  timeout queue ") == std::string::npos);
+  CHECK(config.find("  timeout connect ") == std::string::npos);
+  CHECK(config.find("  retries 5\n") != std::string::npos);
+  CHECK(config.find("  hard-stop-after 2500ms\n") != std::string::npos);
+  CHECK(config.find("  bind [::]:8000\n") != std::string::npos);
+  CHECK(config.find("  balance random(2)\n") != std::string::npos);
+  CHECK(config.find("default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 "
+                    "rise 2 maxconn 5\n") != std::string::npos);
+  CHECK(config.find("  server-template slot 1-16 127.0.0.1:1 disabled\n") != std::string::npos);
+}
+
+TEST_CASE("renderer: a root prefix maps '/' once in each route map") {
+  const RenderedConfig out = renderOk(table({backend("root", "/")}));
+  CHECK(out.files.at(kRoutesExactMap) == "/ http-root\n");
+  CHECK(out.files.at(kRoutesPrefixMap) == "/ http-root\n");
+}
+
+TEST_CASE("renderer: with no application, healthz says so and no backend is rendered") {
+  RoutingTable t = table({}, /*draining=*/true);
+  const RenderedConfig out = renderOk(t);
+  CHECK(out.config.find("string \"No application is deployed.\" if healthz\n") !=
+        std::string::npos);
+  CHECK(out.config.find("acl replica_up") == std::string::npos);
+  CHECK(out.config.find("backend http-") == std::string::npos);
+  CHECK(out.files.at(kNodeMap) == "draining 1\nroutes {}\n");
+  CHECK(out.files.at(kRoutesExactMap).empty());
+}
+
+TEST_CASE("renderer: a template that does not parse is an error naming it") {
+  Templates broken = shippedTemplates();
+  broken.config = "global\n{{#backends}}\n";
+  StatusOr<RenderedConfig> out = render(table({}), broken);
+  REQUIRE_FALSE(out.ok());
+  CHECK(messageOf(out.status()).rfind("haproxy.cfg.mustache: ", 0) == 0);
+}
+
+TEST_CASE("renderer: durations are exact HAProxy times") {
+  CHECK(haproxyDuration(5) == "5s");
+  CHECK(haproxyDuration(0.25) == "250ms");
+  CHECK(haproxyDuration(3600) == "3600s");
+  CHECK(haproxyDuration(1.0005) == "1001ms");
+  CHECK(haproxyDuration(0) == "0s");
+}
+
+}  // namespace
+}  // namespace serve::manager
