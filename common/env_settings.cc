@@ -2,15 +2,11 @@
 
 #include <arpa/inet.h>
 
-#include <charconv>
-#include <cmath>
-#include <cstdint>
 #include <cstdlib>
-#include <system_error>
+#include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
+#include "common/env_parse.h"
 
 namespace serve {
 
@@ -39,73 +35,11 @@ constexpr char kThroughputOptimized[] = "RAY_SERVE_THROUGHPUT_OPTIMIZED";
 constexpr char kLogDir[] = "RAY_SERVE_LOG_DIR";
 constexpr char kOmpNumThreads[] = "OMP_NUM_THREADS";
 
-// The value as the user set it, escaped so a newline in it cannot split a log line.
-std::string shown(absl::string_view value) {
-  constexpr std::size_t kMaxShown = 80;
-  if (value.size() > kMaxShown) {
-    return absl::StrCat(absl::CHexEscape(value.substr(0, kMaxShown)), "...");
-  }
-  return absl::CHexEscape(value);
-}
-
-Status envError(absl::string_view name, absl::string_view value, absl::string_view rule) {
-  return absl::InvalidArgumentError(absl::StrCat(name, "=", shown(value), ": expected ", rule));
-}
-
-// A variable's value and whether the user set it, so cross-checks can blame a variable that
-// was actually set rather than a default.
-template <typename T>
-struct Setting {
-  T value;
-  std::optional<std::string> raw;
-};
-
-StatusOr<Setting<int>> intSetting(const EnvLookup& env, const char* name, int fallback, int min,
-                                  int max) {
-  std::optional<std::string> raw = env(name);
-  if (!raw.has_value()) {
-    return Setting<int>{fallback, std::nullopt};
-  }
-  std::int64_t value = 0;
-  const char* begin = raw->data();
-  const char* end = begin + raw->size();
-  const auto [stop, ec] = std::from_chars(begin, end, value);
-  if (raw->empty() || ec != std::errc() || stop != end || value < min || value > max) {
-    return envError(name, *raw, absl::StrCat("an integer in [", min, ", ", max, "]"));
-  }
-  return Setting<int>{static_cast<int>(value), std::move(raw)};
-}
-
-StatusOr<double> numberSetting(const EnvLookup& env, const char* name, double fallback, double min,
-                               double max) {
-  std::optional<std::string> raw = env(name);
-  if (!raw.has_value()) {
-    return fallback;
-  }
-  double value = 0;
-  const char* begin = raw->data();
-  const char* end = begin + raw->size();
-  const auto [stop, ec] = std::from_chars(begin, end, value);
-  if (raw->empty() || ec != std::errc() || stop != end || !std::isfinite(value) || value < min ||
-      value > max) {
-    return envError(name, *raw, absl::StrCat("a number in [", min, ", ", max, "]"));
-  }
-  return value;
-}
-
-StatusOr<bool> boolSetting(const EnvLookup& env, const char* name, bool fallback) {
-  std::optional<std::string> raw = env(name);
-  if (!raw.has_value()) {
-    return fallback;
-  }
-  if (*raw == "0") {
-    return false;
-  }
-  if (*raw == "1") {
-    return true;
-  }
-  return envError(name, *raw, "0 or 1");
-}
+using env_parse::boolSetting;
+using env_parse::envError;
+using env_parse::intSetting;
+using env_parse::numberSetting;
+using env_parse::Setting;
 
 bool isIpOrLocalhost(const std::string& host) {
   unsigned char buffer[sizeof(struct in6_addr)];

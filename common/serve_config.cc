@@ -598,7 +598,8 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
   }
 
   if (const Field* replicas = deployment->find("num_replicas")) {
-    StatusOr<std::int64_t> value = integer(*replicas, 1, 1024, "an integer in [1, 1024]");
+    // 0 is an application scaled to zero: its routes stay, and HAProxy answers 503.
+    StatusOr<std::int64_t> value = integer(*replicas, 0, 1024, "an integer in [0, 1024]");
     if (!value.ok()) {
       return value.status();
     }

@@ -371,6 +371,42 @@ TEST_CASE("parseServeConfig checks applications") {
   });
 }
 
+TEST_CASE("route prefixes that could break haproxy.cfg or a map file are refused in the file") {
+  constexpr char kPrefixRule[] =
+      " (route prefixes start with '/', are at most 200 characters from [A-Za-z0-9/_.~-], and "
+      "have no empty, '.' or '..' segments and no trailing '/')";
+  const auto prefixError = [&](const std::string& shown, const std::string& problem) {
+    return "test.yaml:3: applications[0].route_prefix: route prefix \"" + shown + "\": " + problem +
+           kPrefixRule;
+  };
+  const auto app = [](const std::string& prefix) {
+    return "applications:\n  - name: a\n    route_prefix: " + prefix +
+           "\n    deployments: [{name: d, model: {kind: noop}}]\n";
+  };
+  checkErrors({
+      {"no leading slash", app("app"), prefixError("app", "does not start with '/'")},
+      {"empty", app("''"), prefixError("", "does not start with '/'")},
+      {"a number", app("5"), prefixError("5", "does not start with '/'")},
+      {"a space", app("'/a b'"), prefixError("/a b", "contains ' '")},
+      {"a single quote", app("\"/a'b\""), prefixError("/a\\'b", "contains '\\''")},
+      {"a hash", app("'/a#b'"), prefixError("/a#b", "contains '#'")},
+      {"a percent", app("/a%20b"), prefixError("/a%20b", "contains '%'")},
+      {"a newline", app("\"/a\\nb\""), prefixError("/a\\nb", "contains '\\n'")},
+      {"a tab", app("\"/a\\tb\""), prefixError("/a\\tb", "contains '\\t'")},
+  });
+  // The wrong type is reported as such, not as a bad prefix.
+  checkErrors({{"a list", app("[/a]"),
+                "test.yaml:3: applications[0].route_prefix: expected a route prefix such as /app, "
+                "got a list"}});
+}
+
+TEST_CASE("num_replicas 0 is an application scaled to zero") {
+  StatusOr<ServeConfig> parsed = parseServeConfig(
+      withDeployment("        num_replicas: 0\n        model: {kind: noop}\n"), "test.yaml");
+  REQUIRE_MESSAGE(parsed.ok(), parsed.status().message());
+  CHECK(parsed->applications.at(0).deployments.at(0).num_replicas == 0);
+}
+
 TEST_CASE("parseServeConfig checks deployments") {
   const std::string noop = "        model: {kind: noop}\n";
   const std::string d = "test.yaml:6: applications[0].deployments[0].";
@@ -395,24 +431,30 @@ TEST_CASE("parseServeConfig checks deployments") {
       {"duplicate key", withDeployment("        num_replicas: 1\n        num_replicas: 2\n" + noop),
        "test.yaml:7: applications[0].deployments[0].num_replicas: duplicate key (first at line "
        "6)"},
-      {"num_replicas 0", withDeployment("        num_replicas: 0\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got 0"},
+      {"num_replicas -1", withDeployment("        num_replicas: -1\n" + noop),
+       d + "num_replicas: expected an integer in [0, 1024], got -1"},
       {"num_replicas 1025", withDeployment("        num_replicas: 1025\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got 1025"},
+       d + "num_replicas: expected an integer in [0, 1024], got 1025"},
       {"num_replicas a string", withDeployment("        num_replicas: \"2\"\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got the string \"2\""},
+       d + "num_replicas: expected an integer in [0, 1024], got the string \"2\""},
       {"num_replicas a float", withDeployment("        num_replicas: 2.5\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got 2.5"},
+       d + "num_replicas: expected an integer in [0, 1024], got 2.5"},
       {"num_replicas a boolean", withDeployment("        num_replicas: true\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got the boolean true"},
+       d + "num_replicas: expected an integer in [0, 1024], got the boolean true"},
       {"num_replicas empty", withDeployment("        num_replicas:\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got an empty value"},
+       d + "num_replicas: expected an integer in [0, 1024], got an empty value"},
       {"num_replicas a list", withDeployment("        num_replicas: [1]\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got a list"},
+       d + "num_replicas: expected an integer in [0, 1024], got a list"},
       {"num_replicas a mapping", withDeployment("        num_replicas: {}\n" + noop),
-       d + "num_replicas: expected an integer in [1, 1024], got an empty mapping"},
+       d + "num_replicas: expected an integer in [0, 1024], got an empty mapping"},
       {"max_ongoing_requests 0", withDeployment("        max_ongoing_requests: 0\n" + noop),
        d + "max_ongoing_requests: expected an integer >= 1, got 0"},
+      {"max_ongoing_requests -1", withDeployment("        max_ongoing_requests: -1\n" + noop),
+       d + "max_ongoing_requests: expected an integer >= 1, got -1"},
+      {"max_queued_requests a string",
+       withDeployment("        max_queued_requests: unbounded\n" + noop),
+       d + "max_queued_requests: expected -1 (unbounded) or an integer >= 0, got the string "
+           "\"unbounded\""},
       {"max_ongoing_requests beyond int",
        withDeployment("        max_ongoing_requests: 99999999999\n" + noop),
        d + "max_ongoing_requests: expected an integer >= 1, got 99999999999"},
