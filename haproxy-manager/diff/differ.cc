@@ -152,6 +152,7 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
   const std::string exact_map = statePath(g, kRoutesExactMap);
   const std::string prefix_map = statePath(g, kRoutesPrefixMap);
   const std::string models_map = statePath(g, kModelsMap);
+  const std::string rewrite_map = statePath(g, kRoutesRewriteMap);
   const std::string node_map = statePath(g, kNodeMap);
 
   std::vector<std::string> removals;
@@ -162,15 +163,27 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
     const Backend& to = desired.backends[b];
     const Backend& from = *running.findBackend(to.application);
     const std::string name = backendName(to);
+    // An empty old key is a map entry observed missing (drift): nothing to delete.
     if (from.route_prefix != to.route_prefix) {
-      removals.push_back(absl::StrCat("del map ", exact_map, " ", exactRouteKey(from)));
-      removals.push_back(absl::StrCat("del map ", prefix_map, " ", prefixRouteKey(from)));
+      if (!from.route_prefix.empty()) {
+        removals.push_back(absl::StrCat("del map ", exact_map, " ", exactRouteKey(from)));
+        removals.push_back(absl::StrCat("del map ", prefix_map, " ", prefixRouteKey(from)));
+      }
       additions.push_back(absl::StrCat("add map ", exact_map, " ", exactRouteKey(to), " ", name));
       additions.push_back(absl::StrCat("add map ", prefix_map, " ", prefixRouteKey(to), " ", name));
     }
     if (from.model_name != to.model_name) {
-      removals.push_back(absl::StrCat("del map ", models_map, " ", from.model_name));
+      if (!from.model_name.empty()) {
+        removals.push_back(absl::StrCat("del map ", models_map, " ", from.model_name));
+      }
       additions.push_back(absl::StrCat("add map ", models_map, " ", to.model_name, " ", name));
+    }
+    if (from.route_prefix != to.route_prefix || from.model_name != to.model_name) {
+      if (!from.route_prefix.empty()) {
+        removals.push_back(absl::StrCat("del map ", rewrite_map, " ", exactRouteKey(from)));
+      }
+      additions.push_back(
+          absl::StrCat("add map ", rewrite_map, " ", exactRouteKey(to), " ", replicaInferPath(to)));
     }
     for (std::size_t i = 0; i < to.slots.size(); ++i) {
       std::vector<std::string> commands = slotCommands(name, i, from.slots[i], to.slots[i]);

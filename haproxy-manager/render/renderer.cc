@@ -29,6 +29,10 @@ std::string prefixRouteKey(const Backend& backend) {
   return backend.route_prefix == "/" ? "/" : backend.route_prefix + "/";
 }
 
+std::string replicaInferPath(const Backend& backend) {
+  return absl::StrCat("/v2/models/", backend.model_name, "/infer");
+}
+
 std::string serverAddress(const Slot& slot) {
   if (slot.state == SlotState::kFree) {
     return absl::StrCat(kPlaceholderHost, ":", kPlaceholderPort);
@@ -141,16 +145,19 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   data.set("models_map", statePath(g, kModelsMap));
   data.set("routes_exact_map", statePath(g, kRoutesExactMap));
   data.set("routes_prefix_map", statePath(g, kRoutesPrefixMap));
+  data.set("routes_rewrite_map", statePath(g, kRoutesRewriteMap));
 
   mustache::data backends{mustache::data::type::list};
   std::vector<std::pair<std::string, std::string>> exact;
   std::vector<std::pair<std::string, std::string>> prefix;
   std::vector<std::pair<std::string, std::string>> models;
+  std::vector<std::pair<std::string, std::string>> rewrites;
   for (const Backend& backend : table.backends) {
     backends << backendData(table, backend);
     exact.emplace_back(exactRouteKey(backend), backendName(backend));
     prefix.emplace_back(prefixRouteKey(backend), backendName(backend));
     models.emplace_back(backend.model_name, backendName(backend));
+    rewrites.emplace_back(exactRouteKey(backend), replicaInferPath(backend));
   }
   data.set("backends", backends);
   data.set("has_backends", !table.backends.empty());
@@ -168,9 +175,11 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   std::sort(exact.begin(), exact.end());
   std::sort(prefix.begin(), prefix.end());
   std::sort(models.begin(), models.end());
+  std::sort(rewrites.begin(), rewrites.end());
   out.files[kRoutesExactMap] = mapFile(exact);
   out.files[kRoutesPrefixMap] = mapFile(prefix);
   out.files[kModelsMap] = mapFile(models);
+  out.files[kRoutesRewriteMap] = mapFile(rewrites);
   out.files[kNodeMap] =
       mapFile({{"draining", table.draining ? "1" : "0"}, {"routes", routesJson(table)}});
   out.files[kError408File] = templates.error_408;

@@ -28,6 +28,7 @@ inline constexpr char kError503File[] = "503.http";
 inline constexpr char kRoutesExactMap[] = "routes_exact.map";    // prefix -> backend
 inline constexpr char kRoutesPrefixMap[] = "routes_prefix.map";  // prefix + "/" -> backend
 inline constexpr char kModelsMap[] = "models.map";               // KServe model name -> backend
+inline constexpr char kRoutesRewriteMap[] = "routes_rewrite.map";  // prefix -> replica path
 inline constexpr char kNodeMap[] = "node.map";                   // draining, routes JSON
 inline constexpr char kServerStateFile[] = "server-state";
 
@@ -51,6 +52,10 @@ std::string haproxyDuration(double seconds);
 // The map lines for one backend, spelled once for the files and the runtime commands.
 std::string exactRouteKey(const Backend& backend);   // the prefix itself
 std::string prefixRouteKey(const Backend& backend);  // prefix + "/" ("/" stays "/")
+// A request for exactly the route prefix reaches the replica as a KServe v2 infer call for the
+// backend's model, so the route prefix lives only in HAProxy: changing it needs neither a
+// reload nor new replicas.
+std::string replicaInferPath(const Backend& backend);  // "/v2/models/<model>/infer"
 
 // Where a slot's server points: the replica's endpoint, or the placeholder for free slots
 // (port 1 refuses at once, so a slot enabled by mistake just redispatches).

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/child_process.h"
+
 namespace serve::testing {
 
 // A per-test scratch directory under /tmp, removed on destruction.
@@ -35,14 +37,13 @@ struct ReplicaOptions {
 class ReplicaProcess {
  public:
   explicit ReplicaProcess(ReplicaOptions options);
-  ~ReplicaProcess();  // SIGKILLs the process if it is still running
 
   // Starts the binary and waits for the ready line; false (with the output so far in
   // output()) when it exits or times out first.
   bool start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   int port() const { return port_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   std::string url(const std::string& path) const;
   const std::string& readyLine() const { return ready_line_; }
 
@@ -50,20 +51,15 @@ class ReplicaProcess {
   // Waits for the process to exit; its exit code, or nullopt on timeout. -N = killed by N.
   std::optional<int> wait(std::chrono::milliseconds timeout);
   // Everything the process wrote to stdout and stderr so far (stderr is merged).
-  std::string output();
+  std::string output() { return child_.output(); }
   const std::string& dir() const { return dir_.path(); }
 
  private:
-  void drainOutput(std::chrono::milliseconds timeout);
-
   ReplicaOptions options_;
   TempDir dir_;
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
+  ChildProcess child_;  // after dir_: destroyed (killed) before the directory goes
   int port_ = 0;
-  std::string output_;
   std::string ready_line_;
-  std::optional<int> exit_code_;
 };
 
 // A loopback port nobody listens on right now (bound to port 0 and released).

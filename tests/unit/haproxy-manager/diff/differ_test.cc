@@ -80,9 +80,11 @@ std::vector<Case> cases() {
        base,
        table({backend("a", "/b", {active("a-1", 30000), active("a-2", 30001)})}),
        {"del map /run/serve/routes_exact.map /a", "del map /run/serve/routes_prefix.map /a/",
+        "del map /run/serve/routes_rewrite.map /a",
         "set server http-a/slot2 addr 127.0.0.1 port 30001", "set server http-a/slot2 state ready",
         "set server http-a/slot2 health up", "add map /run/serve/routes_exact.map /b http-a",
         "add map /run/serve/routes_prefix.map /b/ http-a",
+        "add map /run/serve/routes_rewrite.map /b /v2/models/a/infer",
         "set map /run/serve/node.map routes {\"/b\":\"a\"}"},
        {}});
 
@@ -92,7 +94,9 @@ std::vector<Case> cases() {
     out.push_back({"a model name change updates the models map",
                    base,
                    renamed,
-                   {"del map /run/serve/models.map a", "add map /run/serve/models.map mlp http-a"},
+                   {"del map /run/serve/models.map a", "del map /run/serve/routes_rewrite.map /a",
+                    "add map /run/serve/models.map mlp http-a",
+                    "add map /run/serve/routes_rewrite.map /a /v2/models/mlp/infer"},
                    {}});
   }
 
@@ -144,9 +148,19 @@ std::vector<Case> cases() {
   return out;
 }
 
+std::string plan_text(const Lines& lines) {
+  std::string out;
+  for (const std::string& line : lines) {
+    out += line + " | ";
+  }
+  return out;
+}
+
 TEST_CASE("differ: running + desired => exact commands or reload reasons") {
   for (const Case& c : cases()) {
-    CAPTURE(c.name);
+    const std::string name = c.name;
+    CAPTURE(name);
+    CAPTURE(plan_text(diff(c.running, c.desired).commands));
     const Plan plan = diff(c.running, c.desired);
     CHECK(plan.commands == c.commands);
     CHECK(texts(plan.reload_reasons) == c.reload_reasons);

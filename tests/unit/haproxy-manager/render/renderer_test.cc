@@ -75,11 +75,13 @@ TEST_CASE("renderer: two applications render to the golden config and maps") {
   CHECK(out.files.at(kRoutesExactMap) == "/digits http-digits\n/echo/v1 http-echo\n");
   CHECK(out.files.at(kRoutesPrefixMap) == "/digits/ http-digits\n/echo/v1/ http-echo\n");
   CHECK(out.files.at(kModelsMap) == "digits-mlp http-digits\necho http-echo\n");
+  CHECK(out.files.at(kRoutesRewriteMap) ==
+        "/digits /v2/models/digits-mlp/infer\n/echo/v1 /v2/models/echo/infer\n");
   CHECK(out.files.at(kNodeMap) ==
         "draining 0\nroutes {\"/digits\":\"digits\",\"/echo/v1\":\"echo\"}\n");
   CHECK(out.files.at(kError408File).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
   CHECK(out.files.at(kError503File).rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
-  CHECK(out.files.size() == 6);
+  CHECK(out.files.size() == 7);
 }
 
 TEST_CASE("renderer: same input, same bytes") {

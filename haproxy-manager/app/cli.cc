@@ -1,0 +1,347 @@
+#include "haproxy-manager/app/cli.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/env_settings.h"
+#include "common/file_util.h"
+#include "common/serve_config.h"
+#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/app/node_ports.h"
+#include "haproxy-manager/control/control_client.h"
+#include "haproxy-manager/control/control_server.h"
+#include "haproxy-manager/reconcile/manager.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace serve::manager {
+
+namespace {
+
+constexpr char kUsage[] =
+    R"(haproxy-manager: runs one HAProxy for a serving node and keeps it equal to
+the routing table (serve config + registered replicas).
+
+Usage:
+  haproxy-manager start --config FILE [--template-dir DIR]
+      Run in the foreground: render haproxy.cfg, start HAProxy (master-worker), serve the
+      control API on 127.0.0.1:$RAY_SERVE_HAPROXY_CONTROL_PORT (8405). SIGTERM/SIGINT stop
+      HAProxy and the manager; SIGHUP re-reads FILE and deploys it.
+  haproxy-manager status             Manager, HAProxy and slot state (JSON).
+  haproxy-manager routes             Route prefix -> application (JSON).
+  haproxy-manager deploy FILE        Apply a changed serve config; prints what it took
+                                     (runtime commands, or a validated reload and why).
+  haproxy-manager drain [--undo]     Node drain: :8000/-/healthz answers 503 (--undo ends it).
+  haproxy-manager register --app NAME --deployment NAME --port N [--host IP]
+                           [--grpc-port N] [--id ID] [--pid PID]
+                                     Put a running replica into its application's backend.
+  haproxy-manager deregister ID      Drain a replica's slot and free it once idle.
+  haproxy-manager --help
+
+The subcommands find the manager through the same RAY_SERVE_* variables as `start`
+(RAY_SERVE_HAPROXY_CONTROL_PORT, and RAY_SERVE_HAPROXY_CONFIG_FILE_LOC for the control token
+beside haproxy.cfg). Every variable is listed in docs/configuration.md.
+)";
+
+int usageError(const std::string& message) {
+  std::cerr << "haproxy-manager: " << message << "\nRun `haproxy-manager --help` for usage.\n";
+  return 2;
+}
+
+// --flag value pairs after the subcommand; positional arguments are kept in order.
+struct Args {
+  std::map<std::string, std::string> flags;
+  std::vector<std::string> positional;
+};
+
+std::optional<Args> parseArgs(const std::vector<std::string>& args, std::size_t from,
+                              const std::vector<std::string>& value_flags,
+                              const std::vector<std::string>& bool_flags, std::string* error) {
+  Args out;
+  for (std::size_t i = from; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) {
+      out.positional.push_back(a);
+      continue;
+    }
+    if (std::find(bool_flags.begin(), bool_flags.end(), a) != bool_flags.end()) {
+      out.flags[a] = "1";
+      continue;
+    }
+    if (std::find(value_flags.begin(), value_flags.end(), a) == value_flags.end()) {
+      *error = absl::StrCat("unknown flag ", a);
+      return std::nullopt;
+    }
+    if (i + 1 >= args.size()) {
+      *error = absl::StrCat(a, " needs a value");
+      return std::nullopt;
+    }
+    out.flags[a] = args[++i];
+  }
+  return out;
+}
+
+std::string tokenPath(const ManagerEnv& env) {
+  const auto dir = std::filesystem::path(env.config_file).parent_path();
+  return ((dir.empty() ? std::filesystem::path(".") : dir) / kControlTokenFile).string();
+}
+
+std::string defaultTemplateDir() {
+  // Next to the binary when installed (the Docker image), else the source tree's templates/.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed = exe.parent_path().parent_path() / "share/haproxy-serve/templates";
+    if (std::filesystem::exists(installed / "haproxy.cfg.mustache")) {
+      return installed.string();
+    }
+  }
+  return SERVE_SOURCE_TEMPLATE_DIR;
+}
+
+int runStart(const ManagerEnv& env, const Args& args) {
+  auto config_flag = args.flags.find("--config");
+  if (config_flag == args.flags.end()) {
+    return usageError("start needs --config FILE");
+  }
+  const std::string config_path = config_flag->second;
+  StatusOr<ServeConfig> config = loadServeConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(config.status()) << "\n";
+    return 1;
+  }
+  StatusOr<ReplicaEnv> replica_env = readReplicaEnv(processEnv());
+  if (!replica_env.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(replica_env.status()) << "\n";
+    return 1;
+  }
+  if (Status st = checkNodePorts(*config, env, *replica_env); !st.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
+    return 1;
+  }
+
+  // Signals are taken synchronously by this thread; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ManagerOptions options;
+  options.env = env;
+  options.template_dir = env.template_dir.empty() ? defaultTemplateDir() : env.template_dir;
+  StatusOr<std::unique_ptr<Manager>> manager = Manager::create(options, *config);
+  if (!manager.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(manager.status()) << "\n";
+    return 1;
+  }
+  if (Status st = (*manager)->start(); !st.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
+    return 1;
+  }
+  StatusOr<std::string> token = writeControlToken(tokenPath(env));
+  if (!token.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(token.status()) << "\n";
+    (*manager)->stop();
+    return 1;
+  }
+  ControlServer control(**manager, *token);
+  if (Status st = control.start(env.control_port); !st.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
+    (*manager)->stop();
+    return 1;
+  }
+  const std::string host =
+      config->http_options.host == "0.0.0.0" ? "127.0.0.1" : config->http_options.host;
+  std::cout << nlohmann::json{{"event", "ready"},
+                              {"http_port", config->http_options.port},
+                              {"control_port", env.control_port},
+                              {"metrics_port", env.metrics_port},
+                              {"pid", ::getpid()}}
+                   .dump()
+            << std::endl;
+  spdlog::info(
+      "haproxy-manager: serving http://{}:{}/ (routes: /-/routes), metrics "
+      "http://{}:{}/metrics and /metrics/manager, admin socket {}",
+      host, config->http_options.port, host, env.metrics_port, env.socket_path);
+
+  int signal_number = 0;
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) {
+      break;
+    }
+    StatusOr<ServeConfig> fresh = loadServeConfig(config_path);
+    if (!fresh.ok()) {
+      spdlog::error("haproxy-manager: SIGHUP: {}; keeping the running config",
+                    messageOf(fresh.status()));
+      continue;
+    }
+    StatusOr<ApplyOutcome> outcome = (*manager)->deploy(*std::move(fresh));
+    if (!outcome.ok()) {
+      spdlog::error("haproxy-manager: SIGHUP deploy failed: {}", messageOf(outcome.status()));
+    } else {
+      spdlog::info("haproxy-manager: SIGHUP deployed {} ({})", config_path, outcome->action);
+    }
+  }
+  spdlog::info("haproxy-manager: signal {} received; stopping HAProxy", signal_number);
+  control.stop();
+  (*manager)->stop();
+  std::cout << nlohmann::json{{"event", "stopped"}}.dump() << std::endl;
+  return 0;
+}
+
+// Prints a control-API reply; exit code 0 for 2xx, 1 otherwise.
+int printReply(const StatusOr<ControlReply>& reply) {
+  if (!reply.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(reply.status()) << "\n";
+    return 1;
+  }
+  (reply->status / 100 == 2 ? std::cout : std::cerr) << reply->body;
+  if (!reply->body.empty() && reply->body.back() != '\n') {
+    std::cout << "\n";
+  }
+  return reply->status / 100 == 2 ? 0 : 1;
+}
+
+StatusOr<ControlClient> client(const ManagerEnv& env, bool with_token) {
+  std::string token;
+  if (with_token) {
+    StatusOr<std::string> text = readWholeFile(tokenPath(env), "control token");
+    if (!text.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          messageOf(text.status()),
+          " (changing commands need the token `haproxy-manager start` writes; run as its user)"));
+    }
+    token = *text;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) {
+      token.pop_back();
+    }
+  }
+  return ControlClient(env.control_port, token);
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  StatusOr<ManagerEnv> env = readManagerEnv(processEnv());
+  if (!env.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(env.status()) << "\n";
+    return 1;
+  }
+  const std::string& command = args[0];
+  std::string error;
+  if (command == "start") {
+    auto parsed = parseArgs(args, 1, {"--config", "--template-dir"}, {}, &error);
+    if (!parsed || !parsed->positional.empty()) {
+      return usageError(parsed ? "start takes no positional arguments" : error);
+    }
+    if (auto it = parsed->flags.find("--template-dir"); it != parsed->flags.end()) {
+      env->template_dir = it->second;
+    }
+    return runStart(*env, *parsed);
+  }
+  if (command == "status" || command == "routes") {
+    StatusOr<ControlClient> c = client(*env, false);
+    return printReply(c->get("/" + command));
+  }
+  if (command == "deploy") {
+    if (args.size() != 2) {
+      return usageError("deploy needs exactly one FILE");
+    }
+    StatusOr<std::string> yaml = readWholeFile(args[1], "serve config");
+    if (!yaml.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(yaml.status()) << "\n";
+      return 1;
+    }
+    // Validate here too, so a typo is reported without a round trip.
+    if (StatusOr<ServeConfig> parsed = parseServeConfig(*yaml, args[1]); !parsed.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(parsed.status()) << "\n";
+      return 1;
+    }
+    StatusOr<ControlClient> c = client(*env, true);
+    if (!c.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
+      return 1;
+    }
+    return printReply(
+        c->send("POST", "/deploy", *yaml, "application/yaml", "X-Serve-Config-Source: " + args[1]));
+  }
+  if (command == "drain") {
+    auto parsed = parseArgs(args, 1, {}, {"--undo"}, &error);
+    if (!parsed || !parsed->positional.empty()) {
+      return usageError(parsed ? "drain takes no positional arguments" : error);
+    }
+    StatusOr<ControlClient> c = client(*env, true);
+    if (!c.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
+      return 1;
+    }
+    return printReply(c->send("POST", parsed->flags.count("--undo") ? "/undrain" : "/drain", ""));
+  }
+  if (command == "register") {
+    auto parsed = parseArgs(
+        args, 1, {"--app", "--deployment", "--port", "--host", "--grpc-port", "--id", "--pid"}, {},
+        &error);
+    if (!parsed) {
+      return usageError(error);
+    }
+    for (const char* required : {"--app", "--deployment", "--port"}) {
+      if (parsed->flags.count(required) == 0) {
+        return usageError(absl::StrCat("register needs ", required));
+      }
+    }
+    nlohmann::json body{
+        {"application", parsed->flags["--app"]},
+        {"deployment", parsed->flags["--deployment"]},
+        {"host", parsed->flags.count("--host") ? parsed->flags["--host"] : "127.0.0.1"}};
+    for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+             {"--port", "http_port"}, {"--grpc-port", "grpc_port"}, {"--pid", "pid"}}) {
+      if (parsed->flags.count(flag) == 0) {
+        continue;
+      }
+      int value = 0;
+      if (!absl::SimpleAtoi(parsed->flags[flag], &value)) {
+        return usageError(absl::StrCat(flag, " needs an integer, got '", parsed->flags[flag], "'"));
+      }
+      body[key] = value;
+    }
+    body["replica_id"] = parsed->flags.count("--id")
+                             ? parsed->flags["--id"]
+                             : absl::StrCat(parsed->flags["--app"], "-", parsed->flags["--port"]);
+    StatusOr<ControlClient> c = client(*env, true);
+    if (!c.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
+      return 1;
+    }
+    return printReply(c->send("POST", "/replicas", body.dump()));
+  }
+  if (command == "deregister") {
+    if (args.size() != 2) {
+      return usageError("deregister needs exactly one replica ID");
+    }
+    StatusOr<ControlClient> c = client(*env, true);
+    if (!c.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
+      return 1;
+    }
+    return printReply(c->send("DELETE", "/replicas/" + args[1], ""));
+  }
+  return usageError(absl::StrCat("unknown command '", command, "'"));
+}
+
+}  // namespace serve::manager

@@ -1,0 +1,783 @@
+#include "haproxy-manager/reconcile/manager.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/file_util.h"
+#include "common/names.h"
+#include "haproxy-manager/haproxy/runtime_api.h"
+#include "haproxy-manager/haproxy/show_parsers.h"
+#include "haproxy-manager/reconcile/global_settings.h"
+#include "haproxy-manager/reconcile/observed_state.h"
+#include "spdlog/spdlog.h"
+
+namespace serve::manager {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Writes through a temporary file and rename(), so HAProxy never reads a half-written file.
+Status writeFileAtomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  }
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(err)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// After a reload the new worker has nothing in flight on draining slots: they are free there.
+RoutingTable withDrainingFreed(RoutingTable table) {
+  for (Backend& backend : table.backends) {
+    for (Slot& slot : backend.slots) {
+      if (slot.state == SlotState::kDraining) {
+        slot = Slot{};
+      }
+    }
+  }
+  return table;
+}
+
+const char* slotStateName(SlotState state) {
+  switch (state) {
+    case SlotState::kFree:
+      return "free";
+    case SlotState::kActive:
+      return "active";
+    case SlotState::kDraining:
+      return "draining";
+  }
+  return "unknown";
+}
+
+// "set server", "add map", ...: the first two words, for the command counters.
+std::string commandKind(const std::string& command) {
+  const std::size_t first = command.find(' ');
+  const std::size_t second = first == std::string::npos ? first : command.find(' ', first + 1);
+  return command.substr(0, second);
+}
+
+bool isIpLiteral(const std::string& host) {
+  unsigned char buffer[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
+int maxconnForFdLimit(int maxconn) {
+  // HAProxy needs about two descriptors per connection (client and server side) plus some for
+  // listeners, checks and sockets, and refuses to start when it cannot raise its limit that
+  // far ("Cannot raise FD limit"). Fit maxconn under the hard limit instead of failing.
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_max == RLIM_INFINITY) {
+    return maxconn;
+  }
+  constexpr rlim_t kReserve = 1000;
+  const rlim_t needed = 2 * static_cast<rlim_t>(maxconn) + kReserve;
+  if (needed <= limit.rlim_max) {
+    return maxconn;
+  }
+  const int fitted = static_cast<int>(
+      limit.rlim_max > 2 * kReserve ? (limit.rlim_max - kReserve) / 2 : limit.rlim_max / 4);
+  spdlog::warn(
+      "haproxy-manager: maxconn {} needs about {} file descriptors but the hard limit "
+      "(ulimit -Hn) is {}; using maxconn {} (raise the limit or set "
+      "RAY_SERVE_HAPROXY_MAXCONN)",
+      maxconn, needed, static_cast<unsigned long long>(limit.rlim_max), fitted);
+  return fitted;
+}
+
+}  // namespace
+
+Manager::Manager(ManagerOptions options, ServeConfig config)
+    : options_(std::move(options)),
+      config_(std::make_shared<const ServeConfig>(std::move(config))),
+      applied_config_(config_) {}
+
+StatusOr<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, ServeConfig config) {
+  options.env.maxconn = maxconnForFdLimit(options.env.maxconn);
+  HaproxyOptions haproxy;
+  haproxy.binary = options.env.haproxy_binary;
+  haproxy.config_path = options.env.config_file;
+  haproxy.admin_socket_path = options.env.socket_path;
+  haproxy.master_socket_path = masterSocketPath(options.env.socket_path);
+  haproxy.log_dir = options.env.log_dir;
+  haproxy.startup_timeout_s = options.env.startup_timeout_s;
+  StatusOr<std::unique_ptr<HaproxyController>> controller =
+      HaproxyController::create(std::move(haproxy), processEnv());
+  if (!controller.ok()) {
+    return controller.status();
+  }
+  std::unique_ptr<Manager> manager(new Manager(std::move(options), std::move(config)));
+  manager->haproxy_ = *std::move(controller);
+  return manager;
+}
+
+Manager::~Manager() { stop(); }
+
+StatusOr<Templates> Manager::loadTemplates() const {
+  Templates t;
+  const std::string& dir = options_.template_dir;
+  StatusOr<std::string> config = readWholeFile(dir + "/" + kConfigTemplateFile, "HAProxy template");
+  StatusOr<std::string> e408 = readWholeFile(dir + "/" + kError408File, "HAProxy error page");
+  StatusOr<std::string> e503 = readWholeFile(dir + "/" + kError503File, "HAProxy error page");
+  for (const auto* s : {&config, &e408, &e503}) {
+    if (!s->ok()) {
+      return s->status();
+    }
+  }
+  t.config = *std::move(config);
+  t.error_408 = *std::move(e408);
+  t.error_503 = *std::move(e503);
+  return t;
+}
+
+Status Manager::writeFiles(const RenderedConfig& rendered, const std::string& config_path) {
+  const std::string dir = std::filesystem::path(options_.env.config_file).parent_path().string();
+  for (const auto& [name, content] : rendered.files) {
+    if (Status st = writeFileAtomic((dir.empty() ? "." : dir) + "/" + name, content); !st.ok()) {
+      return st;
+    }
+  }
+  return writeFileAtomic(config_path, rendered.config);
+}
+
+Status Manager::start() {
+  const ManagerEnv& env = options_.env;
+  std::error_code ec;
+  for (const std::string& path : {env.config_file, env.socket_path}) {
+    const auto dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty()) {
+      std::filesystem::create_directories(dir, ec);
+      if (ec) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+      }
+      ::chmod(dir.c_str(), 0700);
+    }
+  }
+  std::filesystem::create_directories(env.log_dir, ec);
+
+  // Never fight another HAProxy over the same socket and files.
+  AdminSocketClient probe(env.socket_path, std::chrono::milliseconds(500));
+  if (StatusOr<std::string> info = probe.execute("show info"); info.ok()) {
+    StatusOr<ShowInfo> parsed = parseShowInfo(*info);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "an HAProxy (pid ", parsed.ok() ? std::to_string(parsed->pid) : std::string("unknown"),
+        ") already answers on ", env.socket_path,
+        "; stop it or set RAY_SERVE_HAPROXY_SOCKET_PATH and RAY_SERVE_HAPROXY_CONFIG_FILE_LOC "
+        "to another directory"));
+  }
+
+  StatusOr<Templates> templates = loadTemplates();
+  if (!templates.ok()) {
+    return templates.status();
+  }
+  DesiredInputs inputs;
+  inputs.config = config_.get();
+  inputs.global = globalSettings(env, *config_);
+  inputs.min_server_slots = env.min_server_slots;
+  const RoutingTable desired = buildDesired(inputs, RoutingTable{});
+  StatusOr<RenderedConfig> rendered = render(desired, *templates);
+  if (!rendered.ok()) {
+    return rendered.status();
+  }
+  if (options_.candidate_hook) {
+    options_.candidate_hook(rendered->config);
+  }
+  if (Status st = writeFiles(*rendered, env.config_file); !st.ok()) {
+    return st;
+  }
+  const std::string state_file = statePath(desired.global, kServerStateFile);
+  if (!std::filesystem::exists(state_file)) {
+    writeFileAtomic(state_file, "1\n").IgnoreError();
+  }
+  if (Status st = haproxy_->start(); !st.ok()) {
+    return st;
+  }
+  running_ = desired;
+  last_good_ = *rendered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_snapshot_ = running_;
+  }
+  updateSlotMetrics();
+  started_ = true;
+  loop_thread_ = std::thread([this] { loop(); });
+  spdlog::info("haproxy-manager: HAProxy master {} serving {} application(s); config {}",
+               haproxy_->masterPid(), desired.backends.size(), env.config_file);
+  return absl::OkStatus();
+}
+
+void Manager::stop(double grace_s) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+  }
+  changed_cv_.notify_all();
+  applied_cv_.notify_all();
+  if (loop_thread_.joinable()) {
+    loop_thread_.join();
+  }
+  if (haproxy_ != nullptr && started_) {
+    haproxy_->stop(grace_s);
+  }
+}
+
+StatusOr<ApplyOutcome> Manager::change(const std::function<Status()>& mutate) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_ || !started_) {
+    return absl::UnavailableError("the manager is not running");
+  }
+  if (Status st = mutate(); !st.ok()) {
+    return st;
+  }
+  const std::uint64_t generation = ++generation_;
+  const Clock::time_point changed_at = Clock::now();
+  change_times_[generation] = changed_at;
+  changed_cv_.notify_one();
+  const auto timeout = std::chrono::duration<double>(options_.env.startup_timeout_s +
+                                                     options_.env.broadcast_coalesce_s + 10);
+  if (!applied_cv_.wait_for(lock, timeout,
+                            [&] { return applied_generation_ >= generation || stopping_; })) {
+    return absl::DeadlineExceededError("HAProxy did not apply the change in time");
+  }
+  auto it = results_.lower_bound(generation);
+  if (it == results_.end()) {
+    return absl::UnavailableError("the manager stopped before applying the change");
+  }
+  if (!it->second.status.ok()) {
+    return it->second.status;
+  }
+  ApplyOutcome outcome = it->second.outcome;
+  outcome.latency_ms = msSince(changed_at);
+  return outcome;
+}
+
+StatusOr<ApplyOutcome> Manager::registerReplica(const ReplicaRegistration& replica) {
+  return change([&]() -> Status {
+    if (Status st = validateName("replica id", replica.replica_id); !st.ok()) {
+      return st;
+    }
+    const ApplicationSpec* app = config_->findApplication(replica.application);
+    if (app == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("no application named '", replica.application, "' in the config"));
+    }
+    if (replica.deployment != ingressDeployment(*app).name) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "deployment '", replica.deployment, "' is not the ingress deployment of application '",
+          app->name, "' (the first one listed, '", ingressDeployment(*app).name,
+          "'); only ingress replicas receive HTTP traffic"));
+    }
+    if (!isIpLiteral(replica.host)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("host '", replica.host, "' is not an IPv4 or IPv6 address"));
+    }
+    if (replica.http_port < 1 || replica.http_port > 65535 || replica.grpc_port < 0 ||
+        replica.grpc_port > 65535) {
+      return absl::InvalidArgumentError("ports must be in [1, 65535] (grpc_port 0 = none)");
+    }
+    for (const auto& [id, other] : replicas_) {
+      if (id != replica.replica_id && other.host == replica.host &&
+          other.http_port == replica.http_port) {
+        return absl::AlreadyExistsError(absl::StrCat("replica '", id, "' already registered ",
+                                                     replica.host, ":", replica.http_port));
+      }
+    }
+    replicas_[replica.replica_id] = replica;
+    metrics_.replicas.set(static_cast<double>(replicas_.size()));
+    return absl::OkStatus();
+  });
+}
+
+StatusOr<ApplyOutcome> Manager::deregisterReplica(const std::string& replica_id) {
+  return change([&]() -> Status {
+    if (replicas_.erase(replica_id) == 0) {
+      return absl::NotFoundError(absl::StrCat("no replica '", replica_id, "' is registered"));
+    }
+    metrics_.replicas.set(static_cast<double>(replicas_.size()));
+    return absl::OkStatus();
+  });
+}
+
+StatusOr<ApplyOutcome> Manager::deploy(ServeConfig config) {
+  return change([&]() -> Status {
+    config_ = std::make_shared<const ServeConfig>(std::move(config));
+    return absl::OkStatus();
+  });
+}
+
+StatusOr<ApplyOutcome> Manager::setDraining(bool draining) {
+  return change([&]() -> Status {
+    draining_ = draining;
+    metrics_.draining.set(draining ? 1 : 0);
+    return absl::OkStatus();
+  });
+}
+
+void Manager::loop() {
+  std::uint64_t seen = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    auto wait = std::chrono::duration<double>(options_.env.control_loop_interval_s);
+    if (reload_pending_since_.has_value()) {
+      const auto due = *reload_pending_since_ +
+                       std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(options_.env.broadcast_coalesce_s));
+      wait = std::min(wait, std::chrono::duration<double>(due - Clock::now()));
+    }
+    if (wait.count() > 0) {
+      changed_cv_.wait_for(lock, wait, [&] { return stopping_ || generation_ != seen; });
+    }
+    if (stopping_) {
+      break;
+    }
+    seen = generation_;
+    lock.unlock();
+    iterate();
+    lock.lock();
+  }
+}
+
+void Manager::publish(std::uint64_t generation, Result result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  running_snapshot_ = running_;
+  if (generation <= applied_generation_ && result.status.ok()) {
+    return;
+  }
+  for (auto it = change_times_.begin(); it != change_times_.end() && it->first <= generation;) {
+    metrics_.propagation_ms.observe(msSince(it->second));
+    it = change_times_.erase(it);
+  }
+  results_[generation] = std::move(result);
+  applied_generation_ = std::max(applied_generation_, generation);
+  while (results_.size() > 64) {
+    results_.erase(results_.begin());
+  }
+  applied_cv_.notify_all();
+}
+
+void Manager::iterate() {
+  restartIfDead();
+  checkReplicaProcesses();
+  const std::set<SlotRef> idle = idleDrainingSlots();
+
+  Inputs in;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in.config = config_;
+    for (const auto& [id, replica] : replicas_) {
+      in.replicas.push_back(replica);
+    }
+    in.draining = draining_;
+    in.generation = generation_;
+  }
+  DesiredInputs inputs;
+  inputs.config = in.config.get();
+  inputs.global = globalSettings(options_.env, *in.config);
+  inputs.min_server_slots = options_.env.min_server_slots;
+  inputs.replicas = in.replicas;
+  inputs.idle_draining_slots = idle;
+  inputs.draining = in.draining;
+  const RoutingTable desired = buildDesired(inputs, running_);
+  Plan plan = diff(running_, desired);
+
+  if (plan.empty()) {
+    ApplyOutcome none;
+    none.action = "none";
+    reload_pending_since_.reset();
+    publish(in.generation, Result{absl::OkStatus(), none});
+    repairDrift();
+    return;
+  }
+  if (!plan.needsReload()) {
+    Status st = applyRuntime(plan.commands);
+    if (st.ok()) {
+      const Clock::time_point now = Clock::now();
+      for (const Backend& backend : desired.backends) {
+        for (std::size_t i = 0; i < backend.slots.size(); ++i) {
+          const SlotRef ref{backend.application, i};
+          if (backend.slots[i].state == SlotState::kDraining) {
+            drain_started_.try_emplace(ref, now);
+          } else {
+            drain_started_.erase(ref);
+          }
+        }
+      }
+      running_ = desired;
+      // The files on disk follow every runtime change, so a restart reproduces it.
+      if (StatusOr<Templates> t = loadTemplates(); t.ok()) {
+        if (StatusOr<RenderedConfig> r = render(withDrainingFreed(running_), *t); r.ok()) {
+          writeFiles(*r, options_.env.config_file).IgnoreError();
+        }
+      }
+      updateSlotMetrics();
+      ApplyOutcome outcome;
+      outcome.action = "runtime";
+      outcome.commands = plan.commands;
+      publish(in.generation, Result{absl::OkStatus(), outcome});
+      return;
+    }
+    spdlog::warn("haproxy-manager: runtime commands failed, reloading instead: {}", messageOf(st));
+    plan.reload_reasons = {{"runtime_error", "runtime commands failed: " + messageOf(st)}};
+    plan.commands.clear();
+    reload_pending_since_ = Clock::now() - std::chrono::hours(1);  // no coalescing: repair now
+  }
+
+  if (failed_desired_.has_value() && *failed_desired_ == desired) {
+    return;  // this exact table already failed; wait for the next change
+  }
+  if (!reload_pending_since_.has_value()) {
+    reload_pending_since_ = Clock::now();
+  }
+  const auto window = std::chrono::duration<double>(options_.env.broadcast_coalesce_s);
+  if (Clock::now() - *reload_pending_since_ < window) {
+    return;  // coalescing: the loop comes back when the window closes
+  }
+  reload_pending_since_.reset();
+  Status st = reload(desired, plan.reload_reasons);
+  std::vector<std::string> reasons;
+  for (const ReloadReason& reason : plan.reload_reasons) {
+    reasons.push_back(reason.text);
+  }
+  if (!st.ok()) {
+    failed_desired_ = desired;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (config_ == in.config && in.config != applied_config_) {
+        config_ = applied_config_;  // a refused deploy leaves the previous config in force
+      }
+    }
+    publish(in.generation, Result{st, {}});
+    return;
+  }
+  failed_desired_.reset();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    applied_config_ = in.config;
+  }
+  ApplyOutcome outcome;
+  outcome.action = "reload";
+  outcome.reasons = reasons;
+  publish(in.generation, Result{absl::OkStatus(), outcome});
+}
+
+Status Manager::applyRuntime(const std::vector<std::string>& commands) {
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(5));
+  Status st = applyCommands(admin, commands);
+  std::map<std::string, double> kinds;
+  for (const std::string& command : commands) {
+    kinds[commandKind(command)] += 1;
+  }
+  for (const auto& [kind, n] : kinds) {
+    metrics_.recordRuntimeCommands(kind, st.ok() ? "ok" : "error", n);
+  }
+  if (st.ok()) {
+    spdlog::debug("haproxy-manager: applied {}", absl::StrJoin(commands, "; "));
+  }
+  return st;
+}
+
+Status Manager::reload(const RoutingTable& desired, const std::vector<ReloadReason>& reasons) {
+  const Clock::time_point started = Clock::now();
+  std::vector<std::string> texts;
+  for (const ReloadReason& reason : reasons) {
+    texts.push_back(reason.text);
+  }
+  const std::string why = absl::StrJoin(texts, "; ");
+  auto count = [&](const char* result) {
+    for (const ReloadReason& reason : reasons) {
+      metrics_.recordReload(reason.kind, result);
+    }
+  };
+
+  StatusOr<Templates> templates = loadTemplates();
+  if (!templates.ok()) {
+    count("invalid");
+    return templates.status();
+  }
+  StatusOr<RenderedConfig> rendered = render(desired, *templates);
+  if (!rendered.ok()) {
+    count("invalid");
+    return rendered.status();
+  }
+  if (options_.candidate_hook) {
+    options_.candidate_hook(rendered->config);
+  }
+  const std::string& config_file = options_.env.config_file;
+  const std::string candidate = config_file + ".candidate";
+  if (Status st = writeFiles(*rendered, candidate); !st.ok()) {
+    writeFiles(last_good_, config_file).IgnoreError();
+    count("failed");
+    return st;
+  }
+  if (Status st = haproxy_->validate(candidate); !st.ok()) {
+    writeFiles(last_good_, config_file).IgnoreError();  // maps back to what is running
+    std::remove(candidate.c_str());
+    count("invalid");
+    spdlog::error(
+        "haproxy-manager: candidate config refused by haproxy -c ({}); keeping the "
+        "running config: {}",
+        why, messageOf(st));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the new HAProxy config was refused by haproxy -c; the running config is "
+                     "unchanged. ",
+                     messageOf(st)));
+  }
+  // Carry health and admin state into the new worker.
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(5));
+  if (StatusOr<std::string> state = admin.execute("show servers state"); state.ok()) {
+    writeFileAtomic(statePath(desired.global, kServerStateFile), *state).IgnoreError();
+  }
+  if (::rename(candidate.c_str(), config_file.c_str()) != 0) {
+    count("failed");
+    return absl::InternalError(
+        absl::StrCat("cannot install ", config_file, ": ", std::strerror(errno)));
+  }
+  StatusOr<ReloadOutcome> outcome = haproxy_->reload();
+  if (!outcome.ok()) {
+    writeFiles(last_good_, config_file).IgnoreError();
+    count("failed");
+    spdlog::error("haproxy-manager: reload failed ({}); HAProxy keeps the previous config: {}", why,
+                  messageOf(outcome.status()));
+    return absl::InternalError(
+        absl::StrCat("HAProxy reload failed; it keeps serving the previous config. ",
+                     messageOf(outcome.status())));
+  }
+  running_ = withDrainingFreed(desired);
+  for (auto it = drain_started_.begin(); it != drain_started_.end();) {
+    it = drain_started_.erase(it);
+  }
+  last_good_ = *rendered;
+  ++reloads_;
+  count("success");
+  metrics_.reload_ms.observe(msSince(started));
+  spdlog::info(
+      "haproxy-manager: reloaded HAProxy in {:.0f} ms (worker {} -> {}, takeover {} ms): {}",
+      msSince(started), outcome->old_worker_pid, outcome->new_worker_pid, outcome->duration.count(),
+      why);
+  updateSlotMetrics();
+  repairDrift();  // the state file may carry admin states from the old assignments
+  return absl::OkStatus();
+}
+
+std::set<SlotRef> Manager::idleDrainingSlots() {
+  std::set<SlotRef> idle;
+  if (drain_started_.empty()) {
+    return idle;
+  }
+  const Clock::time_point sampled_at = Clock::now();
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(2));
+  StatusOr<std::string> csv = admin.execute("show stat");
+  if (!csv.ok()) {
+    return idle;
+  }
+  StatusOr<std::vector<StatRow>> rows = parseShowStat(*csv);
+  if (!rows.ok()) {
+    return idle;
+  }
+  for (const auto& [ref, since] : drain_started_) {
+    if (since >= sampled_at) {
+      continue;
+    }
+    const Backend* backend = running_.findBackend(ref.first);
+    if (backend == nullptr) {
+      continue;
+    }
+    const std::string name = backendName(*backend);
+    const std::string server = slotName(ref.second);
+    for (const StatRow& row : *rows) {
+      if (row.proxy == name && row.server == server && row.scur == 0 && row.qcur == 0) {
+        idle.insert(ref);
+      }
+    }
+  }
+  return idle;
+}
+
+void Manager::checkReplicaProcesses() {
+  std::lock_guard<std::mutex> lock(mu_);
+  bool lost = false;
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    const int pid = it->second.pid;
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      spdlog::warn("haproxy-manager: replica {} (pid {}) is gone; draining its slot", it->first,
+                   pid);
+      metrics_.replicas_lost.inc();
+      it = replicas_.erase(it);
+      lost = true;
+    } else {
+      ++it;
+    }
+  }
+  if (lost) {
+    metrics_.replicas.set(static_cast<double>(replicas_.size()));
+    ++generation_;
+  }
+}
+
+void Manager::repairDrift() {
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(2));
+  StatusOr<std::string> state = admin.execute("show servers state");
+  if (!state.ok()) {
+    return;
+  }
+  StatusOr<std::vector<ServerStateRow>> rows = parseServersState(*state);
+  if (!rows.ok()) {
+    spdlog::warn("haproxy-manager: cannot parse show servers state: {}", messageOf(rows.status()));
+    return;
+  }
+  std::vector<ObservedServer> servers;
+  for (const ServerStateRow& row : *rows) {
+    servers.push_back(
+        {row.backend, row.server, row.addr, row.port, row.inMaintenance(), row.draining()});
+  }
+  ObservedMaps maps;
+  for (const char* file : {kRoutesExactMap, kModelsMap, kNodeMap}) {
+    const std::string path = statePath(running_.global, file);
+    StatusOr<std::string> text = admin.execute("show map " + path);
+    if (!text.ok()) {
+      continue;
+    }
+    StatusOr<std::vector<MapEntry>> entries = parseShowMap(*text);
+    if (!entries.ok()) {
+      continue;
+    }
+    auto& out = maps[path];
+    for (const MapEntry& entry : *entries) {
+      out.emplace_back(entry.key, entry.value);
+    }
+  }
+  const RoutingTable observed = observedTable(running_, servers, maps);
+  if (observed == running_) {
+    return;
+  }
+  const Plan repair = diff(observed, running_);
+  if (repair.commands.empty()) {
+    return;
+  }
+  spdlog::warn("haproxy-manager: HAProxy drifted from the routing table; repairing: {}",
+               absl::StrJoin(repair.commands, "; "));
+  metrics_.drift_repairs.inc(static_cast<double>(repair.commands.size()));
+  applyRuntime(repair.commands).IgnoreError();
+}
+
+void Manager::restartIfDead() {
+  if (haproxy_->masterAlive()) {
+    if (StatusOr<int> old = haproxy_->oldWorkerCount(); old.ok()) {
+      metrics_.old_workers.set(*old);
+    }
+    return;
+  }
+  spdlog::error("haproxy-manager: the HAProxy master died; starting it again");
+  metrics_.restarts.inc();
+  writeFiles(last_good_, options_.env.config_file).IgnoreError();
+  if (Status st = haproxy_->restart(); !st.ok()) {
+    metrics_.recordReload("restart", "failed");
+    spdlog::error("haproxy-manager: restarting HAProxy failed: {}", messageOf(st));
+    return;
+  }
+  metrics_.recordReload("restart", "success");
+  running_ = withDrainingFreed(running_);
+  drain_started_.clear();
+  repairDrift();
+}
+
+void Manager::updateSlotMetrics() {
+  for (const Backend& backend : running_.backends) {
+    std::map<std::string, double> counts{{"free", 0}, {"active", 0}, {"draining", 0}};
+    for (const Slot& slot : backend.slots) {
+      counts[slotStateName(slot.state)] += 1;
+    }
+    for (const auto& [state, n] : counts) {
+      metrics_.setSlots(backendName(backend), state, n);
+    }
+  }
+}
+
+nlohmann::json Manager::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json apps = nlohmann::json::array();
+  for (const Backend& backend : running_snapshot_.backends) {
+    nlohmann::json slots = nlohmann::json::array();
+    for (std::size_t i = 0; i < backend.slots.size(); ++i) {
+      const Slot& slot = backend.slots[i];
+      if (slot.state == SlotState::kFree) {
+        continue;
+      }
+      slots.push_back({{"slot", slotName(i)},
+                       {"state", slotStateName(slot.state)},
+                       {"replica_id", slot.replica_id},
+                       {"address", serverAddress(slot)}});
+    }
+    apps.push_back({{"name", backend.application},
+                    {"route_prefix", backend.route_prefix},
+                    {"model", backend.model_name},
+                    {"backend", backendName(backend)},
+                    {"slot_capacity", backend.slots.size()},
+                    {"slots", slots}});
+  }
+  nlohmann::json replicas = nlohmann::json::array();
+  for (const auto& [id, r] : replicas_) {
+    replicas.push_back({{"replica_id", id},
+                        {"application", r.application},
+                        {"deployment", r.deployment},
+                        {"host", r.host},
+                        {"http_port", r.http_port},
+                        {"grpc_port", r.grpc_port},
+                        {"pid", r.pid}});
+  }
+  return {{"haproxy", {{"master_pid", haproxy_->masterPid()}}},
+          {"config", config_->source},
+          {"draining", draining_},
+          {"generation", generation_},
+          {"applied_generation", applied_generation_},
+          {"applications", apps},
+          {"replicas", replicas}};
+}
+
+nlohmann::json Manager::routes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return nlohmann::json::parse(routesJson(running_snapshot_));
+}
+
+std::string Manager::metricsText() const { return metrics_.serialize(); }
+
+}  // namespace serve::manager

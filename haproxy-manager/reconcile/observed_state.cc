@@ -1,0 +1,79 @@
+#include "haproxy-manager/reconcile/observed_state.h"
+
+#include "haproxy-manager/render/renderer.h"
+
+namespace serve::manager {
+
+namespace {
+
+// The key mapped to `backend` in a map, or "" when HAProxy has none (or several: ambiguous).
+std::string keyFor(const ObservedMaps& maps, const std::string& file, const std::string& backend,
+                   bool* reported) {
+  auto it = maps.find(file);
+  if (it == maps.end()) {
+    *reported = false;
+    return "";
+  }
+  *reported = true;
+  std::string found;
+  int count = 0;
+  for (const auto& [key, value] : it->second) {
+    if (value == backend) {
+      found = key;
+      ++count;
+    }
+  }
+  return count == 1 ? found : "";
+}
+
+}  // namespace
+
+RoutingTable observedTable(const RoutingTable& running, const std::vector<ObservedServer>& servers,
+                           const ObservedMaps& maps) {
+  RoutingTable observed = running;
+  std::map<std::pair<std::string, std::string>, const ObservedServer*> by_name;
+  for (const ObservedServer& server : servers) {
+    by_name[{server.backend, server.server}] = &server;
+  }
+  const GlobalSettings& g = running.global;
+  for (Backend& backend : observed.backends) {
+    const std::string name = backendName(backend);
+    for (std::size_t i = 0; i < backend.slots.size(); ++i) {
+      auto it = by_name.find({name, slotName(i)});
+      if (it == by_name.end()) {
+        continue;
+      }
+      const ObservedServer& server = *it->second;
+      Slot& slot = backend.slots[i];
+      const Slot expected = slot;
+      if (server.maintenance) {
+        slot = Slot{};
+        continue;
+      }
+      slot.state = server.draining ? SlotState::kDraining : SlotState::kActive;
+      slot.endpoint = Endpoint{server.addr, server.port};
+      if (expected.state == SlotState::kFree || !(expected.endpoint == slot.endpoint)) {
+        slot.replica_id = "";  // not the replica the manager put there
+      }
+    }
+    bool reported = false;
+    const std::string exact = keyFor(maps, statePath(g, kRoutesExactMap), name, &reported);
+    if (reported) {
+      backend.route_prefix = exact;
+    }
+    const std::string model = keyFor(maps, statePath(g, kModelsMap), name, &reported);
+    if (reported) {
+      backend.model_name = model;
+    }
+  }
+  if (auto it = maps.find(statePath(g, kNodeMap)); it != maps.end()) {
+    for (const auto& [key, value] : it->second) {
+      if (key == "draining") {
+        observed.draining = value == "1";
+      }
+    }
+  }
+  return observed;
+}
+
+}  // namespace serve::manager

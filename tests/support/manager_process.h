@@ -1,0 +1,93 @@
+#pragma once
+
+// Starts the real haproxy-manager binary (which starts a real HAProxy) for integration tests,
+// everything under a per-test directory and on free loopback ports, and talks to its control
+// API and admin socket.
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "tests/support/child_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/replica_process.h"
+
+namespace serve::testing {
+
+struct ManagerTestOptions {
+  // The serve config; "{{HTTP_PORT}}" is replaced by the free port HAProxy will serve on.
+  std::string config_yaml;
+  std::string haproxy_binary;  // empty: haproxy on PATH
+  // Added to the defaults below (fast health checks, short coalescing, test paths).
+  std::map<std::string, std::string> env;
+};
+
+class ManagerProcess {
+ public:
+  explicit ManagerProcess(ManagerTestOptions options);
+  ~ManagerProcess();  // SIGTERM, then SIGKILL if it does not stop
+
+  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  int httpPort() const { return http_port_; }
+  int metricsPort() const { return metrics_port_; }
+  int controlPort() const { return control_port_; }
+  std::string url(const std::string& path) const;  // through HAProxy's :http_port
+  std::string controlUrl(const std::string& path) const;
+  const std::string& dir() const { return dir_.path(); }
+  std::string adminSocket() const { return dir_.path() + "/run/admin.sock"; }
+  std::string configFile() const { return dir_.path() + "/run/haproxy.cfg"; }
+
+  // Control API calls (with the token where needed).
+  HttpResult registerReplica(const std::string& app, const std::string& deployment, int port,
+                             const std::string& id, int pid = 0);
+  HttpResult deregister(const std::string& id);
+  HttpResult deploy(const std::string& yaml);  // "{{HTTP_PORT}}" replaced as in start()
+  HttpResult post(const std::string& path);
+  nlohmann::json status();
+
+  // One command on the admin socket, as socat would send it.
+  std::string admin(const std::string& command);
+  // The HAProxy worker pid answering the admin socket (show info), or 0.
+  int workerPid();
+
+  void signal(int sig) { child_.signal(sig); }
+  std::optional<int> wait(std::chrono::milliseconds timeout) { return child_.wait(timeout); }
+  std::string output() const { return child_.output(); }
+
+ private:
+  std::string expand(const std::string& yaml) const;
+
+  ManagerTestOptions options_;
+  TempDir dir_;
+  ChildProcess child_;
+  int http_port_ = 0;
+  int metrics_port_ = 0;
+  int stats_port_ = 0;
+  int control_port_ = 0;
+  std::string token_;
+};
+
+// A replica of application `app` (deployment `deployment`, noop model unless `model` says
+// otherwise) started from `config_yaml`, quiet on stderr.
+std::unique_ptr<ReplicaProcess> startTestReplica(const std::string& config_yaml,
+                                                 const std::string& app,
+                                                 std::map<std::string, std::string> env = {});
+
+// Polls `predicate` every 20 ms until it holds or `timeout` passes; returns the last result.
+template <typename F>
+bool eventually(F predicate, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (predicate()) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= until) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace serve::testing
