@@ -163,11 +163,11 @@ int runStart(const ManagerEnv& env, const Args& args) {
   }
   const std::string host =
       config->http_options.host == "0.0.0.0" ? "127.0.0.1" : config->http_options.host;
-  std::cout << nlohmann::json{{"event", "ready"},
-                              {"http_port", config->http_options.port},
-                              {"control_port", env.control_port},
-                              {"metrics_port", env.metrics_port},
-                              {"pid", ::getpid()}}
+  std::cout << nlohmann::ordered_json{{"event", "ready"},
+                                      {"http_port", config->http_options.port},
+                                      {"control_port", env.control_port},
+                                      {"metrics_port", env.metrics_port},
+                                      {"pid", ::getpid()}}
                    .dump()
             << std::endl;
   spdlog::info(

@@ -461,8 +461,9 @@ void Manager::iterate() {
     reload_pending_since_ = Clock::now() - std::chrono::hours(1);  // no coalescing: repair now
   }
 
-  if (failed_desired_.has_value() && *failed_desired_ == desired) {
-    return;  // this exact table already failed; wait for the next change
+  if (failed_desired_.has_value() && *failed_desired_ == desired &&
+      failed_generation_ == in.generation) {
+    return;  // this exact table already failed; wait for the next change before retrying
   }
   if (!reload_pending_since_.has_value()) {
     reload_pending_since_ = Clock::now();
@@ -479,6 +480,7 @@ void Manager::iterate() {
   }
   if (!st.ok()) {
     failed_desired_ = desired;
+    failed_generation_ = in.generation;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (config_ == in.config && in.config != applied_config_) {
@@ -693,9 +695,20 @@ void Manager::repairDrift() {
   if (repair.commands.empty()) {
     return;
   }
-  spdlog::warn("haproxy-manager: HAProxy drifted from the routing table; repairing: {}",
-               absl::StrJoin(repair.commands, "; "));
-  metrics_.drift_repairs.inc(static_cast<double>(repair.commands.size()));
+  // One repair per slot or map entry that differs, however many commands it takes.
+  int repairs = observed.draining != running_.draining ? 1 : 0;
+  for (std::size_t b = 0; b < running_.backends.size(); ++b) {
+    const Backend& want = running_.backends[b];
+    const Backend& seen = observed.backends[b];
+    repairs += want.route_prefix != seen.route_prefix ? 1 : 0;
+    repairs += want.model_name != seen.model_name ? 1 : 0;
+    for (std::size_t i = 0; i < want.slots.size(); ++i) {
+      repairs += slotCommands(backendName(want), i, seen.slots[i], want.slots[i]).empty() ? 0 : 1;
+    }
+  }
+  spdlog::warn("haproxy-manager: HAProxy drifted from the routing table ({} repair(s)): {}",
+               repairs, absl::StrJoin(repair.commands, "; "));
+  metrics_.drift_repairs.inc(repairs);
   applyRuntime(repair.commands).IgnoreError();
 }
 

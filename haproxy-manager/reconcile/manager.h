@@ -126,6 +126,7 @@ class Manager {
   RenderedConfig last_good_;
   std::optional<std::chrono::steady_clock::time_point> reload_pending_since_;
   std::optional<RoutingTable> failed_desired_;  // do not retry an identical failed reload
+  std::uint64_t failed_generation_ = 0;         // ... until a new change arrives
   std::map<SlotRef, std::chrono::steady_clock::time_point> drain_started_;
   std::uint64_t reloads_ = 0;
   std::thread loop_thread_;

@@ -50,6 +50,17 @@ std::string unixRequest(const std::string& path, const std::string& request) {
   return out;
 }
 
+// A free port outside the replicas' default ranges, which the manager rightly refuses for its
+// own listeners.
+int freeListenerPort() {
+  while (true) {
+    const int port = freeLoopbackPort();
+    if (!(port >= 30000 && port < 31000) && !(port >= 40000 && port < 41000)) {
+      return port;
+    }
+  }
+}
+
 }  // namespace
 
 ManagerProcess::ManagerProcess(ManagerTestOptions options) : options_(std::move(options)) {}
@@ -67,10 +78,10 @@ std::string ManagerProcess::expand(const std::string& yaml) const {
 }
 
 bool ManagerProcess::start(std::chrono::milliseconds timeout) {
-  http_port_ = freeLoopbackPort();
-  metrics_port_ = freeLoopbackPort();
-  stats_port_ = freeLoopbackPort();
-  control_port_ = freeLoopbackPort();
+  http_port_ = freeListenerPort();
+  metrics_port_ = freeListenerPort();
+  stats_port_ = freeListenerPort();
+  control_port_ = freeListenerPort();
   const std::string config = dir_.write("serve.yaml", expand(options_.config_yaml));
   std::map<std::string, std::string> env = {
       {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},

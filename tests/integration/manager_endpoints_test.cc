@@ -1,0 +1,149 @@
+// What clients and operators see from HAProxy itself: /-/healthz, /-/routes, 404, 503 with no
+// replica, 408 on timeout, the admin socket with socat, the exporters on the metrics port, and
+// drift put back after a hand edit. Exact bodies and counts.
+#include <httplib.h>
+#include <stdio.h>
+
+#include "tests/integration/manager_fixture.h"
+
+namespace serve::testing {
+namespace {
+
+std::string runShell(const std::string& command) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
+    out.append(buf, n);
+  }
+  ::pclose(pipe);
+  return out;
+}
+
+TEST_CASE("manager: HAProxy's own answers are exact") {
+  for (const HaproxyBinary& haproxy : haproxyBinaries()) {
+    CAPTURE(haproxy.version);
+    const std::string config = managerConfig(1500, /*request_timeout_s=*/0.5);
+    auto m = startManager(config, haproxy.path);
+
+    HttpResult health = httpGet(m->url("/-/healthz"));
+    CHECK(health.status == 503);
+    CHECK(health.body == "No replica is available.");
+    HttpResult routes = httpGet(m->url("/-/routes"));
+    CHECK(routes.status == 200);
+    CHECK(routes.headers["content-type"] == "application/json");
+    CHECK(routes.body == R"({"/app":"app","/slow":"slow"})");
+    HttpResult missing = httpGet(m->url("/nope/x"));
+    CHECK(missing.status == 404);
+    CHECK(missing.body == "Path '/nope/x' not found. Ping http://127.0.0.1:" +
+                              std::to_string(m->httpPort()) + "/-/routes for available routes.");
+    HttpResult no_replica = httpPost(m->url("/app"), kInferBody);
+    CHECK(no_replica.status == 503);
+    CHECK(no_replica.body == "No replica of application 'app' is available.");
+
+    auto app = addReplica(*m, config, "app", "d", "app-1");
+    health = httpGet(m->url("/-/healthz"));
+    CHECK(health.status == 200);
+    CHECK(health.body == "success");
+    // The prefix, a sub-path of it, and the KServe v2 path by model name.
+    HttpResult infer = httpPost(m->url("/app"), kInferBody);
+    CHECK(infer.status == 200);
+    CHECK(infer.body.find(kEchoReply) != std::string::npos);
+    CHECK(httpPost(m->url("/v2/models/echo/infer"), kInferBody).status == 200);
+    CHECK(httpGet(m->url("/v2/models/echo/ready")).body == R"({"ready":true})");
+    CHECK(httpGet(m->url("/v2/models/unknown/ready")).status == 404);
+
+    // Node drain.
+    CHECK(m->post("/drain").status == 200);
+    health = httpGet(m->url("/-/healthz"));
+    CHECK(health.status == 503);
+    CHECK(health.body == "This node is being drained.");
+    CHECK(m->post("/undrain").status == 200);
+    CHECK(httpGet(m->url("/-/healthz")).status == 200);
+
+    // A replica that passes health checks but never answers: HAProxy's 408 at
+    // request_timeout_s + 1 s (the replica's own 408 would come at request_timeout_s).
+    httplib::Server hang;
+    hang.Get("/-/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("success", "text/plain");
+    });
+    hang.Post(".*", [](const httplib::Request&, httplib::Response& res) {
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+      res.set_content("late", "text/plain");
+    });
+    const int hang_port = hang.bind_to_any_port("127.0.0.1");
+    std::thread hang_thread([&] { hang.listen_after_bind(); });
+    CHECK(m->registerReplica("slow", "s", hang_port, "hanging").status == 200);
+    const HttpResult timed_out = httpPost(m->url("/slow"), kInferBody);
+    CHECK(timed_out.status == 408);
+    CHECK(timed_out.body == "The request timed out before a replica answered.\n");
+    CHECK(timed_out.seconds > 1.4);
+    CHECK(timed_out.seconds < 3.0);
+    hang.stop();
+    hang_thread.join();
+
+    // socat on the admin socket, exactly as the Ray Serve docs show it.
+    const std::string stat =
+        runShell("echo \"show stat\" | socat stdio " + m->adminSocket() + " 2>&1");
+    CHECK(stat.rfind("# pxname,svname,", 0) == 0);
+    CHECK(stat.find("\nhttp-app,slot1,") != std::string::npos);
+
+    // Prometheus: HAProxy's exporter and the manager's metrics on the same port.
+    const std::string exported =
+        httpGet("http://127.0.0.1:" + std::to_string(m->metricsPort()) + "/metrics").body;
+    CHECK(exported.find("haproxy_backend_http_responses_total{proxy=\"http-app\",code=\"2xx\"}") !=
+          std::string::npos);
+    CHECK(exported.find("haproxy_backend_http_responses_total{proxy=\"http-slow\",code=\"2xx\"}") !=
+          std::string::npos);
+    const std::string manager =
+        httpGet("http://127.0.0.1:" + std::to_string(m->metricsPort()) + "/metrics/manager").body;
+    CHECK(metricValue(manager, "serve_haproxy_registered_replicas") == 2);
+    CHECK(metricValue(manager, "serve_haproxy_slots{backend=\"http-app\",state=\"active\"}") == 1);
+    CHECK(metricValue(manager, "serve_haproxy_slots{backend=\"http-app\",state=\"free\"}") == 15);
+    CHECK(metricValue(manager, "serve_haproxy_propagation_latency_ms_count") >= 2);
+  }
+}
+
+TEST_CASE("manager: a slot changed by hand over the admin socket is put back and counted") {
+  const auto binaries = haproxyBinaries();
+  REQUIRE_FALSE(binaries.empty());
+  const std::string config = managerConfig();
+  auto m = startManager(config, binaries.front().path);
+  auto app = addReplica(*m, config, "app", "d", "app-1");
+  CHECK(m->admin("set server http-app/slot1 state maint").find_first_not_of("\n ") ==
+        std::string::npos);
+  CHECK(m->admin("del map " + m->dir() + "/run/routes_exact.map /app").find_first_not_of("\n ") ==
+        std::string::npos);
+  CHECK(eventually([&] {
+    return metricValue(httpGet(m->controlUrl("/metrics")).body,
+                       "serve_haproxy_drift_repairs_total") == 2;
+  }));
+  CHECK(httpPost(m->url("/app"), kInferBody).status == 200);
+  CHECK(m->admin("show map " + m->dir() + "/run/routes_exact.map").find(" /app http-app") !=
+        std::string::npos);
+}
+
+TEST_CASE("manager: control API errors are explicit") {
+  const auto binaries = haproxyBinaries();
+  REQUIRE_FALSE(binaries.empty());
+  const std::string config = managerConfig();
+  auto m = startManager(config, binaries.front().path);
+  HttpResult r = m->registerReplica("nope", "d", 30000, "x");
+  CHECK(r.status == 404);
+  CHECK(r.body == "{\"error\":\"no application named 'nope' in the config\"}\n");
+  r = m->registerReplica("app", "other", 30000, "x");
+  CHECK(r.status == 400);
+  r = m->deregister("ghost");
+  CHECK(r.status == 404);
+  CHECK(r.body == "{\"error\":\"no replica 'ghost' is registered\"}\n");
+  r = httpPost(m->controlUrl("/drain"), "");
+  CHECK(r.status == 401);
+  r = m->deploy("applications: [{name: x, route_prefix: 'bad prefix'}]\n");
+  CHECK(r.status == 400);
+  CHECK(r.body.find("test.yaml:1:") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace serve::testing

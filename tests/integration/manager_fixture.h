@@ -1,0 +1,174 @@
+#pragma once
+
+// Shared pieces of the manager integration tests: a real haproxy-manager (and so a real
+// HAProxy) on free loopback ports, real serve-replica processes, and a client that keeps
+// sending requests in the background and counts what came back.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/haproxy_binaries.h"
+#include "tests/support/http_client.h"
+#include "tests/support/manager_process.h"
+#include "tests/support/replica_process.h"
+
+namespace serve::testing {
+
+// Two applications: `app` (noop) at /app and `slow` (sleep) at /slow.
+inline std::string managerConfig(int slow_ms = 1500, double request_timeout_s = 30,
+                                 const std::string& app_prefix = "/app",
+                                 const std::string& extra_apps = "") {
+  return "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}, request_timeout_s: " +
+         std::to_string(request_timeout_s) +
+         "}\n"
+         "applications:\n"
+         "  - name: app\n"
+         "    route_prefix: " +
+         app_prefix +
+         "\n"
+         "    deployments:\n"
+         "      - {name: d, max_ongoing_requests: 8, model: {kind: noop, name: echo}}\n"
+         "  - name: slow\n"
+         "    route_prefix: /slow\n"
+         "    deployments:\n"
+         "      - {name: s, max_ongoing_requests: 4, model: {kind: sleep, sleep_ms: " +
+         std::to_string(slow_ms) + ", name: sleeper}}\n" + extra_apps;
+}
+
+// The same file as replicas read it (they never bind the HAProxy port).
+inline std::string replicaConfig(const std::string& manager_config) {
+  std::string out = manager_config;
+  const std::string placeholder = "{{HTTP_PORT}}";
+  out.replace(out.find(placeholder), placeholder.size(), "8000");
+  return out;
+}
+
+inline const std::string kInferBody =
+    R"({"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[7]}]})";
+inline const std::string kEchoReply =
+    "\"outputs\":[{\"name\":\"x\",\"datatype\":\"FP32\","
+    "\"shape\":[1,1],\"data\":[7]}]}";
+
+inline std::unique_ptr<ManagerProcess> startManager(const std::string& config,
+                                                    const std::string& haproxy_binary = "",
+                                                    std::map<std::string, std::string> env = {}) {
+  ManagerTestOptions o;
+  o.config_yaml = config;
+  o.haproxy_binary = haproxy_binary;
+  o.env = std::move(env);
+  auto m = std::make_unique<ManagerProcess>(o);
+  const bool started = m->start();
+  INFO(m->output());
+  REQUIRE(started);
+  return m;
+}
+
+// A replica of `app` started from the manager's config and registered with the manager.
+inline std::unique_ptr<ReplicaProcess> addReplica(ManagerProcess& m, const std::string& config,
+                                                  const std::string& app,
+                                                  const std::string& deployment,
+                                                  const std::string& id) {
+  auto r = startTestReplica(replicaConfig(config), app);
+  REQUIRE(r != nullptr);
+  const HttpResult reg = m.registerReplica(app, deployment, r->port(), id, r->pid());
+  INFO(reg.body);
+  REQUIRE(reg.status == 200);
+  return r;
+}
+
+inline double modelRequests(ReplicaProcess& r, const std::string& app = "app",
+                            const std::string& deployment = "d") {
+  return metricValue(
+      httpGet(r.url("/metrics")).body,
+      "serve_model_requests_total{application=\"" + app + "\",deployment=\"" + deployment + "\"}");
+}
+
+// Active slots of an application in the manager's status.
+inline int activeSlots(ManagerProcess& m, const std::string& app) {
+  int n = 0;
+  const nlohmann::json status = m.status();  // keep it alive for the loop
+  for (const auto& a : status["applications"]) {
+    if (a["name"] == app) {
+      for (const auto& slot : a["slots"]) {
+        n += slot["state"] == "active" ? 1 : 0;
+      }
+    }
+  }
+  return n;
+}
+
+// Occupied (active or draining) slots of an application.
+inline int occupiedSlots(ManagerProcess& m, const std::string& app) {
+  const nlohmann::json status = m.status();
+  for (const auto& a : status["applications"]) {
+    if (a["name"] == app) {
+      return static_cast<int>(a["slots"].size());
+    }
+  }
+  return -1;
+}
+
+// Sends POST requests in a loop on `threads` threads until stopped; counts statuses.
+class BackgroundClient {
+ public:
+  BackgroundClient(std::string url, int threads = 1) : url_(std::move(url)) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        while (!stop_) {
+          const HttpResult r = httpPost(url_, kInferBody);
+          std::lock_guard<std::mutex> lock(mu_);
+          ++statuses_[r.status];
+          if (r.status != 200 && failures_.size() < 5) {
+            failures_.push_back(std::to_string(r.status) + " " + r.curl_error + " " + r.body);
+          }
+        }
+      });
+    }
+  }
+  ~BackgroundClient() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+  long count(long status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return statuses_[status];
+  }
+  long total() {
+    std::lock_guard<std::mutex> lock(mu_);
+    long n = 0;
+    for (const auto& [s, c] : statuses_) {
+      n += c;
+    }
+    return n;
+  }
+  long failed() { return total() - count(200); }
+  std::string failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string out;
+    for (const auto& f : failures_) {
+      out += f + "\n";
+    }
+    return out;
+  }
+
+ private:
+  std::string url_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::map<long, long> statuses_;
+  std::vector<std::string> failures_;
+};
+
+}  // namespace serve::testing
