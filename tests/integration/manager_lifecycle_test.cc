@@ -1,0 +1,99 @@
+// The manager's own lifecycle around HAProxy: bursts of structural changes coalesce into one
+// reload, a dead HAProxy is started again, and stopping the manager leaves no HAProxy behind.
+#include <signal.h>
+
+#include <cerrno>
+
+#include "tests/integration/manager_fixture.h"
+
+namespace serve::testing {
+namespace {
+
+bool processGone(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+int masterPid(ManagerProcess& m) { return m.status()["haproxy"]["master_pid"].get<int>(); }
+
+TEST_CASE("manager: registrations that outgrow the slots share one coalesced reload") {
+  const auto binaries = haproxyBinaries();
+  REQUIRE_FALSE(binaries.empty());
+  const std::string config = managerConfig();
+  auto m = startManager(config, binaries.front().path,
+                        {{"RAY_SERVE_HAPROXY_MIN_SERVER_SLOTS", "1"},
+                         {"RAY_SERVE_HAPROXY_BROADCAST_COALESCE_S", "0.5"}});
+  auto first = addReplica(*m, config, "app", "d", "r1");  // fills the only slot
+  auto r2 = startTestReplica(replicaConfig(config), "app");
+  auto r3 = startTestReplica(replicaConfig(config), "app");
+  REQUIRE(r2 != nullptr);
+  REQUIRE(r3 != nullptr);
+
+  HttpResult reply2;
+  HttpResult reply3;
+  std::thread t2([&] { reply2 = m->registerReplica("app", "d", r2->port(), "r2", r2->pid()); });
+  std::thread t3([&] { reply3 = m->registerReplica("app", "d", r3->port(), "r3", r3->pid()); });
+  t2.join();
+  t3.join();
+  INFO(reply2.body, reply3.body);
+  CHECK(reply2.status == 200);
+  CHECK(reply3.status == 200);
+  CHECK(nlohmann::json::parse(reply2.body)["action"] == "reload");
+  CHECK(nlohmann::json::parse(reply3.body)["action"] == "reload");
+  const std::string metrics = httpGet(m->controlUrl("/metrics")).body;
+  CHECK(metricValue(metrics,
+                    "serve_haproxy_reloads_total{reason=\"slots_grown\",result=\"success\"}") == 1);
+  // r1 kept slot1 through the reload; all three serve.
+  const nlohmann::json status = m->status();
+  CHECK(status["applications"][0]["slot_capacity"] == 4);
+  CHECK(status["applications"][0]["slots"][0]["replica_id"] == "r1");
+  CHECK(activeSlots(*m, "app") == 3);
+  std::vector<double> before{modelRequests(*first), modelRequests(*r2), modelRequests(*r3)};
+  for (int i = 0; i < 30; ++i) {
+    REQUIRE(httpPost(m->url("/app"), kInferBody).status == 200);
+  }
+  CHECK(modelRequests(*first) > before[0]);
+  CHECK(modelRequests(*r2) > before[1]);
+  CHECK(modelRequests(*r3) > before[2]);
+}
+
+TEST_CASE("manager: a dead HAProxy is started again with the same routing") {
+  const auto binaries = haproxyBinaries();
+  REQUIRE_FALSE(binaries.empty());
+  const std::string config = managerConfig();
+  auto m = startManager(config, binaries.front().path);
+  auto app = addReplica(*m, config, "app", "d", "app-1");
+  const int master = masterPid(*m);
+  const int worker = m->workerPid();
+  REQUIRE(master > 0);
+  REQUIRE(worker > 0);
+  ::kill(master, SIGKILL);
+  ::kill(worker, SIGKILL);
+  CHECK(eventually([&] { return masterPid(*m) != master && masterPid(*m) > 0; }));
+  CHECK(eventually([&] { return httpPost(m->url("/app"), kInferBody).status == 200; }));
+  CHECK(httpGet(m->url("/-/routes")).body == R"({"/app":"app","/slow":"slow"})");
+  CHECK(metricValue(httpGet(m->controlUrl("/metrics")).body, "serve_haproxy_restarts_total") == 1);
+}
+
+TEST_CASE("manager: stopping the manager leaves no HAProxy process") {
+  for (const HaproxyBinary& haproxy : haproxyBinaries()) {
+    CAPTURE(haproxy.version);
+    const std::string config = managerConfig();
+    auto m = startManager(config, haproxy.path);
+    const int master = masterPid(*m);
+    const int worker = m->workerPid();
+    // A reload first, so an old worker generation exists too.
+    REQUIRE(m->deploy(managerConfig(1500, 30, "/app",
+                                    "  - {name: x, route_prefix: /x, deployments: [{name: x, "
+                                    "model: {kind: noop, name: x}}]}\n"))
+                .status == 200);
+    const int new_worker = m->workerPid();
+    CHECK(new_worker != worker);
+    m->signal(SIGTERM);
+    CHECK(m->wait(std::chrono::seconds(15)) == 0);
+    CHECK(processGone(master));
+    CHECK(processGone(worker));
+    CHECK(processGone(new_worker));
+    CHECK(m->output().find("{\"event\":\"stopped\"}") != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace serve::testing
