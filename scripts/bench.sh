@@ -2,6 +2,7 @@
 # Benchmarks (see docs/benchmarks.md):
 #   scripts/bench.sh replica [DURATION] [options]  serve-replica alone vs bare cpp-httplib and nginx
 #   scripts/bench.sh mlp [DURATION] [options]      the large MLP: in process vs the replica
+#   scripts/bench.sh propagation [ITERATIONS]       manager: registration -> routed, vs reload
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,12 +10,14 @@ what=${1:-replica}
 shift || true
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target serve-replica bare_httplib_server mlp_forward_bench
+cmake --build build -j"$(nproc)" --target serve-replica bare_httplib_server mlp_forward_bench \
+  haproxy-manager propagation_bench
 case "$what" in
   replica) exec bash bench/replica_bench.sh build "${@:-10s}" ;;
   mlp)
     python3 -c 'import numpy' 2>/dev/null || pip install --quiet numpy  # to generate the model
     exec bash bench/mlp_bench.sh build "${@:-10s}" ;;
-  *) echo "usage: scripts/bench.sh replica|mlp [DURATION] [options of bench/<what>_bench.sh]" >&2
+  propagation) exec bash bench/propagation_bench.sh build "${@:-200}" ;;
+  *) echo "usage: scripts/bench.sh replica|mlp|propagation [DURATION] [options of bench/<what>_bench.sh]" >&2
      exit 2 ;;
 esac

@@ -714,8 +714,14 @@ void Manager::repairDrift() {
 
 void Manager::restartIfDead() {
   if (haproxy_->masterAlive()) {
-    if (StatusOr<int> old = haproxy_->oldWorkerCount(); old.ok()) {
-      metrics_.old_workers.set(*old);
+    // `show proc` goes through the master; once a second is plenty for a gauge, and keeps the
+    // master CLI out of the path of changes.
+    const Clock::time_point now = Clock::now();
+    if (now - last_proc_check_ >= std::chrono::seconds(1)) {
+      last_proc_check_ = now;
+      if (StatusOr<int> old = haproxy_->oldWorkerCount(); old.ok()) {
+        metrics_.old_workers.set(*old);
+      }
     }
     return;
   }

@@ -129,6 +129,7 @@ class Manager {
   std::uint64_t failed_generation_ = 0;         // ... until a new change arrives
   std::map<SlotRef, std::chrono::steady_clock::time_point> drain_started_;
   std::uint64_t reloads_ = 0;
+  std::chrono::steady_clock::time_point last_proc_check_{};
   std::thread loop_thread_;
   bool started_ = false;
 };
