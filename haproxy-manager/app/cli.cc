@@ -3,12 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -40,7 +42,10 @@ Usage:
   haproxy-manager routes             Route prefix -> application (JSON).
   haproxy-manager deploy FILE        Apply a changed serve config; prints what it took
                                      (runtime commands, or a validated reload and why).
-  haproxy-manager drain [--undo]     Node drain: :8000/-/healthz answers 503 (--undo ends it).
+  haproxy-manager drain [--timeout S] [--undo]
+                                     Node drain: :8000/-/healthz answers 503, then wait (up to
+                                     S seconds, 60) until no request is in progress;
+                                     --undo ends the drain.
   haproxy-manager register --app NAME --deployment NAME --port N [--host IP]
                            [--grpc-port N] [--id ID] [--pid PID]
                                      Put a running replica into its application's backend.
@@ -282,7 +287,7 @@ int runCli(const std::vector<std::string>& args) {
         c->send("POST", "/deploy", *yaml, "application/yaml", "X-Serve-Config-Source: " + args[1]));
   }
   if (command == "drain") {
-    auto parsed = parseArgs(args, 1, {}, {"--undo"}, &error);
+    auto parsed = parseArgs(args, 1, {"--timeout"}, {"--undo"}, &error);
     if (!parsed || !parsed->positional.empty()) {
       return usageError(parsed ? "drain takes no positional arguments" : error);
     }
@@ -291,7 +296,39 @@ int runCli(const std::vector<std::string>& args) {
       std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
       return 1;
     }
-    return printReply(c->send("POST", parsed->flags.count("--undo") ? "/undrain" : "/drain", ""));
+    const bool undo = parsed->flags.count("--undo") > 0;
+    if (int rc = printReply(c->send("POST", undo ? "/undrain" : "/drain", "")); rc != 0 || undo) {
+      return rc;
+    }
+    // Health checks now fail; wait for the requests already inside to finish. The connection
+    // of this wait is not a request of the HTTP frontend, so it does not count itself.
+    double timeout_s = 60;
+    if (auto it = parsed->flags.find("--timeout");
+        it != parsed->flags.end() && !absl::SimpleAtod(it->second, &timeout_s)) {
+      return usageError("--timeout needs a number of seconds");
+    }
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
+    while (true) {
+      StatusOr<ControlReply> reply = c->get("/status");
+      long long in_flight = -1;
+      if (reply.ok() && reply->status == 200) {
+        nlohmann::json status = nlohmann::json::parse(reply->body, nullptr, false);
+        if (!status.is_discarded()) {
+          in_flight = status.value("in_flight", -1LL);
+        }
+      }
+      if (in_flight == 0) {
+        std::cout << "{\"drained\":true}\n";
+        return 0;
+      }
+      if (std::chrono::steady_clock::now() >= until) {
+        std::cerr << "haproxy-manager: " << in_flight << " request(s) still in progress after "
+                  << timeout_s << " s\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
   if (command == "register") {
     auto parsed = parseArgs(

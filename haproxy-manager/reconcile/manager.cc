@@ -752,6 +752,19 @@ void Manager::updateSlotMetrics() {
 }
 
 nlohmann::json Manager::status() const {
+  // Requests in progress on the HTTP frontend (its own admin-socket connection: the loop's
+  // HAProxy calls are not shared). -1 when HAProxy does not answer.
+  long long in_flight = -1;
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(2));
+  if (StatusOr<std::string> csv = admin.execute("show stat"); csv.ok()) {
+    if (StatusOr<std::vector<StatRow>> rows = parseShowStat(*csv); rows.ok()) {
+      for (const StatRow& row : *rows) {
+        if (row.proxy == "http" && row.kind == StatKind::kFrontend) {
+          in_flight = row.scur;
+        }
+      }
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json apps = nlohmann::json::array();
   for (const Backend& backend : running_snapshot_.backends) {
@@ -786,6 +799,7 @@ nlohmann::json Manager::status() const {
   return {{"haproxy", {{"master_pid", haproxy_->masterPid()}}},
           {"config", config_->source},
           {"draining", draining_},
+          {"in_flight", in_flight},
           {"generation", generation_},
           {"applied_generation", applied_generation_},
           {"applications", apps},

@@ -77,7 +77,7 @@ inline std::unique_ptr<ReplicaProcess> addReplica(ManagerProcess& m, const std::
   auto r = startTestReplica(replicaConfig(config), app);
   REQUIRE(r != nullptr);
   const HttpResult reg = m.registerReplica(app, deployment, r->port(), id, r->pid());
-  INFO(reg.body);
+  INFO(reg.body, reg.curl_error, "\nmanager output:\n", m.output());
   REQUIRE(reg.status == 200);
   return r;
 }

@@ -1,6 +1,8 @@
 // The manager's own lifecycle around HAProxy: bursts of structural changes coalesce into one
 // reload, a dead HAProxy is started again, and stopping the manager leaves no HAProxy behind.
 #include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 
@@ -93,6 +95,58 @@ TEST_CASE("manager: stopping the manager leaves no HAProxy process") {
     CHECK(processGone(new_worker));
     CHECK(m->output().find("{\"event\":\"stopped\"}") != std::string::npos);
   }
+}
+
+TEST_CASE("manager: the CLI drains the node and waits for requests in progress") {
+  const auto binaries = haproxyBinaries();
+  REQUIRE_FALSE(binaries.empty());
+  const std::string config = managerConfig(/*slow_ms=*/1500);
+  auto m = startManager(config, binaries.front().path);
+  auto slow = addReplica(*m, config, "slow", "s", "slow-1");
+  const std::string cli =
+      std::string("RAY_SERVE_HAPROXY_CONTROL_PORT=") + std::to_string(m->controlPort()) +
+      " RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=" + m->configFile() +
+      " RAY_SERVE_HAPROXY_SOCKET_PATH=" + m->adminSocket() + " " + SERVE_MANAGER_BINARY + " ";
+  auto run = [&](const std::string& args) {
+    FILE* pipe = ::popen((cli + args + " 2>&1").c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string out;
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
+      out.append(buf, n);
+    }
+    const int rc = ::pclose(pipe);
+    return std::make_pair(WEXITSTATUS(rc), out);
+  };
+  CHECK(m->status()["in_flight"] == 0);
+  CHECK(run("routes") == std::make_pair(0, std::string(R"({"/app":"app","/slow":"slow"})"
+                                                       "\n")));
+
+  // The request in progress comes from another process: a connection of this test process
+  // would be inherited by the CLI that popen() forks, and stay open for HAProxy as long as the
+  // CLI runs.
+  ChildProcess curl;
+  REQUIRE(curl.spawn({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-XPOST",
+                      m->url("/slow"), "-d", kInferBody},
+                     {{"PATH", "/usr/bin:/bin"}}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto started = std::chrono::steady_clock::now();
+  const auto [rc, out] = run("drain");
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("{\"drained\":true}") != std::string::npos);
+  CHECK(waited > 0.9);  // it waited for the 1.5 s request started 0.3 s before
+  CHECK(curl.wait(std::chrono::seconds(5)) == 0);
+  CHECK(curl.output() == "200");
+  const HttpResult health = httpGet(m->url("/-/healthz"));
+  CHECK(health.status == 503);
+  CHECK(health.body == "This node is being drained.");
+  CHECK(run("drain --undo").first == 0);
+  CHECK(httpGet(m->url("/-/healthz")).status == 200);
+  CHECK(run("bogus").first == 2);
 }
 
 }  // namespace

@@ -126,7 +126,7 @@ TEST_CASE("manager: scale 1 -> 8 -> 2 -> 0 -> 3 under load, without a reload or 
         -1);
 }
 
-TEST_CASE("manager: a replica killed with SIGKILL is taken out; other requests are redispatched") {
+TEST_CASE("manager: a replica killed with SIGKILL is taken out, other requests are redispatched") {
   const auto binaries = haproxyBinaries();
   REQUIRE_FALSE(binaries.empty());
   const std::string config = managerConfig();

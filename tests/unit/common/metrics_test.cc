@@ -73,7 +73,7 @@ TEST_CASE("serialize renders counters, gauges and histograms in exposition forma
         "request_latency_ms_count{model=\"resnet\"} 4\n");
 }
 
-TEST_CASE("label-less families render a zero sample at once; labelled ones render only headers") {
+TEST_CASE("label-less families render a zero sample at once, labelled ones render only headers") {
   Registry registry;
   registry.counter("restarts_total", "Restarts.");
   registry.gauge("in_flight", "In flight.", {"model"});
@@ -94,7 +94,7 @@ TEST_CASE("label-less families render a zero sample at once; labelled ones rende
         "wait_ms_count 0\n");
 }
 
-TEST_CASE("label values escape backslash, double quote and newline; help escapes \\ and newline") {
+TEST_CASE("label values escape backslash, double quote and newline, help escapes \\ and newline") {
   Registry registry;
   auto& family = registry.counter("odd_total", "Says \"odd\" with a \\ and a\nnewline.", {"v"});
   family.with({"back\\slash"}).inc();
@@ -210,7 +210,7 @@ TEST_CASE("concurrent observations keep count, sum and buckets consistent") {
   CHECK(histogram.cumulativeCounts() == std::vector<uint64_t>{total / 2, total, total});
 }
 
-TEST_CASE("histogram buckets: a value on a bound counts in that bound; NaN goes to +Inf") {
+TEST_CASE("histogram buckets: a value on a bound counts in that bound, NaN goes to +Inf") {
   Histogram histogram({1, 5, 10});
   CHECK(histogram.cumulativeCounts() == std::vector<uint64_t>{0, 0, 0, 0});
   histogram.observe(-3);  // negatives fall in the first bucket

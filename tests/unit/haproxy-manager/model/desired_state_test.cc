@@ -63,7 +63,7 @@ TEST_CASE("desired: backends follow the config, sorted, with the ingress deploym
   CHECK(t.backends[1].application == "b");
 }
 
-TEST_CASE("desired: new replicas take the lowest free slots in id order; others are ignored") {
+TEST_CASE("desired: new replicas take the lowest free slots in id order, others are ignored") {
   const ServeConfig c = config();
   const RoutingTable t = buildDesired(
       inputs(c, {replica("a-2", "a", 30002), replica("a-1", "a", 30001),
@@ -74,7 +74,7 @@ TEST_CASE("desired: new replicas take the lowest free slots in id order; others 
   CHECK(t.backends[1].slots == std::vector<Slot>(4));
 }
 
-TEST_CASE("desired: assignments are sticky; departures drain, then free once idle") {
+TEST_CASE("desired: assignments are sticky, departures drain, then free once idle") {
   const ServeConfig c = config();
   RoutingTable t = buildDesired(inputs(c, {replica("a-1", "a", 30001), replica("a-2", "a", 30002)}),
                                 RoutingTable{});

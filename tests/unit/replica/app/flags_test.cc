@@ -84,7 +84,7 @@ TEST_CASE("parseReplicaFlags: every flag, in both '--flag value' and '--flag=val
   }
 }
 
-TEST_CASE("parseReplicaFlags: a repeated flag takes its last value; order does not matter") {
+TEST_CASE("parseReplicaFlags: a repeated flag takes its last value, order does not matter") {
   StatusOr<ReplicaFlags> f =
       parseReplicaFlags({"--http-port=1", "--app", "a", "--http-port", "2", "--config=c"});
   REQUIRE(f.ok());
