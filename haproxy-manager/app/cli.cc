@@ -22,6 +22,8 @@
 #include "haproxy-manager/control/control_client.h"
 #include "haproxy-manager/control/control_server.h"
 #include "haproxy-manager/reconcile/manager.h"
+#include "haproxy-manager/supervise/gpus.h"
+#include "haproxy-manager/supervise/replica_supervisor.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -34,10 +36,13 @@ constexpr char kUsage[] =
 the routing table (serve config + registered replicas).
 
 Usage:
-  haproxy-manager start --config FILE [--template-dir DIR]
-      Run in the foreground: render haproxy.cfg, start HAProxy (master-worker), serve the
-      control API on 127.0.0.1:$RAY_SERVE_HAPROXY_CONTROL_PORT (8405). SIGTERM/SIGINT stop
-      HAProxy and the manager; SIGHUP re-reads FILE and deploys it.
+  haproxy-manager start --config FILE [--template-dir DIR] [--no-replicas]
+      Run in the foreground: render haproxy.cfg, start HAProxy (master-worker), start
+      num_replicas serve-replica processes per application and put them into HAProxy as they
+      become ready, serve the control API on 127.0.0.1:$RAY_SERVE_HAPROXY_CONTROL_PORT (8405).
+      --no-replicas: run no replicas; they are started elsewhere and registered.
+      SIGTERM/SIGINT drain and stop the replicas, then HAProxy; SIGHUP re-reads FILE and
+      deploys it.
   haproxy-manager status             Manager, HAProxy and slot state (JSON).
   haproxy-manager routes             Route prefix -> application (JSON).
   haproxy-manager deploy FILE        Apply a changed serve config; prints what it took
@@ -113,12 +118,61 @@ std::string defaultTemplateDir() {
   return SERVE_SOURCE_TEMPLATE_DIR;
 }
 
+std::filesystem::path exeDir() {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+}
+
+// serve-replica: $SERVE_REPLICA_BINARY, else next to this binary (installed), else the build
+// tree's replica/ directory, else PATH.
+StatusOr<std::string> replicaBinary() {
+  if (const char* explicit_path = std::getenv("SERVE_REPLICA_BINARY"); explicit_path != nullptr) {
+    if (::access(explicit_path, X_OK) != 0) {
+      return absl::NotFoundError(absl::StrCat("SERVE_REPLICA_BINARY=", explicit_path,
+                                              " is not an executable file"));
+    }
+    return std::string(explicit_path);
+  }
+  const std::filesystem::path dir = exeDir();
+  for (const auto& candidate : {dir / "serve-replica", dir.parent_path() / "replica/serve-replica"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      return candidate.string();
+    }
+  }
+  return absl::NotFoundError(
+      "cannot find serve-replica next to haproxy-manager; set SERVE_REPLICA_BINARY");
+}
+
+// Everything a node can check before it changes anything: model files exist, GPUs suffice.
+Status checkForNode(const ServeConfig& config, const std::string& config_path, int gpu_count) {
+  const std::filesystem::path dir = std::filesystem::path(config_path).parent_path();
+  for (const ApplicationSpec& app : config.applications) {
+    const DeploymentSpec& d = app.deployments.front();
+    if (d.model.kind != "mlp") {
+      continue;
+    }
+    std::filesystem::path path = d.model.path;
+    if (path.is_relative()) {
+      path = dir / path;
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          config.source, ":", d.line, ": applications.", app.name, ".deployments.", d.name,
+          ".model.path: model file ", d.model.path, " not found (looked for ", path.string(),
+          ")"));
+    }
+  }
+  return checkGpuDemand(config, gpu_count);
+}
+
 int runStart(const ManagerEnv& env, const Args& args) {
   auto config_flag = args.flags.find("--config");
   if (config_flag == args.flags.end()) {
     return usageError("start needs --config FILE");
   }
-  const std::string config_path = config_flag->second;
+  const std::string config_path = std::filesystem::absolute(config_flag->second).string();
+  const bool supervise = args.flags.count("--no-replicas") == 0;
   StatusOr<ServeConfig> config = loadServeConfig(config_path);
   if (!config.ok()) {
     std::cerr << "haproxy-manager: " << messageOf(config.status()) << "\n";
@@ -132,6 +186,20 @@ int runStart(const ManagerEnv& env, const Args& args) {
   if (Status st = checkNodePorts(*config, env, *replica_env); !st.ok()) {
     std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
     return 1;
+  }
+  const int gpu_count = visibleGpuCount();
+  std::string replica_binary;
+  if (supervise) {
+    if (Status st = checkForNode(*config, config_path, gpu_count); !st.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
+      return 1;
+    }
+    StatusOr<std::string> binary = replicaBinary();
+    if (!binary.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(binary.status()) << "\n";
+      return 1;
+    }
+    replica_binary = *binary;
   }
 
   // Signals are taken synchronously by this thread; block them before any thread starts.
@@ -160,7 +228,65 @@ int runStart(const ManagerEnv& env, const Args& args) {
     (*manager)->stop();
     return 1;
   }
-  ControlServer control(**manager, *token);
+  Manager& m = **manager;
+  std::unique_ptr<ReplicaSupervisor> supervisor;
+  if (supervise) {
+    SupervisorOptions so;
+    so.replica_binary = replica_binary;
+    so.log_dir = env.log_dir;
+    so.replica_env = *replica_env;
+    so.gpu_count = gpu_count;
+    so.port_quarantine = std::chrono::milliseconds(
+        static_cast<long long>((env.hard_stop_after_s + 30) * 1000));
+    supervisor = std::make_unique<ReplicaSupervisor>(so, m);
+    supervisor->apply(std::make_shared<const ServeConfig>(*config), config_path);
+    supervisor->start();
+    spdlog::info("haproxy-manager: supervising replicas ({}; {} GPU(s) visible)", replica_binary,
+                 gpu_count);
+  }
+  // A deploy: checks that need the node, then HAProxy, then the replicas.
+  std::string state_dir = std::filesystem::path(env.config_file).parent_path().string();
+  auto deploy = [&, state_dir](ServeConfig next, const std::string& source,
+                               const std::string& yaml) -> StatusOr<ApplyOutcome> {
+    // Replicas read the config from a file; relative model paths resolve against its folder,
+    // so use the operator's own file when the deploy names it and it still holds these bytes.
+    std::string path = source;
+    StatusOr<std::string> on_disk = readWholeFile(source, "config");
+    if (!std::filesystem::path(source).is_absolute() || !on_disk.ok() || *on_disk != yaml) {
+      path = absl::StrCat(state_dir, "/deployed-", std::hash<std::string>{}(yaml), ".yaml");
+      std::ofstream(path) << yaml;
+    }
+    if (supervisor) {
+      if (Status st = checkForNode(next, path, gpu_count); !st.ok()) {
+        return st;
+      }
+    }
+    auto shared = std::make_shared<const ServeConfig>(next);
+    StatusOr<ApplyOutcome> outcome = m.deploy(std::move(next));
+    if (outcome.ok() && supervisor) {
+      supervisor->apply(shared, path);
+    }
+    return outcome;
+  };
+  ControlHooks hooks;
+  hooks.deploy = deploy;
+  if (supervisor) {
+    hooks.extra_status = [&]() {
+      nlohmann::json processes = nlohmann::json::array();
+      for (const auto& r : supervisor->replicas()) {
+        processes.push_back({{"replica_id", r.id},
+                             {"application", r.application},
+                             {"deployment", r.deployment},
+                             {"state", r.state},
+                             {"pid", r.pid},
+                             {"http_port", r.http_port},
+                             {"restarts", r.restarts}});
+      }
+      return nlohmann::json{{"processes", processes},
+                            {"replica_restarts", supervisor->restartsTotal()}};
+    };
+  }
+  ControlServer control(m, *token, hooks);
   if (Status st = control.start(env.control_port); !st.ok()) {
     std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
     (*manager)->stop();
@@ -192,7 +318,9 @@ int runStart(const ManagerEnv& env, const Args& args) {
                     messageOf(fresh.status()));
       continue;
     }
-    StatusOr<ApplyOutcome> outcome = (*manager)->deploy(*std::move(fresh));
+    StatusOr<std::string> yaml = readWholeFile(config_path, "config");
+    StatusOr<ApplyOutcome> outcome =
+        deploy(*std::move(fresh), config_path, yaml.ok() ? *yaml : std::string());
     if (!outcome.ok()) {
       spdlog::error("haproxy-manager: SIGHUP deploy failed: {}", messageOf(outcome.status()));
     } else {
@@ -201,6 +329,9 @@ int runStart(const ManagerEnv& env, const Args& args) {
   }
   spdlog::info("haproxy-manager: signal {} received; stopping HAProxy", signal_number);
   control.stop();
+  if (supervisor) {
+    supervisor->stop();  // drains every replica through HAProxy, then stops it
+  }
   (*manager)->stop();
   std::cout << nlohmann::json{{"event", "stopped"}}.dump() << std::endl;
   return 0;
@@ -251,7 +382,7 @@ int runCli(const std::vector<std::string>& args) {
   const std::string& command = args[0];
   std::string error;
   if (command == "start") {
-    auto parsed = parseArgs(args, 1, {"--config", "--template-dir"}, {}, &error);
+    auto parsed = parseArgs(args, 1, {"--config", "--template-dir"}, {"--no-replicas"}, &error);
     if (!parsed || !parsed->positional.empty()) {
       return usageError(parsed ? "start takes no positional arguments" : error);
     }
@@ -284,7 +415,8 @@ int runCli(const std::vector<std::string>& args) {
       return 1;
     }
     return printReply(
-        c->send("POST", "/deploy", *yaml, "application/yaml", "X-Serve-Config-Source: " + args[1]));
+        c->send("POST", "/deploy", *yaml, "application/yaml",
+                "X-Serve-Config-Source: " + std::filesystem::absolute(args[1]).string()));
   }
   if (command == "drain") {
     auto parsed = parseArgs(args, 1, {"--timeout"}, {"--undo"}, &error);

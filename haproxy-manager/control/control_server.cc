@@ -124,8 +124,11 @@ StatusOr<std::string> writeControlToken(const std::string& path) {
   return token;
 }
 
-ControlServer::ControlServer(Manager& manager, std::string token)
-    : manager_(manager), token_(std::move(token)), server_(std::make_unique<httplib::Server>()) {
+ControlServer::ControlServer(Manager& manager, std::string token, ControlHooks hooks)
+    : manager_(manager),
+      token_(std::move(token)),
+      hooks_(std::move(hooks)),
+      server_(std::make_unique<httplib::Server>()) {
   routes();
 }
 
@@ -150,7 +153,11 @@ void ControlServer::routes() {
     res.set_content("ok\n", "text/plain");
   });
   s.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(manager_.status().dump(2) + "\n", "application/json");
+    nlohmann::json status = manager_.status();
+    if (hooks_.extra_status) {
+      status.update(hooks_.extra_status());
+    }
+    res.set_content(status.dump(2) + "\n", "application/json");
   });
   s.Get("/routes", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(manager_.routes().dump() + "\n", "application/json");
@@ -179,7 +186,8 @@ void ControlServer::routes() {
       replyError(res, config.status());
       return;
     }
-    reply(res, manager_.deploy(*std::move(config)));
+    reply(res, hooks_.deploy ? hooks_.deploy(*std::move(config), source, req.body)
+                             : manager_.deploy(*std::move(config)));
   });
   s.Post("/drain", [this](const httplib::Request&, httplib::Response& res) {
     reply(res, manager_.setDraining(true));

@@ -16,12 +16,14 @@
 // Changing requests must carry "Authorization: Bearer <token>", the token the manager writes
 // (mode 0600) to control.token beside haproxy.cfg: any local user can reach 127.0.0.1, but only
 // the manager's user (or root) can read the token. Reads need no token.
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "common/status.h"
 #include "haproxy-manager/reconcile/manager.h"
+#include "nlohmann/json.hpp"
 
 namespace httplib {
 class Server;
@@ -31,9 +33,18 @@ namespace serve::manager {
 
 inline constexpr char kControlTokenFile[] = "control.token";
 
+// What the node adds to the manager: deploys also reach the replica supervisor, and status
+// shows its processes. Unset hooks fall back to the manager alone.
+struct ControlHooks {
+  std::function<StatusOr<ApplyOutcome>(ServeConfig config, const std::string& source,
+                                       const std::string& yaml)>
+      deploy;
+  std::function<nlohmann::json()> extra_status;
+};
+
 class ControlServer {
  public:
-  ControlServer(Manager& manager, std::string token);
+  ControlServer(Manager& manager, std::string token, ControlHooks hooks = {});
   ~ControlServer();
 
   // Binds 127.0.0.1:port and serves on a background thread.
@@ -45,6 +56,7 @@ class ControlServer {
 
   Manager& manager_;
   const std::string token_;
+  const ControlHooks hooks_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

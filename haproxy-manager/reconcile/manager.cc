@@ -806,6 +806,21 @@ nlohmann::json Manager::status() const {
           {"replicas", replicas}};
 }
 
+bool Manager::slotReleased(const std::string& replica_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (replicas_.count(replica_id) > 0) {
+    return false;
+  }
+  for (const Backend& backend : running_snapshot_.backends) {
+    for (const Slot& slot : backend.slots) {
+      if (slot.state != SlotState::kFree && slot.replica_id == replica_id) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 nlohmann::json Manager::routes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return nlohmann::json::parse(routesJson(running_snapshot_));

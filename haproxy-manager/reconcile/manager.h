@@ -69,6 +69,9 @@ class Manager {
   StatusOr<ApplyOutcome> deploy(ServeConfig config);
   StatusOr<ApplyOutcome> setDraining(bool draining);
 
+  // True once no slot (active or draining) holds this replica: HAProxy sends it nothing more.
+  bool slotReleased(const std::string& replica_id) const;
+
   nlohmann::json status() const;
   nlohmann::json routes() const;
   std::string metricsText() const;

@@ -82,7 +82,9 @@ bool ManagerProcess::start(std::chrono::milliseconds timeout) {
   metrics_port_ = freeListenerPort();
   stats_port_ = freeListenerPort();
   control_port_ = freeListenerPort();
-  const std::string config = dir_.write("serve.yaml", expand(options_.config_yaml));
+  const std::string config = options_.config_path.empty()
+                                 ? dir_.write("serve.yaml", expand(options_.config_yaml))
+                                 : options_.config_path;
   std::map<std::string, std::string> env = {
       {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
       {"RAY_SERVE_HAPROXY_SOCKET_PATH", adminSocket()},
@@ -106,7 +108,13 @@ bool ManagerProcess::start(std::chrono::milliseconds timeout) {
   for (const auto& [k, v] : options_.env) {
     env[k] = v;
   }
-  if (!child_.spawn({SERVE_MANAGER_BINARY, "start", "--config", config}, env)) {
+  std::vector<std::string> argv = {SERVE_MANAGER_BINARY, "start", "--config", config};
+  if (!options_.supervise) {
+    argv.push_back("--no-replicas");
+  } else {
+    env["SERVE_REPLICA_BINARY"] = SERVE_REPLICA_BINARY;
+  }
+  if (!child_.spawn(argv, env)) {
     return false;
   }
   if (!child_.waitForReady(timeout)) {

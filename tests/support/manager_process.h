@@ -21,6 +21,11 @@ struct ManagerTestOptions {
   std::string haproxy_binary;  // empty: haproxy on PATH
   // Added to the defaults below (fast health checks, short coalescing, test paths).
   std::map<std::string, std::string> env;
+  // Whether the manager runs the replicas itself; false: `--no-replicas`, the tests register
+  // the replicas they start.
+  bool supervise = false;
+  // Used as is instead of a written copy of config_yaml (config_yaml is then ignored).
+  std::string config_path;
 };
 
 class ManagerProcess {

@@ -1,0 +1,469 @@
+#include "haproxy-manager/supervise/replica_supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "haproxy-manager/model/desired_state.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+extern char** environ;
+
+namespace serve::manager {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Clock::duration seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+// What a replica of this deployment reads from the config: a change rolls its replicas.
+std::string fingerprint(const ServeConfig& config, const DeploymentSpec& d) {
+  const auto& m = d.model;
+  const auto& b = d.batching;
+  const auto& h = config.http_options;
+  return absl::StrCat(m.kind, "|", m.name, "|", m.path, "|", m.sleep_ms, "|",
+                      d.max_ongoing_requests, "|", d.max_queued_requests, "|", b.max_batch_size,
+                      "|", b.batch_wait_timeout_s, "|", d.ray_actor_options.num_cpus, "|",
+                      d.ray_actor_options.num_gpus, "|", d.graceful_shutdown_timeout_s, "|",
+                      h.request_timeout_s, "|", h.keep_alive_timeout_s);
+}
+
+const char* stateName(int s) {
+  static const char* names[] = {"starting", "serving", "draining", "stopping", "backoff"};
+  return names[s];
+}
+
+}  // namespace
+
+ReplicaSupervisor::ReplicaSupervisor(SupervisorOptions options, Manager& manager)
+    : options_(std::move(options)),
+      manager_(manager),
+      http_ports_("HTTP", options_.replica_env.min_http_port, options_.replica_env.max_http_port,
+                  options_.port_quarantine),
+      gpus_(options_.gpu_count) {}
+
+ReplicaSupervisor::~ReplicaSupervisor() { stop(); }
+
+void ReplicaSupervisor::apply(std::shared_ptr<const ServeConfig> config, std::string config_path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  config_ = std::move(config);
+  config_path_ = std::move(config_path);
+  cv_.notify_all();
+}
+
+void ReplicaSupervisor::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void ReplicaSupervisor::loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    tick();
+    if (stopping_ && replicas_.empty()) {
+      break;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+void ReplicaSupervisor::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+std::vector<ReplicaSupervisor::ReplicaView> ReplicaSupervisor::replicas() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ReplicaView> out;
+  for (const auto& r : replicas_) {
+    out.push_back({r->id, r->application, r->deployment,
+                   stateName(static_cast<int>(r->state)), static_cast<int>(r->pid), r->http_port,
+                   r->restarts});
+  }
+  return out;
+}
+
+int ReplicaSupervisor::restartsTotal() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return restarts_total_;
+}
+
+// Runs under mu_.
+void ReplicaSupervisor::tick() {
+  reap();
+  for (auto& r : replicas_) {
+    switch (r->state) {
+      case State::kStarting:
+        pollStarting(*r);
+        break;
+      case State::kDraining:
+        // The slot drains in HAProxy; once the manager freed it (idle), stop the process.
+        if (manager_.slotReleased(r->id) || secondsSince(r->since) > r->graceful_s) {
+          ::kill(r->pid, SIGTERM);
+          r->state = State::kStopping;
+          r->since = Clock::now();
+        }
+        break;
+      case State::kStopping:
+        if (secondsSince(r->since) > r->graceful_s) {
+          spdlog::warn("supervisor: replica {} (pid {}) did not stop within {} s; killing it",
+                       r->id, r->pid, r->graceful_s);
+          ::kill(r->pid, SIGKILL);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  reconcileDeployments();
+  // Retired replicas that never ran (backoff) leave at once.
+  std::erase_if(replicas_, [](const std::unique_ptr<Replica>& r) {
+    return r->retiring && r->state == State::kBackoff;
+  });
+}
+
+void ReplicaSupervisor::reconcileDeployments() {
+  std::map<std::string, std::pair<const ApplicationSpec*, const DeploymentSpec*>> wanted;
+  if (!stopping_ && config_ != nullptr) {
+    for (const ApplicationSpec& app : config_->applications) {
+      const DeploymentSpec& d = ingressDeployment(app);
+      wanted[app.name + "/" + d.name] = {&app, &d};
+    }
+  }
+  // Replicas of deployments no longer wanted retire.
+  for (auto& r : replicas_) {
+    if (!r->retiring && wanted.count(r->application + "/" + r->deployment) == 0) {
+      retire(*r);
+    }
+  }
+  for (const auto& [key, spec] : wanted) {
+    const auto& [app, d] = spec;
+    const std::string fp = fingerprint(*config_, *d);
+    int current = 0;  // up to date and not retiring: starting, serving or waiting to restart
+    int serving = 0;
+    std::vector<Replica*> outdated;
+    std::vector<Replica*> fresh_serving;
+    for (auto& r : replicas_) {
+      if (r->retiring || r->application + "/" + r->deployment != key) {
+        continue;
+      }
+      if (r->spec == fp) {
+        ++current;
+        if (r->state == State::kServing) {
+          ++serving;
+          fresh_serving.push_back(r.get());
+        }
+      } else {
+        outdated.push_back(r.get());
+      }
+    }
+    // Rolling update: one new replica at a time; an old one leaves once a new one serves.
+    const int outdated_count = static_cast<int>(outdated.size());
+    const int target = d->num_replicas;
+    if (outdated_count > 0) {
+      const int in_flight = current - serving;  // new ones not serving yet
+      if (serving > 0 && static_cast<int>(outdated.size()) + serving > target) {
+        retire(*outdated.front());
+        continue;
+      }
+      if (current < target && in_flight == 0) {
+        auto r = std::make_unique<Replica>();
+        r->application = app->name;
+        r->deployment = d->name;
+        r->spec = fp;
+        startReplica(*r, *app, *d);
+        replicas_.push_back(std::move(r));
+      }
+      continue;
+    }
+    // Scale.
+    for (int i = current; i < target; ++i) {
+      auto r = std::make_unique<Replica>();
+      r->application = app->name;
+      r->deployment = d->name;
+      r->spec = fp;
+      startReplica(*r, *app, *d);
+      replicas_.push_back(std::move(r));
+    }
+    for (int i = target; i < current; ++i) {
+      // Newest first; prefer ones not serving yet.
+      Replica* victim = nullptr;
+      for (auto it = replicas_.rbegin(); it != replicas_.rend(); ++it) {
+        Replica& r = **it;
+        if (!r.retiring && r.spec == fp && r.application + "/" + r.deployment == key) {
+          victim = &r;
+          break;
+        }
+      }
+      if (victim != nullptr) {
+        retire(*victim);
+      }
+    }
+    // Waiting replicas whose backoff elapsed start again.
+    for (auto& r : replicas_) {
+      if (!r->retiring && r->state == State::kBackoff && r->spec == fp &&
+          r->application + "/" + r->deployment == key && Clock::now() >= r->next_start) {
+        startReplica(*r, *app, *d);
+      }
+    }
+  }
+}
+
+void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
+                                     const DeploymentSpec& d) {
+  const std::string key = app.name + "/" + d.name;
+  if (r.id.empty()) {
+    r.id = absl::StrCat(app.name, ".", d.name, ".", next_index_[key]++);
+  }
+  r.graceful_s = d.graceful_shutdown_timeout_s;
+  r.since = Clock::now();
+  StatusOr<int> port = http_ports_.allocate(Clock::now());
+  if (!port.ok()) {
+    spdlog::error("supervisor: cannot start {}: {}", r.id, messageOf(port.status()));
+    scheduleRestart(r, messageOf(port.status()));
+    return;
+  }
+  StatusOr<std::vector<int>> gpus = gpus_.take(d.ray_actor_options.num_gpus);
+  if (!gpus.ok()) {
+    http_ports_.release(*port, Clock::now());
+    spdlog::error("supervisor: cannot start {}: {}", r.id, messageOf(gpus.status()));
+    scheduleRestart(r, messageOf(gpus.status()));
+    return;
+  }
+  r.http_port = *port;
+  r.gpus = *gpus;
+  r.gpu_amount = d.ray_actor_options.num_gpus;
+
+  std::error_code ec;
+  std::filesystem::create_directories(options_.log_dir, ec);
+  const std::string log_path = absl::StrCat(options_.log_dir, "/replica-", r.id, ".log");
+  std::vector<std::string> args = {options_.replica_binary,
+                                   "--config",
+                                   config_path_,
+                                   "--app",
+                                   app.name,
+                                   "--deployment",
+                                   d.name,
+                                   "--http-port",
+                                   std::to_string(r.http_port),
+                                   "--log-dir",
+                                   options_.log_dir,
+                                   // HAProxy stopped sending before SIGTERM: no need to linger.
+                                   "--draining-period-s",
+                                   "0"};
+  // The environment: ours, plus the replica's threads and devices.
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    if (entry.rfind("OMP_NUM_THREADS=", 0) == 0 || entry.rfind("CUDA_VISIBLE_DEVICES=", 0) == 0) {
+      continue;
+    }
+    env.push_back(entry);
+  }
+  const int threads = std::max(1, static_cast<int>(std::ceil(d.ray_actor_options.num_cpus)));
+  env.push_back(absl::StrCat("OMP_NUM_THREADS=", threads));
+  if (!r.gpus.empty()) {
+    env.push_back("CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices(r.gpus));
+  }
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    releaseResources(r);
+    scheduleRestart(r, std::strerror(errno));
+    return;
+  }
+  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, log_fd >= 0 ? log_fd : fds[1], 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  std::vector<char*> argv;
+  for (auto& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : env) {
+    envp.push_back(e.data());
+  }
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (log_fd >= 0) {
+    ::close(log_fd);
+  }
+  if (rc != 0) {
+    ::close(fds[0]);
+    releaseResources(r);
+    scheduleRestart(r, absl::StrCat("cannot run ", options_.replica_binary, ": ",
+                                    std::strerror(rc)));
+    return;
+  }
+  ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  r.pid = pid;
+  r.out_fd = fds[0];
+  r.out.clear();
+  r.state = State::kStarting;
+  r.since = Clock::now();
+  spdlog::info("supervisor: started replica {} (pid {}, port {}{}{})", r.id, pid, r.http_port,
+               r.gpus.empty() ? "" : ", CUDA_VISIBLE_DEVICES=", cudaVisibleDevices(r.gpus));
+}
+
+void ReplicaSupervisor::pollStarting(Replica& r) {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(r.out_fd, buf, sizeof(buf));
+    if (n <= 0) {
+      break;
+    }
+    r.out.append(buf, static_cast<std::size_t>(n));
+  }
+  const std::size_t pos = r.out.find("{\"event\":\"ready\"");
+  if (pos != std::string::npos && r.out.find('\n', pos) != std::string::npos) {
+    const std::string line = r.out.substr(pos, r.out.find('\n', pos) - pos);
+    nlohmann::json ready = nlohmann::json::parse(line, nullptr, false);
+    const int port = ready.is_object() ? ready.value("http_port", 0) : 0;
+    ReplicaRegistration reg;
+    reg.replica_id = r.id;
+    reg.application = r.application;
+    reg.deployment = r.deployment;
+    reg.host = options_.replica_env.http_host == "0.0.0.0" || options_.replica_env.http_host == "::"
+                   ? "127.0.0.1"
+                   : options_.replica_env.http_host;
+    reg.http_port = port > 0 ? port : r.http_port;
+    reg.pid = static_cast<int>(r.pid);
+    StatusOr<ApplyOutcome> outcome = manager_.registerReplica(reg);
+    if (!outcome.ok()) {
+      spdlog::error("supervisor: registering replica {} failed: {}", r.id,
+                    messageOf(outcome.status()));
+      retire(r);
+      return;
+    }
+    r.state = State::kServing;
+    r.since = Clock::now();
+    spdlog::info("supervisor: replica {} serves on port {} ({} ms to ready)", r.id, reg.http_port,
+                 static_cast<int>(secondsSince(r.since) * 1000));
+    return;
+  }
+  if (secondsSince(r.since) > options_.ready_timeout_s) {
+    spdlog::error("supervisor: replica {} not ready after {} s; killing it", r.id,
+                  options_.ready_timeout_s);
+    ::kill(r.pid, SIGKILL);
+  }
+}
+
+void ReplicaSupervisor::retire(Replica& r) {
+  r.retiring = true;
+  switch (r.state) {
+    case State::kServing: {
+      StatusOr<ApplyOutcome> out = manager_.deregisterReplica(r.id);
+      if (!out.ok()) {
+        spdlog::warn("supervisor: deregistering {}: {}", r.id, messageOf(out.status()));
+      }
+      r.state = State::kDraining;
+      r.since = Clock::now();
+      break;
+    }
+    case State::kStarting:
+      ::kill(r.pid, SIGTERM);
+      r.state = State::kStopping;
+      r.since = Clock::now();
+      break;
+    default:
+      break;
+  }
+}
+
+void ReplicaSupervisor::reap() {
+  for (auto& r : replicas_) {
+    if (r->pid <= 0) {
+      continue;
+    }
+    int status = 0;
+    if (::waitpid(r->pid, &status, WNOHANG) == r->pid) {
+      onExit(*r, status);
+    }
+  }
+  std::erase_if(replicas_, [](const std::unique_ptr<Replica>& r) {
+    return r->retiring && r->pid <= 0 && r->state != State::kBackoff;
+  });
+}
+
+void ReplicaSupervisor::onExit(Replica& r, int status) {
+  const std::string how = WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
+                                            : absl::StrCat("signal ", WTERMSIG(status));
+  const State was = r.state;
+  if (r.out_fd >= 0) {
+    ::close(r.out_fd);
+    r.out_fd = -1;
+  }
+  r.pid = -1;
+  if (was == State::kServing) {
+    // Died while in service: take it out before anything else.
+    manager_.deregisterReplica(r.id).IgnoreError();
+  }
+  const bool bind_failure = r.out.find("in use") != std::string::npos;
+  if (bind_failure && was == State::kStarting) {
+    http_ports_.block(r.http_port);
+  }
+  releaseResources(r);
+  if (r.retiring || stopping_) {
+    spdlog::info("supervisor: replica {} stopped ({})", r.id, how);
+    r.state = State::kStopping;  // erased by reap()
+    return;
+  }
+  ++restarts_total_;
+  scheduleRestart(r, absl::StrCat("exited unexpectedly (", how, ")"));
+}
+
+void ReplicaSupervisor::scheduleRestart(Replica& r, const std::string& why) {
+  // Backoff doubles per crash, and starts over after a healthy period.
+  if (r.state == State::kServing || secondsSince(r.since) > options_.backoff_reset_after_s) {
+    r.restarts = 0;
+  }
+  const double delay =
+      std::min(options_.backoff_max_s, options_.backoff_initial_s * std::pow(2.0, r.restarts));
+  ++r.restarts;
+  r.state = State::kBackoff;
+  r.next_start = Clock::now() + seconds(delay);
+  spdlog::warn("supervisor: replica {} {}; restarting in {:.1f} s", r.id, why, delay);
+}
+
+void ReplicaSupervisor::releaseResources(Replica& r) {
+  if (r.http_port > 0 && http_ports_.inUse(r.http_port)) {
+    http_ports_.release(r.http_port, Clock::now());
+  }
+  if (!r.gpus.empty()) {
+    gpus_.give(r.gpus, r.gpu_amount);
+    r.gpus.clear();
+  }
+}
+
+}  // namespace serve::manager

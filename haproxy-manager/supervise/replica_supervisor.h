@@ -1,0 +1,111 @@
+#pragma once
+
+// Runs the node's replicas: for every application's ingress deployment, `num_replicas`
+// serve-replica processes, each on ports from the configured ranges. A replica is registered
+// with the Manager (into an HAProxy slot) once it printed its ready line, watched, restarted
+// with exponential backoff when it dies, and stopped by draining first: deregister (slot to
+// drain), wait until HAProxy shows the slot idle and frees it, SIGTERM, wait for the replica's
+// own drain, SIGKILL only after graceful_shutdown_timeout_s. A changed deployment is rolled one
+// replica at a time: start new, ready, into a slot, then drain an old one.
+//
+// Threads: one supervisor thread does all of it (tick() every 100 ms); apply() and stop() hand
+// work to it under mu_.
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/env_settings.h"
+#include "common/serve_config.h"
+#include "haproxy-manager/reconcile/manager.h"
+#include "haproxy-manager/supervise/gpus.h"
+#include "haproxy-manager/supervise/port_allocator.h"
+
+namespace serve::manager {
+
+struct SupervisorOptions {
+  std::string replica_binary;
+  std::string log_dir;
+  ReplicaEnv replica_env;  // port ranges and bind host
+  int gpu_count = 0;
+  double ready_timeout_s = 120;
+  std::chrono::milliseconds port_quarantine{150000};
+  double backoff_initial_s = 1;
+  double backoff_max_s = 30;
+  double backoff_reset_after_s = 60;  // healthy this long: the next crash starts from initial
+};
+
+class ReplicaSupervisor {
+ public:
+  ReplicaSupervisor(SupervisorOptions options, Manager& manager);
+  ~ReplicaSupervisor();  // stop()
+
+  // The config to run, and the file replicas read it from.
+  void apply(std::shared_ptr<const ServeConfig> config, std::string config_path);
+  void start();
+  // Drains and stops every replica (bounded by their graceful_shutdown_timeout_s).
+  void stop();
+
+  struct ReplicaView {
+    std::string id, application, deployment, state;
+    int pid = 0, http_port = 0, restarts = 0;
+  };
+  std::vector<ReplicaView> replicas() const;
+  int restartsTotal() const;
+
+ private:
+  enum class State { kStarting, kServing, kDraining, kStopping, kBackoff };
+  struct Replica {
+    std::string id;
+    std::string application;
+    std::string deployment;
+    std::string spec;  // fingerprint of the deployment as configured, plus the config path
+    State state = State::kStarting;
+    pid_t pid = -1;
+    int out_fd = -1;
+    std::string out;
+    int http_port = 0;
+    std::vector<int> gpus;
+    double gpu_amount = 0;
+    double graceful_s = 20;
+    int restarts = 0;        // crashes of this slot of the deployment
+    bool retiring = false;   // to be removed, not restarted
+    std::chrono::steady_clock::time_point since;  // entered the current state
+    std::chrono::steady_clock::time_point next_start;
+  };
+
+  void loop();
+  void tick();
+  void reconcileDeployments();
+  void startReplica(Replica& r, const ApplicationSpec& app, const DeploymentSpec& d);
+  void pollStarting(Replica& r);
+  void retire(Replica& r);
+  void reap();
+  void onExit(Replica& r, int status);
+  void scheduleRestart(Replica& r, const std::string& why);
+  void releaseResources(Replica& r);
+
+  const SupervisorOptions options_;
+  Manager& manager_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const ServeConfig> config_;
+  std::string config_path_;
+  bool stopping_ = false;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Replica>> replicas_;  // loop thread only (views under mu_)
+  std::map<std::string, int> next_index_;           // per deployment key, for replica ids
+  int restarts_total_ = 0;
+
+  PortAllocator http_ports_;
+  GpuPool gpus_;
+  std::thread thread_;
+};
+
+}  // namespace serve::manager
