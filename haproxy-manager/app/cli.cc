@@ -128,13 +128,14 @@ std::filesystem::path exeDir() {
 StatusOr<std::string> replicaBinary() {
   if (const char* explicit_path = std::getenv("SERVE_REPLICA_BINARY"); explicit_path != nullptr) {
     if (::access(explicit_path, X_OK) != 0) {
-      return absl::NotFoundError(absl::StrCat("SERVE_REPLICA_BINARY=", explicit_path,
-                                              " is not an executable file"));
+      return absl::NotFoundError(
+          absl::StrCat("SERVE_REPLICA_BINARY=", explicit_path, " is not an executable file"));
     }
     return std::string(explicit_path);
   }
   const std::filesystem::path dir = exeDir();
-  for (const auto& candidate : {dir / "serve-replica", dir.parent_path() / "replica/serve-replica"}) {
+  for (const auto& candidate :
+       {dir / "serve-replica", dir.parent_path() / "replica/serve-replica"}) {
     if (::access(candidate.c_str(), X_OK) == 0) {
       return candidate.string();
     }
@@ -159,8 +160,7 @@ Status checkForNode(const ServeConfig& config, const std::string& config_path, i
     if (!std::filesystem::is_regular_file(path, ec)) {
       return absl::InvalidArgumentError(absl::StrCat(
           config.source, ":", d.line, ": applications.", app.name, ".deployments.", d.name,
-          ".model.path: model file ", d.model.path, " not found (looked for ", path.string(),
-          ")"));
+          ".model.path: model file ", d.model.path, " not found (looked for ", path.string(), ")"));
     }
   }
   return checkGpuDemand(config, gpu_count);
@@ -236,8 +236,8 @@ int runStart(const ManagerEnv& env, const Args& args) {
     so.log_dir = env.log_dir;
     so.replica_env = *replica_env;
     so.gpu_count = gpu_count;
-    so.port_quarantine = std::chrono::milliseconds(
-        static_cast<long long>((env.hard_stop_after_s + 30) * 1000));
+    so.port_quarantine =
+        std::chrono::milliseconds(static_cast<long long>((env.hard_stop_after_s + 30) * 1000));
     supervisor = std::make_unique<ReplicaSupervisor>(so, m);
     supervisor->apply(std::make_shared<const ServeConfig>(*config), config_path);
     supervisor->start();

@@ -41,9 +41,9 @@ Status checkGpuDemand(const ServeConfig& config, int gpu_count) {
   if (total <= gpu_count) {
     return absl::OkStatus();
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the config needs ", total, " GPU", total == 1 ? "" : "s", " (", absl::StrJoin(parts, ", "),
-      ") but this node has ", gpu_count));
+  return absl::FailedPreconditionError(
+      absl::StrCat("the config needs ", total, " GPU", total == 1 ? "" : "s", " (",
+                   absl::StrJoin(parts, ", "), ") but this node has ", gpu_count));
 }
 
 StatusOr<std::vector<int>> GpuPool::take(double amount) {
@@ -72,9 +72,8 @@ StatusOr<std::vector<int>> GpuPool::take(double amount) {
       return devices;
     }
   }
-  return absl::ResourceExhaustedError(
-      absl::StrCat("no GPU capacity left for ", amount, " GPU(s) on this node (", used_.size(),
-                   " device(s))"));
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "no GPU capacity left for ", amount, " GPU(s) on this node (", used_.size(), " device(s))"));
 }
 
 void GpuPool::give(const std::vector<int>& devices, double amount) {

@@ -25,10 +25,10 @@ StatusOr<int> PortAllocator::allocate(Clock::time_point now) {
     in_use_.insert(port);
     return port;
   }
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "no free ", what_, " port in [", min_, ", ", max_, "): ", in_use_.size(), " in use, ",
-      quarantined, " quarantined after release, ", blocked_.size(),
-      " blocked (they failed to bind); widen the range or run fewer replicas"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("no free ", what_, " port in [", min_, ", ", max_, "): ", in_use_.size(),
+                   " in use, ", quarantined, " quarantined after release, ", blocked_.size(),
+                   " blocked (they failed to bind); widen the range or run fewer replicas"));
 }
 
 void PortAllocator::markInUse(int port) { in_use_.insert(port); }

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "haproxy-manager/model/desired_state.h"
@@ -100,9 +101,8 @@ std::vector<ReplicaSupervisor::ReplicaView> ReplicaSupervisor::replicas() const 
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ReplicaView> out;
   for (const auto& r : replicas_) {
-    out.push_back({r->id, r->application, r->deployment,
-                   stateName(static_cast<int>(r->state)), static_cast<int>(r->pid), r->http_port,
-                   r->restarts});
+    out.push_back({r->id, r->application, r->deployment, stateName(static_cast<int>(r->state)),
+                   static_cast<int>(r->pid), r->http_port, r->restarts});
   }
   return out;
 }
@@ -163,6 +163,13 @@ void ReplicaSupervisor::reconcileDeployments() {
   for (const auto& [key, spec] : wanted) {
     const auto& [app, d] = spec;
     const std::string fp = fingerprint(*config_, *d);
+    // Waiting replicas whose backoff elapsed start again.
+    for (auto& r : replicas_) {
+      if (!r->retiring && r->state == State::kBackoff && r->spec == fp &&
+          r->application + "/" + r->deployment == key && Clock::now() >= r->next_start) {
+        startReplica(*r, *app, *d);
+      }
+    }
     int current = 0;  // up to date and not retiring: starting, serving or waiting to restart
     int serving = 0;
     std::vector<Replica*> outdated;
@@ -223,13 +230,6 @@ void ReplicaSupervisor::reconcileDeployments() {
         retire(*victim);
       }
     }
-    // Waiting replicas whose backoff elapsed start again.
-    for (auto& r : replicas_) {
-      if (!r->retiring && r->state == State::kBackoff && r->spec == fp &&
-          r->application + "/" + r->deployment == key && Clock::now() >= r->next_start) {
-        startReplica(*r, *app, *d);
-      }
-    }
   }
 }
 
@@ -261,20 +261,11 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
   std::error_code ec;
   std::filesystem::create_directories(options_.log_dir, ec);
   const std::string log_path = absl::StrCat(options_.log_dir, "/replica-", r.id, ".log");
-  std::vector<std::string> args = {options_.replica_binary,
-                                   "--config",
-                                   config_path_,
-                                   "--app",
-                                   app.name,
-                                   "--deployment",
-                                   d.name,
-                                   "--http-port",
-                                   std::to_string(r.http_port),
-                                   "--log-dir",
-                                   options_.log_dir,
+  std::vector<std::string> args = {options_.replica_binary, "--config", config_path_, "--app",
+                                   app.name, "--deployment", d.name, "--http-port",
+                                   std::to_string(r.http_port), "--log-dir", options_.log_dir,
                                    // HAProxy stopped sending before SIGTERM: no need to linger.
-                                   "--draining-period-s",
-                                   "0"};
+                                   "--draining-period-s", "0"};
   // The environment: ours, plus the replica's threads and devices.
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -312,8 +303,26 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
     envp.push_back(e.data());
   }
   envp.push_back(nullptr);
+  // The manager blocks SIGTERM/SIGINT/SIGHUP for sigwait(); a child inherits that mask, so
+  // reset it, or the replica could not be asked to drain. Its own process group keeps a
+  // terminal's Ctrl-C away from it: the manager drains it through HAProxy first.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2}) {
+    sigaddset(&defaults, sig);
+  }
+  posix_spawnattr_setsigdefault(&attr, &defaults);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  const int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   if (log_fd >= 0) {
@@ -322,8 +331,8 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
   if (rc != 0) {
     ::close(fds[0]);
     releaseResources(r);
-    scheduleRestart(r, absl::StrCat("cannot run ", options_.replica_binary, ": ",
-                                    std::strerror(rc)));
+    scheduleRestart(r,
+                    absl::StrCat("cannot run ", options_.replica_binary, ": ", std::strerror(rc)));
     return;
   }
   ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
@@ -366,10 +375,10 @@ void ReplicaSupervisor::pollStarting(Replica& r) {
       retire(r);
       return;
     }
+    spdlog::info("supervisor: replica {} serves on port {} ({} ms after its start)", r.id,
+                 reg.http_port, static_cast<int>(secondsSince(r.since) * 1000));
     r.state = State::kServing;
     r.since = Clock::now();
-    spdlog::info("supervisor: replica {} serves on port {} ({} ms to ready)", r.id, reg.http_port,
-                 static_cast<int>(secondsSince(r.since) * 1000));
     return;
   }
   if (secondsSince(r.since) > options_.ready_timeout_s) {
@@ -429,8 +438,19 @@ void ReplicaSupervisor::onExit(Replica& r, int status) {
     // Died while in service: take it out before anything else.
     manager_.deregisterReplica(r.id).IgnoreError();
   }
-  const bool bind_failure = r.out.find("in use") != std::string::npos;
-  if (bind_failure && was == State::kStarting) {
+  // A port someone else holds: the replica says so on stderr (its log file) and exits.
+  bool bind_failure = false;
+  if (was == State::kStarting) {
+    const std::string log_path = absl::StrCat(options_.log_dir, "/replica-", r.id, ".log");
+    std::ifstream log(log_path);
+    std::string line;
+    while (std::getline(log, line)) {
+      bind_failure = line.find("Address already in use") != std::string::npos;
+    }
+  }
+  if (bind_failure) {
+    spdlog::warn("supervisor: port {} is taken by another process; not using it again",
+                 r.http_port);
     http_ports_.block(r.http_port);
   }
   releaseResources(r);

@@ -74,8 +74,8 @@ class ReplicaSupervisor {
     std::vector<int> gpus;
     double gpu_amount = 0;
     double graceful_s = 20;
-    int restarts = 0;        // crashes of this slot of the deployment
-    bool retiring = false;   // to be removed, not restarted
+    int restarts = 0;                             // crashes of this slot of the deployment
+    bool retiring = false;                        // to be removed, not restarted
     std::chrono::steady_clock::time_point since;  // entered the current state
     std::chrono::steady_clock::time_point next_start;
   };

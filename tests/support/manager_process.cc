@@ -5,7 +5,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace serve::testing {
@@ -67,9 +69,25 @@ ManagerProcess::ManagerProcess(ManagerTestOptions options) : options_(std::move(
 
 ManagerProcess::~ManagerProcess() {
   child_.signal(SIGTERM);
-  if (!child_.wait(std::chrono::seconds(15))) {
+  if (!child_.wait(std::chrono::seconds(30))) {
     child_.signal(SIGKILL);
     child_.wait(std::chrono::seconds(5));
+  }
+  // Replicas the manager started run in their own process groups; if the manager could not
+  // stop them, end them here. They are recognised by this test's directory in their command
+  // line (their --log-dir), so nothing else is touched.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(dir_.path() + "/") != std::string::npos &&
+        cmdline.find("serve-replica") != std::string::npos) {
+      ::kill(std::stoi(name), SIGKILL);
+    }
   }
 }
 
@@ -94,9 +112,10 @@ bool ManagerProcess::start(std::chrono::milliseconds timeout) {
       {"RAY_SERVE_HAPROXY_CONTROL_PORT", std::to_string(control_port_)},
       {"RAY_SERVE_HAPROXY_NBTHREAD", "2"},
       {"RAY_SERVE_HAPROXY_MAXCONN", "1000"},
-      {"RAY_SERVE_HAPROXY_HEALTH_CHECK_INTER", "200ms"},
-      {"RAY_SERVE_HAPROXY_HEALTH_CHECK_FASTINTER", "100ms"},
-      {"RAY_SERVE_HAPROXY_HEALTH_CHECK_DOWNINTER", "100ms"},
+      // Fast checks, but with a timeout (= inter) that a busy 2-core machine can meet.
+      {"RAY_SERVE_HAPROXY_HEALTH_CHECK_INTER", "1s"},
+      {"RAY_SERVE_HAPROXY_HEALTH_CHECK_FASTINTER", "200ms"},
+      {"RAY_SERVE_HAPROXY_HEALTH_CHECK_DOWNINTER", "200ms"},
       {"RAY_SERVE_HAPROXY_BROADCAST_COALESCE_S", "0.05"},
       {"RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S", "1"},
       {"RAY_SERVE_LOG_DIR", dir_.path() + "/logs"},

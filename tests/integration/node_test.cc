@@ -1,0 +1,256 @@
+// One node end to end: haproxy-manager runs the replicas itself (no registration by the test),
+// from the shipped examples/serve.yaml, and keeps serving through replica crashes, an HAProxy
+// crash and rolling deploys. Real processes on loopback.
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/integration/manager_fixture.h"
+
+namespace serve::testing {
+namespace {
+
+nlohmann::json readJson(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+std::string digitsBody(const nlohmann::json& pixels) {
+  return nlohmann::json{
+      {"inputs", {{{"name", "input"}, {"shape", {1, 64}}, {"datatype", "FP32"}, {"data", pixels}}}}}
+      .dump();
+}
+
+int argmax(const nlohmann::json& values) {
+  int best = 0;
+  for (int i = 1; i < static_cast<int>(values.size()); ++i) {
+    if (values[i].get<double>() > values[best].get<double>()) {
+      best = i;
+    }
+  }
+  return best;
+}
+
+std::unique_ptr<ManagerProcess> startNode(const std::string& config_yaml,
+                                          const std::string& config_path = "",
+                                          std::map<std::string, std::string> env = {}) {
+  ManagerTestOptions o;
+  o.config_yaml = config_yaml;
+  o.config_path = config_path;
+  o.supervise = true;
+  o.env = std::move(env);
+  o.env.emplace("RAY_SERVE_LOG_TO_STDERR", "0");
+  auto m = std::make_unique<ManagerProcess>(o);
+  const bool started = m->start(std::chrono::seconds(30));
+  INFO(m->output());
+  REQUIRE(started);
+  return m;
+}
+
+// The supervisor's view of one application's replicas: id -> (state, pid).
+std::map<std::string, std::pair<std::string, int>> processes(ManagerProcess& m,
+                                                             const std::string& app) {
+  std::map<std::string, std::pair<std::string, int>> out;
+  const nlohmann::json status = m.status();
+  for (const auto& p : status["processes"]) {
+    if (p["application"] == app) {
+      out[p["replica_id"].get<std::string>()] = {p["state"].get<std::string>(),
+                                                 p["pid"].get<int>()};
+    }
+  }
+  return out;
+}
+
+bool allServing(ManagerProcess& m, const std::string& app, std::size_t n) {
+  const auto ps = processes(m, app);
+  if (ps.size() != n) {
+    return false;
+  }
+  for (const auto& [id, p] : ps) {
+    if (p.first != "serving") {
+      return false;
+    }
+  }
+  return activeSlots(m, app) == static_cast<int>(n);
+}
+
+TEST_CASE("node: examples/serve.yaml alone serves the digits classifier at both paths") {
+  auto m = startNode("", std::string(SERVE_SOURCE_DIR) + "/examples/serve.yaml");
+  REQUIRE(eventually([&] { return allServing(*m, "digits", 2); }, std::chrono::seconds(30)));
+  REQUIRE(m->httpPort() > 0);
+  const nlohmann::json expected = readJson(std::string(SERVE_SOURCE_DIR) + "/models/digits.json");
+  const std::string base = "http://127.0.0.1:8000";  // the port the example config names
+  int checked = 0;
+  for (const auto& sample : expected["heldout"]) {
+    for (const std::string path : {"/digits", "/v2/models/digits/infer"}) {
+      const HttpResult r = httpPost(base + path, digitsBody(sample["inputs"]));
+      INFO(path, " ", r.body);
+      REQUIRE(r.status == 200);
+      const auto reply = nlohmann::json::parse(r.body);
+      CHECK(reply["model_name"] == "digits");
+      CHECK(argmax(reply["outputs"][0]["data"]) == sample["predicted"].get<int>());
+      ++checked;
+    }
+  }
+  CHECK(checked == 2 * static_cast<int>(expected["heldout"].size()));
+  CHECK(httpGet(base + "/-/routes").body ==
+        R"({"/digits":"digits","/echo":"echo","/slow":"slow"})");
+}
+
+TEST_CASE("node: a replica killed with SIGKILL under load is restarted into its slot") {
+  const std::string config = managerConfig();
+  auto m = startNode(config);
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }));
+  BackgroundClient load(m->url("/app"), 2);
+  REQUIRE(eventually([&] { return load.count(200) > 50; }));
+  const auto before = processes(*m, "app");
+  const int pid = before.begin()->second.second;
+  ::kill(pid, SIGKILL);
+  // Restarted (new pid), ready, and back in a slot.
+  CHECK(eventually([&] {
+    const auto now = processes(*m, "app");
+    return now.size() == 1 && now.begin()->second.first == "serving" &&
+           now.begin()->second.second != pid && activeSlots(*m, "app") == 1;
+  }));
+  const long settled = load.total();
+  REQUIRE(eventually([&] { return load.total() > settled + 50; }));
+  load.stop();
+  INFO(load.failures());
+  // The only replica died: requests inside it fail, and the ones arriving while none is up
+  // get the documented 503 until the restart (about a second of backoff).
+  const long errors = load.failed();
+  CHECK(errors == load.count(503) + load.count(502));
+  CHECK(load.count(200) > 100);
+  CHECK(m->status()["replica_restarts"] == 1);
+}
+
+TEST_CASE("node: with two replicas, one killed under load costs at most the requests inside it") {
+  const std::string two =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+      "applications:\n"
+      "  - name: app\n"
+      "    route_prefix: /app\n"
+      "    deployments:\n"
+      "      - {name: d, num_replicas: 2, model: {kind: noop, name: echo}}\n";
+  auto m = startNode(two);
+  REQUIRE(eventually([&] { return allServing(*m, "app", 2); }));
+  BackgroundClient load(m->url("/app"), 2);
+  REQUIRE(eventually([&] { return load.count(200) > 50; }));
+  const int pid = processes(*m, "app").begin()->second.second;
+  ::kill(pid, SIGKILL);
+  CHECK(eventually([&] { return allServing(*m, "app", 2); }));
+  const long settled = load.total();
+  REQUIRE(eventually([&] { return load.total() > settled + 100; }));
+  load.stop();
+  INFO(load.failures());
+  // At most one request per client thread was inside the killed replica.
+  CHECK(load.failed() <= 2);
+}
+
+TEST_CASE("node: a killed HAProxy master is back and routing within 2 s") {
+  auto m = startNode(managerConfig());
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }));
+  const int master = m->status()["haproxy"]["master_pid"].get<int>();
+  const int worker = m->workerPid();
+  ::kill(master, SIGKILL);
+  ::kill(worker, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] { return httpPost(m->url("/app"), kInferBody).status == 200; },
+                     std::chrono::seconds(5)));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  CHECK(seconds < 2.0);
+}
+
+TEST_CASE("node: a rolling deploy under load has no non-2xx answer and retires the old replicas") {
+  const std::string v1 =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+      "applications:\n"
+      "  - name: app\n"
+      "    route_prefix: /app\n"
+      "    deployments:\n"
+      "      - {name: d, num_replicas: 2, max_ongoing_requests: 8, model: {kind: noop, name: "
+      "echo}}\n";
+  std::string v2 = v1;
+  v2.replace(v2.find("max_ongoing_requests: 8"), 23, "max_ongoing_requests: 6");
+  auto m = startNode(v1);
+  REQUIRE(eventually([&] { return allServing(*m, "app", 2); }));
+  const auto old = processes(*m, "app");
+  BackgroundClient load(m->url("/app"), 2);
+  REQUIRE(eventually([&] { return load.count(200) > 50; }));
+  const HttpResult deployed = m->deploy(v2);
+  INFO(deployed.body);
+  CHECK(deployed.status == 200);
+  // New replicas replace the old ones one at a time.
+  CHECK(eventually(
+      [&] {
+        const auto now = processes(*m, "app");
+        if (now.size() != 2 || !allServing(*m, "app", 2)) {
+          return false;
+        }
+        for (const auto& [id, p] : now) {
+          if (old.count(id) > 0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      std::chrono::seconds(30)));
+  const long settled = load.total();
+  REQUIRE(eventually([&] { return load.total() > settled + 50; }));
+  load.stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+  for (const auto& [id, p] : old) {
+    CHECK(::kill(p.second, 0) != 0);  // the old processes are gone
+  }
+}
+
+TEST_CASE("node: bad configs are refused before anything changes") {
+  const std::string config = managerConfig();
+  auto m = startNode(config);
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }));
+  const auto before = processes(*m, "app");
+  const int worker = m->workerPid();
+
+  const std::string gpu_hungry =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+      "applications:\n"
+      "  - name: app\n"
+      "    route_prefix: /app\n"
+      "    deployments:\n"
+      "      - {name: d, num_replicas: 2, ray_actor_options: {num_gpus: 1}, model: {kind: noop, "
+      "name: echo}}\n";
+  HttpResult r = m->deploy(gpu_hungry);
+  CHECK(r.status == 409);
+  CHECK(r.body.find("the config needs 2 GPUs (app.d: 2 replicas x 1) but this node has 0") !=
+        std::string::npos);
+
+  std::string duplicate_route = config;
+  duplicate_route.replace(duplicate_route.find("route_prefix: /slow"), 19, "route_prefix: /app");
+  r = m->deploy(duplicate_route);
+  CHECK(r.status == 400);
+  CHECK(r.body.find("duplicate route prefix") != std::string::npos);
+
+  r = m->deploy(config + "unknown_key: 1\n");
+  CHECK(r.status == 400);
+  CHECK(r.body.find("unknown key") != std::string::npos);
+
+  std::string missing_model = config;
+  missing_model.replace(missing_model.find("model: {kind: noop, name: echo}"), 31,
+                        "model: {kind: mlp, name: echo, path: /nonexistent/m.safetensors}");
+  r = m->deploy(missing_model);
+  CHECK(r.status == 400);
+  CHECK(r.body.find("model file /nonexistent/m.safetensors not found") != std::string::npos);
+
+  // Untouched: same replicas, same HAProxy worker, still serving.
+  CHECK(processes(*m, "app") == before);
+  CHECK(m->workerPid() == worker);
+  CHECK(httpPost(m->url("/app"), kInferBody).status == 200);
+}
+
+}  // namespace
+}  // namespace serve::testing
