@@ -239,6 +239,15 @@ int runStart(const ManagerEnv& env, const Args& args) {
     so.port_quarantine =
         std::chrono::milliseconds(static_cast<long long>((env.hard_stop_after_s + 30) * 1000));
     supervisor = std::make_unique<ReplicaSupervisor>(so, m);
+    // Replicas of a manager that died keep running; this one takes them over (their slots
+    // were adopted with HAProxy) instead of starting duplicates.
+    const auto dir = std::filesystem::path(env.config_file).parent_path();
+    const std::string state_file =
+        ((dir.empty() ? std::filesystem::path(".") : dir) / "replicas-state.json").string();
+    if (!m.adopted()) {
+      std::filesystem::remove(state_file);
+    }
+    supervisor->adopt(state_file);
     supervisor->apply(std::make_shared<const ServeConfig>(*config), config_path);
     supervisor->start();
     spdlog::info("haproxy-manager: supervising replicas ({}; {} GPU(s) visible)", replica_binary,

@@ -509,8 +509,38 @@ void HaproxyController::rememberWorkers(const ShowProc& proc) {
   }
 }
 
+Status HaproxyController::adopt(int master_pid) {
+  if (master_pid <= 0 || processGone(master_pid)) {
+    return absl::NotFoundError(absl::StrCat("no HAProxy master with pid ", master_pid));
+  }
+  StatusOr<std::string> cmdline =
+      readWholeFile(absl::StrCat("/proc/", master_pid, "/cmdline"), "cmdline");
+  if (!cmdline.ok() || cmdline->find(options_.config_path) == std::string::npos) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pid ", master_pid, " is not an HAProxy running ", options_.config_path));
+  }
+  master_pid_ = master_pid;
+  adopted_ = true;
+  StatusOr<ShowProc> proc = showOurProc();
+  if (!proc.ok()) {
+    master_pid_ = -1;
+    adopted_ = false;
+    return proc.status();
+  }
+  return absl::OkStatus();
+}
+
 bool HaproxyController::masterAlive() {
   if (master_pid_ <= 0) {
+    return false;
+  }
+  if (adopted_) {
+    if (!processGone(master_pid_)) {
+      return true;
+    }
+    master_exit_ = "exited (adopted master, exit status unknown)";
+    master_pid_ = -1;
+    adopted_ = false;
     return false;
   }
   int status = 0;
@@ -550,6 +580,34 @@ StatusOr<int> HaproxyController::oldWorkerCount() {
 }
 
 void HaproxyController::stop(double grace_s) {
+  if (master_pid_ > 0 && adopted_) {
+    // Not our child: signal it and watch the pid.
+    const pid_t pid = master_pid_;
+    auto gone_within = [&](milliseconds timeout) {
+      const Clock::time_point deadline = Clock::now() + timeout;
+      while (!processGone(pid)) {
+        if (Clock::now() >= deadline) {
+          return false;
+        }
+        std::this_thread::sleep_for(milliseconds(5));
+      }
+      return true;
+    };
+    bool stopped = processGone(pid);
+    if (!stopped && grace_s > 0) {
+      ::kill(pid, SIGUSR1);
+      stopped = gone_within(toMillis(grace_s));
+    }
+    if (!stopped) {
+      ::kill(pid, SIGTERM);
+      stopped = gone_within(milliseconds(2000));
+    }
+    if (!stopped) {
+      ::kill(pid, SIGKILL);
+    }
+    master_pid_ = -1;
+    adopted_ = false;
+  }
   if (master_pid_ > 0) {
     const pid_t pid = master_pid_;
     bool stopped = childState(pid) != ChildState::kRunning;

@@ -75,6 +75,12 @@ class HaproxyController {
   // config. DeadlineExceeded when no new worker took over in time.
   StatusOr<ReloadOutcome> reload();
 
+  // Takes over a master started by an earlier manager that died: `master_pid` must be a live
+  // HAProxy whose command line holds our config path and which answers on our master socket.
+  // Afterwards the controller treats it as its own (reload, stop), watching it by pid since it
+  // is not our child.
+  Status adopt(int master_pid);
+
   // Whether the master we started is still running; reaps it when it is not.
   bool masterAlive();
   // The running master's pid; -1 when none runs (never started, stopped, or seen dead).
@@ -127,6 +133,7 @@ class HaproxyController {
   AdminSocketClient admin_;
   MasterCli master_cli_;
   pid_t master_pid_ = -1;
+  bool adopted_ = false;         // master_pid_ is not our child (see adopt())
   std::string master_exit_;      // how the last master ended, for error messages
   std::set<int> known_workers_;  // every worker pid `show proc` listed, until seen gone
 };

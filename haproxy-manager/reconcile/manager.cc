@@ -191,14 +191,22 @@ Status Manager::start() {
   }
   std::filesystem::create_directories(env.log_dir, ec);
 
-  // Never fight another HAProxy over the same socket and files.
+  // Never fight another HAProxy over the same socket and files; adopt our own.
   AdminSocketClient probe(env.socket_path, std::chrono::milliseconds(500));
   if (StatusOr<std::string> info = probe.execute("show info"); info.ok()) {
+    StatusOr<bool> adopted = tryAdopt();
+    if (adopted.ok() && *adopted) {
+      adopted_ = true;
+      started_ = true;
+      loop_thread_ = std::thread([this] { loop(); });
+      return absl::OkStatus();
+    }
     StatusOr<ShowInfo> parsed = parseShowInfo(*info);
     return absl::FailedPreconditionError(absl::StrCat(
         "an HAProxy (pid ", parsed.ok() ? std::to_string(parsed->pid) : std::string("unknown"),
-        ") already answers on ", env.socket_path,
-        "; stop it or set RAY_SERVE_HAPROXY_SOCKET_PATH and RAY_SERVE_HAPROXY_CONFIG_FILE_LOC "
+        ") already answers on ", env.socket_path, " and cannot be adopted (",
+        adopted.ok() ? "no state file of an earlier manager names it" : messageOf(adopted.status()),
+        "); stop it or set RAY_SERVE_HAPROXY_SOCKET_PATH and RAY_SERVE_HAPROXY_CONFIG_FILE_LOC "
         "to another directory"));
   }
 
@@ -379,6 +387,7 @@ void Manager::loop() {
 void Manager::publish(std::uint64_t generation, Result result) {
   std::lock_guard<std::mutex> lock(mu_);
   running_snapshot_ = running_;
+  saveState();
   if (generation <= applied_generation_ && result.status.ok()) {
     return;
   }
@@ -804,6 +813,112 @@ nlohmann::json Manager::status() const {
           {"applied_generation", applied_generation_},
           {"applications", apps},
           {"replicas", replicas}};
+}
+
+// Under mu_.
+void Manager::saveState() {
+  nlohmann::json replicas = nlohmann::json::array();
+  for (const auto& [id, r] : replicas_) {
+    replicas.push_back({{"replica_id", id},
+                        {"application", r.application},
+                        {"deployment", r.deployment},
+                        {"host", r.host},
+                        {"http_port", r.http_port},
+                        {"grpc_port", r.grpc_port},
+                        {"pid", r.pid}});
+  }
+  const std::string text =
+      nlohmann::json{{"haproxy_master_pid", haproxy_->masterPid()}, {"replicas", replicas}}.dump();
+  if (text == saved_state_) {
+    return;
+  }
+  const std::string path = statePath(running_snapshot_.global, kManagerStateFile);
+  if (writeFileAtomic(path, text + "\n").ok()) {
+    saved_state_ = text;
+  }
+}
+
+StatusOr<bool> Manager::tryAdopt() {
+  const GlobalSettings global = globalSettings(options_.env, *config_);
+  StatusOr<std::string> text = readWholeFile(statePath(global, kManagerStateFile), "manager state");
+  if (!text.ok()) {
+    return false;
+  }
+  nlohmann::json state = nlohmann::json::parse(*text, nullptr, false);
+  if (state.is_discarded() || !state.contains("haproxy_master_pid")) {
+    return false;
+  }
+  if (Status st = haproxy_->adopt(state["haproxy_master_pid"].get<int>()); !st.ok()) {
+    return st;
+  }
+  // Registrations whose process is still there.
+  for (const auto& r : state["replicas"]) {
+    ReplicaRegistration reg;
+    reg.replica_id = r.value("replica_id", "");
+    reg.application = r.value("application", "");
+    reg.deployment = r.value("deployment", "");
+    reg.host = r.value("host", "127.0.0.1");
+    reg.http_port = r.value("http_port", 0);
+    reg.grpc_port = r.value("grpc_port", 0);
+    reg.pid = r.value("pid", 0);
+    if (reg.pid > 0 && ::kill(reg.pid, 0) != 0 && errno == ESRCH) {
+      continue;
+    }
+    replicas_[reg.replica_id] = reg;
+  }
+  // What HAProxy runs now is the running table: same capacity, the replicas where they are.
+  DesiredInputs inputs;
+  inputs.config = config_.get();
+  inputs.global = global;
+  inputs.min_server_slots = options_.env.min_server_slots;
+  RoutingTable base = buildDesired(inputs, RoutingTable{});
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(5));
+  StatusOr<std::string> servers_text = admin.execute("show servers state");
+  StatusOr<std::vector<ServerStateRow>> rows =
+      servers_text.ok() ? parseServersState(*servers_text)
+                        : StatusOr<std::vector<ServerStateRow>>(servers_text.status());
+  if (!rows.ok()) {
+    return rows.status();
+  }
+  std::vector<ObservedServer> servers;
+  std::map<std::string, std::size_t> capacity;
+  for (const ServerStateRow& row : *rows) {
+    servers.push_back(
+        {row.backend, row.server, row.addr, row.port, row.inMaintenance(), row.draining()});
+    if (row.server.rfind("slot", 0) == 0) {
+      capacity[row.backend] += 1;
+    }
+  }
+  for (Backend& backend : base.backends) {
+    if (auto it = capacity.find(backendName(backend)); it != capacity.end()) {
+      backend.slots.resize(it->second);
+    }
+  }
+  RoutingTable observed = observedTable(base, servers, ObservedMaps{});
+  for (Backend& backend : observed.backends) {
+    for (Slot& slot : backend.slots) {
+      for (const auto& [id, reg] : replicas_) {
+        if (slot.state != SlotState::kFree && slot.endpoint.host == reg.host &&
+            slot.endpoint.port == reg.http_port) {
+          slot.replica_id = id;
+        }
+      }
+    }
+  }
+  running_ = observed;
+  if (StatusOr<Templates> t = loadTemplates(); t.ok()) {
+    if (StatusOr<RenderedConfig> r = render(withDrainingFreed(running_), *t); r.ok()) {
+      last_good_ = *r;
+    }
+  }
+  running_snapshot_ = running_;
+  metrics_.replicas.set(static_cast<double>(replicas_.size()));
+  updateSlotMetrics();
+  spdlog::info(
+      "haproxy-manager: adopted HAProxy master {} and {} replica registration(s) left "
+      "by an earlier manager",
+      haproxy_->masterPid(), replicas_.size());
+  return true;
 }
 
 bool Manager::slotReleased(const std::string& replica_id) const {

@@ -34,6 +34,9 @@
 
 namespace serve::manager {
 
+// Beside haproxy.cfg: what the next manager needs to adopt this one's HAProxy and replicas.
+inline constexpr char kManagerStateFile[] = "manager-state.json";
+
 struct ManagerOptions {
   ManagerEnv env;
   std::string template_dir;  // resolved: env.template_dir or the built-in templates/
@@ -56,9 +59,12 @@ class Manager {
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
 
-  // Renders the initial config, starts HAProxy and the control loop. Fails if another HAProxy
-  // already answers on the admin socket.
+  // Renders the initial config, starts HAProxy and the control loop. If an HAProxy already
+  // answers on the admin socket and the state file of an earlier manager names it (a manager
+  // that was killed), adopts it and its registrations instead: traffic never stops. Any other
+  // HAProxy on the socket is an error.
   Status start();
+  bool adopted() const { return adopted_; }
   // Stops the loop and HAProxy (soft stop, bounded by `grace_s`). Idempotent.
   void stop(double grace_s = 10);
 
@@ -105,6 +111,8 @@ class Manager {
   void restartIfDead();
   void publish(std::uint64_t generation, Result result);
   void updateSlotMetrics();
+  StatusOr<bool> tryAdopt();  // true when an earlier manager's HAProxy was taken over
+  void saveState();           // manager-state.json beside haproxy.cfg, when it changed
 
   const ManagerOptions options_;
   ManagerMetrics metrics_;
@@ -135,6 +143,8 @@ class Manager {
   std::chrono::steady_clock::time_point last_proc_check_{};
   std::thread loop_thread_;
   bool started_ = false;
+  bool adopted_ = false;
+  std::string saved_state_;  // last content written by saveState()
 };
 
 }  // namespace serve::manager

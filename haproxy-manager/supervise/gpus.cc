@@ -83,6 +83,15 @@ void GpuPool::give(const std::vector<int>& devices, double amount) {
   }
 }
 
+void GpuPool::reserve(const std::vector<int>& devices, double amount) {
+  for (int d : devices) {
+    if (d >= 0 && static_cast<std::size_t>(d) < used_.size()) {
+      double& u = used_[static_cast<std::size_t>(d)];
+      u = amount < 1 ? std::min(1.0, u + amount) : 1.0;
+    }
+  }
+}
+
 std::string cudaVisibleDevices(const std::vector<int>& devices) {
   return absl::StrJoin(devices, ",");
 }

@@ -25,6 +25,8 @@ class GpuPool {
   // The devices for one replica needing `amount` (0 → none), or an error when they are taken.
   StatusOr<std::vector<int>> take(double amount);
   void give(const std::vector<int>& devices, double amount);
+  // Marks devices taken that an adopted replica already uses.
+  void reserve(const std::vector<int>& devices, double amount);
 
  private:
   std::vector<double> used_;  // per device, in [0, 1]

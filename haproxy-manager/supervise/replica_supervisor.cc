@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "haproxy-manager/model/desired_state.h"
@@ -66,6 +68,88 @@ void ReplicaSupervisor::apply(std::shared_ptr<const ServeConfig> config, std::st
   config_ = std::move(config);
   config_path_ = std::move(config_path);
   cv_.notify_all();
+}
+
+void ReplicaSupervisor::adopt(const std::string& state_file) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_file_ = state_file;
+  std::ifstream in(state_file);
+  if (!in) {
+    return;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
+  if (state.is_discarded() || !state.contains("replicas")) {
+    return;
+  }
+  for (const auto& j : state["replicas"]) {
+    const int pid = j.value("pid", 0);
+    std::ifstream cmdline(absl::StrCat("/proc/", pid, "/cmdline"));
+    std::string cmd((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    if (pid <= 0 || cmd.find("serve-replica") == std::string::npos) {
+      continue;  // gone (or the pid now belongs to something else)
+    }
+    auto r = std::make_unique<Replica>();
+    r->id = j.value("replica_id", "");
+    r->application = j.value("application", "");
+    r->deployment = j.value("deployment", "");
+    r->spec = j.value("spec", "");
+    r->pid = pid;
+    r->http_port = j.value("http_port", 0);
+    r->gpus = j.value("gpus", std::vector<int>{});
+    r->gpu_amount = j.value("gpu_amount", 0.0);
+    r->graceful_s = j.value("graceful_s", 20.0);
+    r->state = State::kServing;
+    r->adopted = true;
+    r->since = Clock::now();
+    http_ports_.markInUse(r->http_port);
+    gpus_.reserve(r->gpus, r->gpu_amount);
+    const std::string key = r->application + "/" + r->deployment;
+    const std::size_t dot = r->id.rfind('.');
+    if (dot != std::string::npos) {
+      next_index_[key] = std::max(next_index_[key], std::atoi(r->id.c_str() + dot + 1) + 1);
+    }
+    spdlog::info("supervisor: adopted replica {} (pid {}, port {})", r->id, pid, r->http_port);
+    replicas_.push_back(std::move(r));
+  }
+}
+
+// Under mu_.
+void ReplicaSupervisor::saveState() {
+  if (state_file_.empty()) {
+    return;
+  }
+  nlohmann::json replicas = nlohmann::json::array();
+  for (const auto& r : replicas_) {
+    if (r->pid <= 0) {
+      continue;
+    }
+    replicas.push_back({{"replica_id", r->id},
+                        {"application", r->application},
+                        {"deployment", r->deployment},
+                        {"spec", r->spec},
+                        {"pid", r->pid},
+                        {"http_port", r->http_port},
+                        {"gpus", r->gpus},
+                        {"gpu_amount", r->gpu_amount},
+                        {"graceful_s", r->graceful_s}});
+  }
+  const std::string text = nlohmann::json{{"replicas", replicas}}.dump();
+  if (text == saved_state_) {
+    return;
+  }
+  const std::string tmp = state_file_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text << "\n";
+    if (!out) {
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), state_file_.c_str()) == 0) {
+    saved_state_ = text;
+  }
 }
 
 void ReplicaSupervisor::start() {
@@ -144,6 +228,7 @@ void ReplicaSupervisor::tick() {
   std::erase_if(replicas_, [](const std::unique_ptr<Replica>& r) {
     return r->retiring && r->state == State::kBackoff;
   });
+  saveState();
 }
 
 void ReplicaSupervisor::reconcileDeployments() {
@@ -413,6 +498,19 @@ void ReplicaSupervisor::retire(Replica& r) {
 void ReplicaSupervisor::reap() {
   for (auto& r : replicas_) {
     if (r->pid <= 0) {
+      continue;
+    }
+    if (r->adopted) {
+      // Not our child: gone when the pid is (or is a zombie for init to reap).
+      std::ifstream stat(absl::StrCat("/proc/", r->pid, "/stat"));
+      std::string line;
+      std::getline(stat, line);
+      const std::size_t close = line.rfind(')');
+      const bool zombie =
+          close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+      if (line.empty() || zombie) {
+        onExit(*r, 0x7f00);  // exit status unknown: reported as "exit code 127"
+      }
       continue;
     }
     int status = 0;

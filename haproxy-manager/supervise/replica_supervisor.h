@@ -48,6 +48,9 @@ class ReplicaSupervisor {
 
   // The config to run, and the file replicas read it from.
   void apply(std::shared_ptr<const ServeConfig> config, std::string config_path);
+  // Takes over replicas an earlier supervisor left running (read from `state_file`, which
+  // this one then keeps up to date): live ones are served on, without a restart.
+  void adopt(const std::string& state_file);
   void start();
   // Drains and stops every replica (bounded by their graceful_shutdown_timeout_s).
   void stop();
@@ -74,8 +77,9 @@ class ReplicaSupervisor {
     std::vector<int> gpus;
     double gpu_amount = 0;
     double graceful_s = 20;
-    int restarts = 0;                             // crashes of this slot of the deployment
-    bool retiring = false;                        // to be removed, not restarted
+    int restarts = 0;       // crashes of this slot of the deployment
+    bool retiring = false;  // to be removed, not restarted
+    bool adopted = false;   // started by an earlier manager: not our child, watched by pid
     std::chrono::steady_clock::time_point since;  // entered the current state
     std::chrono::steady_clock::time_point next_start;
   };
@@ -90,6 +94,7 @@ class ReplicaSupervisor {
   void onExit(Replica& r, int status);
   void scheduleRestart(Replica& r, const std::string& why);
   void releaseResources(Replica& r);
+  void saveState();
 
   const SupervisorOptions options_;
   Manager& manager_;
@@ -102,6 +107,8 @@ class ReplicaSupervisor {
   std::vector<std::unique_ptr<Replica>> replicas_;  // loop thread only (views under mu_)
   std::map<std::string, int> next_index_;           // per deployment key, for replica ids
   int restarts_total_ = 0;
+  std::string state_file_;
+  std::string saved_state_;
 
   PortAllocator http_ports_;
   GpuPool gpus_;

@@ -150,6 +150,40 @@ TEST_CASE("node: with two replicas, one killed under load costs at most the requ
   CHECK(load.failed() <= 2);
 }
 
+TEST_CASE("node: a manager killed with SIGKILL under load is adopted by the next one") {
+  const std::string two =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+      "applications:\n"
+      "  - name: app\n"
+      "    route_prefix: /app\n"
+      "    deployments:\n"
+      "      - {name: d, num_replicas: 2, model: {kind: noop, name: echo}}\n";
+  auto m = startNode(two);
+  REQUIRE(eventually([&] { return allServing(*m, "app", 2); }));
+  const int master = m->status()["haproxy"]["master_pid"].get<int>();
+  const auto before = processes(*m, "app");
+  BackgroundClient load(m->url("/app"), 2);
+  REQUIRE(eventually([&] { return load.count(200) > 50; }));
+
+  m->signal(SIGKILL);
+  REQUIRE(m->wait(std::chrono::seconds(5)) == -SIGKILL);
+  // Nobody manages the node for a while; HAProxy and the replicas keep serving.
+  const long at_kill = load.total();
+  REQUIRE(eventually([&] { return load.total() > at_kill + 100; }));
+  const bool restarted = m->startAgain();
+  INFO(m->output());
+  REQUIRE(restarted);
+  CHECK(m->output().find("adopted HAProxy master " + std::to_string(master)) != std::string::npos);
+  CHECK(m->status()["haproxy"]["master_pid"] == master);
+  CHECK(processes(*m, "app") == before);  // same replicas (ids and pids): no duplicates
+  CHECK(allServing(*m, "app", 2));
+  const long adopted = load.total();
+  REQUIRE(eventually([&] { return load.total() > adopted + 100; }));
+  load.stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+}
+
 TEST_CASE("node: a killed HAProxy master is back and routing within 2 s") {
   auto m = startNode(managerConfig());
   REQUIRE(eventually([&] { return allServing(*m, "app", 1); }));

@@ -68,10 +68,10 @@ int freeListenerPort() {
 ManagerProcess::ManagerProcess(ManagerTestOptions options) : options_(std::move(options)) {}
 
 ManagerProcess::~ManagerProcess() {
-  child_.signal(SIGTERM);
-  if (!child_.wait(std::chrono::seconds(30))) {
-    child_.signal(SIGKILL);
-    child_.wait(std::chrono::seconds(5));
+  child_->signal(SIGTERM);
+  if (!child_->wait(std::chrono::seconds(30))) {
+    child_->signal(SIGKILL);
+    child_->wait(std::chrono::seconds(5));
   }
   // Replicas the manager started run in their own process groups; if the manager could not
   // stop them, end them here. They are recognised by this test's directory in their command
@@ -133,13 +133,21 @@ bool ManagerProcess::start(std::chrono::milliseconds timeout) {
   } else {
     env["SERVE_REPLICA_BINARY"] = SERVE_REPLICA_BINARY;
   }
-  if (!child_.spawn(argv, env)) {
+  argv_ = argv;
+  env_ = env;
+  return startAgain(timeout);
+}
+
+bool ManagerProcess::startAgain(std::chrono::milliseconds timeout) {
+  child_ = std::make_unique<ChildProcess>();
+  if (!child_->spawn(argv_, env_)) {
     return false;
   }
-  if (!child_.waitForReady(timeout)) {
+  if (!child_->waitForReady(timeout)) {
     return false;
   }
   std::ifstream in(dir_.path() + "/run/control.token");
+  token_.clear();
   std::getline(in, token_);
   return !token_.empty();
 }

@@ -5,8 +5,10 @@
 // API and admin socket.
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "tests/support/child_process.h"
@@ -57,16 +59,20 @@ class ManagerProcess {
   // The HAProxy worker pid answering the admin socket (show info), or 0.
   int workerPid();
 
-  void signal(int sig) { child_.signal(sig); }
-  std::optional<int> wait(std::chrono::milliseconds timeout) { return child_.wait(timeout); }
-  std::string output() const { return child_.output(); }
+  void signal(int sig) { child_->signal(sig); }
+  std::optional<int> wait(std::chrono::milliseconds timeout) { return child_->wait(timeout); }
+  std::string output() const { return child_->output(); }
+  // After the manager was killed: start it again with the same files, ports and environment.
+  bool startAgain(std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
  private:
   std::string expand(const std::string& yaml) const;
 
   ManagerTestOptions options_;
   TempDir dir_;
-  ChildProcess child_;
+  std::unique_ptr<ChildProcess> child_ = std::make_unique<ChildProcess>();
+  std::vector<std::string> argv_;
+  std::map<std::string, std::string> env_;
   int http_port_ = 0;
   int metrics_port_ = 0;
   int stats_port_ = 0;
