@@ -41,6 +41,7 @@ std::vector<std::string> changedGlobals(const GlobalSettings& a, const GlobalSet
   check(a.metrics_port != b.metrics_port, "metrics port");
   check(a.stats_port != b.stats_port, "stats port");
   check(a.control_port != b.control_port, "control port");
+  check(a.ingress_log_socket != b.ingress_log_socket, "ingress log socket");
   return changed;
 }
 
@@ -153,6 +154,10 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
   const std::string prefix_map = statePath(g, kRoutesPrefixMap);
   const std::string models_map = statePath(g, kModelsMap);
   const std::string rewrite_map = statePath(g, kRoutesRewriteMap);
+  const std::string label_map = statePath(g, kRoutesLabelMap);
+  // HAProxy loads the label map only when the config logs requests (it is a global setting, so
+  // turning logging on or off reloads); otherwise commands on it would be "unknown map".
+  const bool route_labels = !g.ingress_log_socket.empty();
   const std::string node_map = statePath(g, kNodeMap);
 
   std::vector<std::string> removals;
@@ -168,9 +173,16 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
       if (!from.route_prefix.empty()) {
         removals.push_back(absl::StrCat("del map ", exact_map, " ", exactRouteKey(from)));
         removals.push_back(absl::StrCat("del map ", prefix_map, " ", prefixRouteKey(from)));
+        if (route_labels) {
+          removals.push_back(absl::StrCat("del map ", label_map, " ", prefixRouteKey(from)));
+        }
       }
       additions.push_back(absl::StrCat("add map ", exact_map, " ", exactRouteKey(to), " ", name));
       additions.push_back(absl::StrCat("add map ", prefix_map, " ", prefixRouteKey(to), " ", name));
+      if (route_labels) {
+        additions.push_back(
+            absl::StrCat("add map ", label_map, " ", prefixRouteKey(to), " ", routeLabel(to)));
+      }
     }
     if (from.model_name != to.model_name) {
       if (!from.model_name.empty()) {

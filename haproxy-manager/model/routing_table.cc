@@ -15,7 +15,7 @@ const Backend* RoutingTable::findBackend(const std::string& application) const {
   return nullptr;
 }
 
-std::string backendName(const Backend& backend) { return "http-" + backend.application; }
+std::string backendName(const Backend& backend) { return kBackendNamePrefix + backend.application; }
 
 std::string slotName(std::size_t index) { return absl::StrCat("slot", index + 1); }
 

@@ -17,6 +17,9 @@ struct GlobalSettings {
   // Files. The map files, error pages and server-state file live in `state_dir`.
   std::string admin_socket;  // stats socket (runtime API)
   std::string state_dir;     // directory of haproxy.cfg
+  // Unix datagram socket the `http` frontend sends one log line per request to, for the ingress
+  // request metrics (haproxy-manager/ingress/); empty: no request logging at all.
+  std::string ingress_log_socket;
 
   // global
   int maxconn = 20000;
@@ -95,6 +98,7 @@ struct RoutingTable {
 };
 
 // HAProxy names, spelled in one place.
+inline constexpr char kBackendNamePrefix[] = "http-";
 std::string backendName(const Backend& backend);  // "http-<application>"
 std::string slotName(std::size_t index);          // "slot<index+1>"
 

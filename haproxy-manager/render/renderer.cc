@@ -33,6 +33,8 @@ std::string replicaInferPath(const Backend& backend) {
   return absl::StrCat("/v2/models/", backend.model_name, "/infer");
 }
 
+std::string routeLabel(const Backend& backend) { return backend.route_prefix; }
+
 std::string serverAddress(const Slot& slot) {
   if (slot.state == SlotState::kFree) {
     return absl::StrCat(kPlaceholderHost, ":", kPlaceholderPort);
@@ -146,18 +148,26 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   data.set("routes_exact_map", statePath(g, kRoutesExactMap));
   data.set("routes_prefix_map", statePath(g, kRoutesPrefixMap));
   data.set("routes_rewrite_map", statePath(g, kRoutesRewriteMap));
+  data.set("routes_label_map", statePath(g, kRoutesLabelMap));
+  // Request logging for the ingress metrics: rendered only when a socket is set.
+  if (!g.ingress_log_socket.empty()) {
+    data.set("ingress_log", true);
+    data.set("ingress_log_socket", g.ingress_log_socket);
+  }
 
   mustache::data backends{mustache::data::type::list};
   std::vector<std::pair<std::string, std::string>> exact;
   std::vector<std::pair<std::string, std::string>> prefix;
   std::vector<std::pair<std::string, std::string>> models;
   std::vector<std::pair<std::string, std::string>> rewrites;
+  std::vector<std::pair<std::string, std::string>> labels;
   for (const Backend& backend : table.backends) {
     backends << backendData(table, backend);
     exact.emplace_back(exactRouteKey(backend), backendName(backend));
     prefix.emplace_back(prefixRouteKey(backend), backendName(backend));
     models.emplace_back(backend.model_name, backendName(backend));
     rewrites.emplace_back(exactRouteKey(backend), replicaInferPath(backend));
+    labels.emplace_back(prefixRouteKey(backend), routeLabel(backend));
   }
   data.set("backends", backends);
   data.set("has_backends", !table.backends.empty());
@@ -176,10 +186,12 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   std::sort(prefix.begin(), prefix.end());
   std::sort(models.begin(), models.end());
   std::sort(rewrites.begin(), rewrites.end());
+  std::sort(labels.begin(), labels.end());
   out.files[kRoutesExactMap] = mapFile(exact);
   out.files[kRoutesPrefixMap] = mapFile(prefix);
   out.files[kModelsMap] = mapFile(models);
   out.files[kRoutesRewriteMap] = mapFile(rewrites);
+  out.files[kRoutesLabelMap] = mapFile(labels);
   out.files[kNodeMap] =
       mapFile({{"draining", table.draining ? "1" : "0"}, {"routes", routesJson(table)}});
   out.files[kError408File] = templates.error_408;

@@ -31,6 +31,9 @@ inline constexpr char kModelsMap[] = "models.map";               // KServe model
 inline constexpr char kRoutesRewriteMap[] = "routes_rewrite.map";  // prefix -> replica path
 inline constexpr char kNodeMap[] = "node.map";                   // draining, routes JSON
 inline constexpr char kServerStateFile[] = "server-state";
+// prefix + "/" -> prefix: the `route` label of the ingress request metrics, looked up with
+// path + "/" so that the prefix itself and every path below it find the prefix.
+inline constexpr char kRoutesLabelMap[] = "routes_label.map";
 
 struct RenderedConfig {
   std::string config;                        // haproxy.cfg
@@ -56,6 +59,8 @@ std::string prefixRouteKey(const Backend& backend);  // prefix + "/" ("/" stays 
 // backend's model, so the route prefix lives only in HAProxy: changing it needs neither a
 // reload nor new replicas.
 std::string replicaInferPath(const Backend& backend);  // "/v2/models/<model>/infer"
+// The route label of requests matched by the backend's prefix (key: prefixRouteKey).
+std::string routeLabel(const Backend& backend);
 
 // Where a slot's server points: the replica's endpoint, or the placeholder for free slots
 // (port 1 refuses at once, so a slot enabled by mistake just redispatches).

@@ -89,6 +89,31 @@ std::vector<Case> cases() {
        {}});
 
   {
+    // With request logging on, the route-label map follows the prefix too.
+    RoutingTable logged = base;
+    logged.global.ingress_log_socket = "/run/serve/ingress.sock";
+    RoutingTable moved = logged;
+    moved.backends[0].route_prefix = "/b";
+    out.push_back(
+        {"with request logging, a route prefix change also swaps the route label",
+         logged,
+         moved,
+         {"del map /run/serve/routes_exact.map /a", "del map /run/serve/routes_prefix.map /a/",
+          "del map /run/serve/routes_label.map /a/", "del map /run/serve/routes_rewrite.map /a",
+          "add map /run/serve/routes_exact.map /b http-a",
+          "add map /run/serve/routes_prefix.map /b/ http-a",
+          "add map /run/serve/routes_label.map /b/ /b",
+          "add map /run/serve/routes_rewrite.map /b /v2/models/a/infer",
+          "set map /run/serve/node.map routes {\"/b\":\"a\"}"},
+         {}});
+    out.push_back({"turning request logging on reloads",
+                   base,
+                   logged,
+                   {},
+                   {"global settings changed: ingress log socket"}});
+  }
+
+  {
     RoutingTable renamed = base;
     renamed.backends[0].model_name = "mlp";
     out.push_back({"a model name change updates the models map",

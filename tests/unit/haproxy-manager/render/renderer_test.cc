@@ -77,11 +77,50 @@ TEST_CASE("renderer: two applications render to the golden config and maps") {
   CHECK(out.files.at(kModelsMap) == "digits-mlp http-digits\necho http-echo\n");
   CHECK(out.files.at(kRoutesRewriteMap) ==
         "/digits /v2/models/digits-mlp/infer\n/echo/v1 /v2/models/echo/infer\n");
+  CHECK(out.files.at(kRoutesLabelMap) == "/digits/ /digits\n/echo/v1/ /echo/v1\n");
   CHECK(out.files.at(kNodeMap) ==
         "draining 0\nroutes {\"/digits\":\"digits\",\"/echo/v1\":\"echo\"}\n");
   CHECK(out.files.at(kError408File).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
   CHECK(out.files.at(kError503File).rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
-  CHECK(out.files.size() == 7);
+  CHECK(out.files.size() == 8);
+}
+
+TEST_CASE("renderer: with an ingress log socket, the http frontend logs every request to it") {
+  RoutingTable t = table({
+      backend("digits", "/digits", {active("digits-1", 30000), active("digits-2", 30001)}),
+      backend("echo", "/echo/v1", {freeSlot(), active("echo-1", 30002)}),
+  });
+  t.backends[0].model_name = "digits-mlp";
+  t.backends[1].max_ongoing_requests = 8;
+  t.global.ingress_log_socket = "/run/serve/ingress.sock";
+  const RenderedConfig out = renderOk(t);
+  checkGolden("two_apps_ingress_log.cfg", out.config);
+  const std::string frontend = block(out.config, "frontend http");
+  CHECK(frontend.find("\n  log /run/serve/ingress.sock len 4096 format priority local0 info\n"
+                      "  log-format \"serve1 %b %[var(txn.route)] %ST %Ta %ts %{+Q}HM\"\n"
+                      "  option dontlognull\n") != std::string::npos);
+  CHECK(frontend.find("  http-request set-var(txn.route) path if healthz || routes\n") !=
+        std::string::npos);
+  CHECK(frontend.find("  http-request set-var(txn.route) path,field(1,/,4) if "
+                      "{ var(txn.backend) -m found }\n") != std::string::npos);
+  CHECK(frontend.find("  http-request set-var(txn.route) path,concat(/),"
+                      "map_beg(/run/serve/routes_label.map) if { var(txn.backend) -m found } "
+                      "!{ var(txn.route) -m found }\n") != std::string::npos);
+  // Only the http frontend logs; the others have no logger.
+  CHECK(out.config.find("\n  log ") == out.config.find("\n  log /run/serve/ingress.sock"));
+}
+
+TEST_CASE("renderer: without an ingress log socket, nothing about request logs is rendered") {
+  RoutingTable t = table({backend("a", "/a", {active("a-1", 30000)})});
+  REQUIRE(t.global.ingress_log_socket.empty());
+  const RenderedConfig out = renderOk(t);
+  CHECK(out.config.find("\n  log ") == std::string::npos);
+  CHECK(out.config.find("log-format") == std::string::npos);
+  CHECK(out.config.find("dontlognull") == std::string::npos);
+  CHECK(out.config.find("txn.route") == std::string::npos);
+  CHECK(out.config.find(kRoutesLabelMap) == std::string::npos);
+  // The map is kept up to date anyway, so turning logging on is a reload like any setting.
+  CHECK(out.files.at(kRoutesLabelMap) == "/a/ /a\n");
 }
 
 TEST_CASE("renderer: same input, same bytes") {
@@ -141,6 +180,7 @@ TEST_CASE("renderer: a root prefix maps '/' once in each route map") {
   const RenderedConfig out = renderOk(table({backend("root", "/")}));
   CHECK(out.files.at(kRoutesExactMap) == "/ http-root\n");
   CHECK(out.files.at(kRoutesPrefixMap) == "/ http-root\n");
+  CHECK(out.files.at(kRoutesLabelMap) == "/ /\n");
 }
 
 TEST_CASE("renderer: with no application, healthz says so and no backend is rendered") {
