@@ -135,6 +135,7 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
     data.set("timeout_queue", haproxyDuration(*g.timeout_queue_s));
   }
   data.set("keep_alive", haproxyDuration(g.keep_alive_timeout_s));
+  data.set("check_timeout", haproxyDuration(g.health_check_inter_s));
   data.set("error_408", statePath(g, kError408File));
   data.set("error_503", statePath(g, kError503File));
   const bool ipv6_bind = g.http_host.find(':') != std::string::npos;
