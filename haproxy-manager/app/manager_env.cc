@@ -338,6 +338,34 @@ StatusOr<ManagerEnv> readManagerEnv(const EnvLookup& env) {
   }
   result.template_dir = templates;
 
+  StatusOr<bool> metrics_enabled =
+      boolSetting(env, "RAY_SERVE_HAPROXY_METRICS_ENABLED", result.metrics_enabled);
+  if (!metrics_enabled.ok()) {
+    return metrics_enabled.status();
+  }
+  result.metrics_enabled = *metrics_enabled;
+  const std::size_t slash = result.socket_path.rfind('/');
+  const std::string default_metrics_socket =
+      (slash == std::string::npos ? std::string() : result.socket_path.substr(0, slash + 1)) +
+      "metrics.sock";
+  constexpr char kMetricsSocket[] = "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH";
+  const std::string metrics_socket =
+      pathSetting(env, kMetricsSocket, default_metrics_socket, /*empty_is_default=*/true);
+  if (Status status = checkPath(kMetricsSocket, metrics_socket); !status.ok()) {
+    return status;
+  }
+  if (metrics_socket.size() > kMaxSocketPathBytes) {
+    return envError(kMetricsSocket, metrics_socket,
+                    absl::StrCat("a path of at most ", kMaxSocketPathBytes,
+                                 " bytes (the limit of a unix socket path)"));
+  }
+  if (metrics_socket == result.socket_path ||
+      metrics_socket == masterSocketPath(result.socket_path)) {
+    return envError(kMetricsSocket, metrics_socket,
+                    "a path other than the admin and master sockets");
+  }
+  result.metrics_socket_path = metrics_socket;
+
   // Logging reads the same variables as the replica, with the same defaults.
   StatusOr<bool> throughput = boolSetting(env, kThroughputOptimized, false);
   if (!throughput.ok()) {

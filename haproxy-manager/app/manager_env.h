@@ -17,7 +17,10 @@ struct ManagerEnv {
   std::string haproxy_binary;  // RAY_SERVE_HAPROXY_BINARY_PATH; empty = "haproxy" found on PATH
   std::string socket_path = "/tmp/haproxy-serve/admin.sock";   // RAY_SERVE_HAPROXY_SOCKET_PATH
   std::string config_file = "/tmp/haproxy-serve/haproxy.cfg";  // ..._CONFIG_FILE_LOC
-  std::string template_dir;  // RAY_SERVE_HAPROXY_TEMPLATE_DIR; empty = the built-in templates/
+  std::string template_dir;     // RAY_SERVE_HAPROXY_TEMPLATE_DIR; empty = the built-in templates/
+  bool metrics_enabled = true;  // RAY_SERVE_HAPROXY_METRICS_ENABLED: per-request metrics
+  std::string metrics_socket_path;  // RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH; default:
+                                    // metrics.sock beside the admin socket
 
   // global section.
   int maxconn = 20000;             // RAY_SERVE_HAPROXY_MAXCONN

@@ -41,6 +41,9 @@ GlobalSettings globalSettings(const ManagerEnv& env, const ServeConfig& config) 
   g.metrics_port = env.metrics_port;
   g.stats_port = env.stats_port;
   g.control_port = env.control_port;
+  if (env.metrics_enabled) {
+    g.ingress_log_socket = env.metrics_socket_path;
+  }
   return g;
 }
 

@@ -191,6 +191,16 @@ Status Manager::start() {
   }
   std::filesystem::create_directories(env.log_dir, ec);
 
+  // Bound before HAProxy starts (or is adopted), so its first log line has a reader.
+  const GlobalSettings start_global = globalSettings(env, *config_);
+  if (!start_global.ingress_log_socket.empty()) {
+    ingress_receiver_ =
+        std::make_unique<IngressLogReceiver>(start_global.ingress_log_socket, ingress_metrics_);
+    if (Status st = ingress_receiver_->start(); !st.ok()) {
+      return st;
+    }
+  }
+
   // Never fight another HAProxy over the same socket and files; adopt our own.
   AdminSocketClient probe(env.socket_path, std::chrono::milliseconds(500));
   if (StatusOr<std::string> info = probe.execute("show info"); info.ok()) {
@@ -266,6 +276,7 @@ void Manager::stop(double grace_s) {
   if (haproxy_ != nullptr && started_) {
     haproxy_->stop(grace_s);
   }
+  ingress_receiver_.reset();
 }
 
 StatusOr<ApplyOutcome> Manager::change(const std::function<Status()>& mutate) {
@@ -941,6 +952,9 @@ nlohmann::json Manager::routes() const {
   return nlohmann::json::parse(routesJson(running_snapshot_));
 }
 
-std::string Manager::metricsText() const { return metrics_.serialize(); }
+std::string Manager::metricsText() const {
+  // Disjoint family names: the concatenation is one valid exposition.
+  return metrics_.serialize() + ingress_metrics_.serialize();
+}
 
 }  // namespace serve::manager

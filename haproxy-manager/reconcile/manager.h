@@ -27,6 +27,8 @@
 #include "haproxy-manager/app/manager_env.h"
 #include "haproxy-manager/diff/differ.h"
 #include "haproxy-manager/haproxy/haproxy_process.h"
+#include "haproxy-manager/ingress/ingress_log_receiver.h"
+#include "haproxy-manager/ingress/ingress_metrics.h"
 #include "haproxy-manager/metrics/manager_metrics.h"
 #include "haproxy-manager/model/desired_state.h"
 #include "haproxy-manager/render/renderer.h"
@@ -116,6 +118,8 @@ class Manager {
 
   const ManagerOptions options_;
   ManagerMetrics metrics_;
+  IngressMetrics ingress_metrics_;  // from HAProxy's per-request log lines
+  std::unique_ptr<IngressLogReceiver> ingress_receiver_;
   std::unique_ptr<HaproxyController> haproxy_;
 
   mutable std::mutex mu_;  // guards the inputs and results below

@@ -103,6 +103,26 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
     CHECK(metricValue(manager, "serve_haproxy_slots{backend=\"http-app\",state=\"active\"}") == 1);
     CHECK(metricValue(manager, "serve_haproxy_slots{backend=\"http-app\",state=\"free\"}") == 15);
     CHECK(metricValue(manager, "serve_haproxy_propagation_latency_ms_count") >= 2);
+    // Per-request metrics from HAProxy's log lines (datagrams: they may trail the replies).
+    auto ingress = [&](const std::string& series) {
+      return metricValue(
+          httpGet("http://127.0.0.1:" + std::to_string(m->metricsPort()) + "/metrics/manager").body,
+          series);
+    };
+    CHECK(eventually([&] {
+      return ingress(
+                 "serve_num_http_requests{application=\"app\",route=\"/app\",method="
+                 "\"POST\",status=\"200\"}") == 1 &&
+             ingress(
+                 "serve_num_http_requests{application=\"app\",route=\"/app\",method="
+                 "\"POST\",status=\"503\"}") == 1 &&
+             ingress(
+                 "serve_num_http_error_requests{application=\"app\",route=\"/app\","
+                 "method=\"POST\",status=\"503\"}") == 1 &&
+             ingress(
+                 "serve_http_request_latency_ms_count{application=\"app\",route=\"/app\","
+                 "method=\"POST\",status=\"200\"}") == 1;
+    }));
   }
 }
 
