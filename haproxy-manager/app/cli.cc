@@ -49,7 +49,8 @@ Usage:
                                      (runtime commands, or a validated reload and why).
   haproxy-manager drain [--timeout S] [--undo]
                                      Node drain: :8000/-/healthz answers 503, then wait (up to
-                                     S seconds, 60) until no request is in progress;
+                                     S seconds) until no request is in progress and at least
+                                     RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S (30) have passed;
                                      --undo ends the drain.
   haproxy-manager register --app NAME --deployment NAME --port N [--host IP]
                            [--grpc-port N] [--id ID] [--pid PID]
@@ -443,7 +444,12 @@ int runCli(const std::vector<std::string>& args) {
     }
     // Health checks now fail; wait for the requests already inside to finish. The connection
     // of this wait is not a request of the HTTP frontend, so it does not count itself.
-    double timeout_s = 60;
+    // Stay drained at least RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S, so that load balancers in
+    // front of the node see /-/healthz fail before it is reported drained.
+    const auto drain_started = std::chrono::steady_clock::now();
+    const auto min_period =
+        std::chrono::milliseconds(static_cast<long long>(env->node_draining_period_s * 1000));
+    double timeout_s = std::max(60.0, env->node_draining_period_s + 30);
     if (auto it = parsed->flags.find("--timeout");
         it != parsed->flags.end() && !absl::SimpleAtod(it->second, &timeout_s)) {
       return usageError("--timeout needs a number of seconds");
@@ -459,7 +465,7 @@ int runCli(const std::vector<std::string>& args) {
           in_flight = status.value("in_flight", -1LL);
         }
       }
-      if (in_flight == 0) {
+      if (in_flight == 0 && std::chrono::steady_clock::now() - drain_started >= min_period) {
         std::cout << "{\"drained\":true}\n";
         return 0;
       }

@@ -347,7 +347,7 @@ StatusOr<ManagerEnv> readManagerEnv(const EnvLookup& env) {
   const std::size_t slash = result.socket_path.rfind('/');
   const std::string default_metrics_socket =
       (slash == std::string::npos ? std::string() : result.socket_path.substr(0, slash + 1)) +
-      "metrics.sock";
+      "access.sock";  // as long as master.sock, so whatever fits for one fits
   constexpr char kMetricsSocket[] = "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH";
   const std::string metrics_socket =
       pathSetting(env, kMetricsSocket, default_metrics_socket, /*empty_is_default=*/true);

@@ -104,8 +104,8 @@ TEST_CASE("manager: the CLI drains the node and waits for requests in progress")
   auto m = startManager(config, binaries.front().path);
   auto slow = addReplica(*m, config, "slow", "s", "slow-1");
   const std::string cli =
-      std::string("RAY_SERVE_HAPROXY_CONTROL_PORT=") + std::to_string(m->controlPort()) +
-      " RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=" + m->configFile() +
+      std::string("RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S=0.5 RAY_SERVE_HAPROXY_CONTROL_PORT=") +
+      std::to_string(m->controlPort()) + " RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=" + m->configFile() +
       " RAY_SERVE_HAPROXY_SOCKET_PATH=" + m->adminSocket() + " " + SERVE_MANAGER_BINARY + " ";
   auto run = [&](const std::string& args) {
     FILE* pipe = ::popen((cli + args + " 2>&1").c_str(), "r");

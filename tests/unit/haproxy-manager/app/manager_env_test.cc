@@ -198,6 +198,17 @@ TEST_CASE("RAY_SERVE_THROUGHPUT_OPTIMIZED turns stderr logging off unless it is 
   CHECK(readOk({{"RAY_SERVE_THROUGHPUT_OPTIMIZED", "0"}}).log_to_stderr);
 }
 
+TEST_CASE("the ingress log socket defaults to access.sock beside the admin socket") {
+  CHECK(readOk({}).metrics_socket_path == "/tmp/haproxy-serve/access.sock");
+  CHECK(readOk({}).metrics_enabled);
+  CHECK(readOk({{"RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", "/run/x.sock"},
+                {"RAY_SERVE_HAPROXY_METRICS_ENABLED", "0"}})
+            .metrics_socket_path == "/run/x.sock");
+  CHECK(errorOf({{"RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", "/tmp/haproxy-serve/admin.sock"}}) ==
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=/tmp/haproxy-serve/admin.sock: expected a path "
+        "other than the admin and master sockets");
+}
+
 TEST_CASE("masterSocketPath puts master.sock beside the admin socket") {
   CHECK(masterSocketPath("/tmp/haproxy-serve/admin.sock") == "/tmp/haproxy-serve/master.sock");
   CHECK(masterSocketPath("run/admin.sock") == "run/master.sock");
@@ -212,6 +223,8 @@ TEST_CASE("socket paths must fit a unix socket, master.sock included") {
   REQUIRE(at_limit.size() == 107);
   CHECK(readOk({{"RAY_SERVE_HAPROXY_SOCKET_PATH", at_limit}}).socket_path == at_limit);
   CHECK(masterSocketPath(at_limit).size() == 107);
+  CHECK(readOk({{"RAY_SERVE_HAPROXY_SOCKET_PATH", at_limit}}).metrics_socket_path ==
+        dir95 + "/access.sock");
 
   const std::string too_long = at_limit + "a";
   CHECK(errorOf({{"RAY_SERVE_HAPROXY_SOCKET_PATH", too_long}}) ==
