@@ -37,6 +37,10 @@ ManagerMetrics::ManagerMetrics()
                                  "Registered replicas whose process disappeared without "
                                  "deregistering")
                         .with()),
+      replica_restarts(registry_
+                           .counter("serve_replica_restarts_total",
+                                    "Replicas that exited unexpectedly and were started again")
+                           .with()),
       reloads_(&registry_.counter("serve_haproxy_reloads_total",
                                   "HAProxy reloads by reason and result", {"reason", "result"})),
       commands_(&registry_.counter("serve_haproxy_runtime_commands_total",

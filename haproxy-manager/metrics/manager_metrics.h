@@ -33,6 +33,8 @@ class ManagerMetrics {
   metrics::Gauge& replicas;            // serve_haproxy_registered_replicas
   metrics::Gauge& draining;            // serve_haproxy_node_draining
   metrics::Counter& replicas_lost;     // serve_haproxy_replicas_lost_total: registered pid died
+  metrics::Counter&
+      replica_restarts;  // serve_replica_restarts_total: crashed replicas started again
 
  private:
   metrics::Family<metrics::Counter>* reloads_;

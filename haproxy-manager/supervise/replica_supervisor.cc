@@ -558,6 +558,7 @@ void ReplicaSupervisor::onExit(Replica& r, int status) {
     return;
   }
   ++restarts_total_;
+  manager_.recordReplicaRestart();
   scheduleRestart(r, absl::StrCat("exited unexpectedly (", how, ")"));
 }
 

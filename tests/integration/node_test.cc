@@ -125,6 +125,7 @@ TEST_CASE("node: a replica killed with SIGKILL under load is restarted into its 
   CHECK(errors == load.count(503) + load.count(502));
   CHECK(load.count(200) > 100);
   CHECK(m->status()["replica_restarts"] == 1);
+  CHECK(metricValue(httpGet(m->controlUrl("/metrics")).body, "serve_replica_restarts_total") == 1);
 }
 
 TEST_CASE("node: with two replicas, one killed under load costs at most the requests inside it") {
