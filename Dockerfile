@@ -92,6 +92,7 @@ RUN apt-get update \
       libcpp-httplib-dev libyaml-cpp-dev \
       libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev \
       libopenblas-dev libabsl-dev libkainjow-mustache-dev \
+      libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 
 # Only what the two binaries build from: the context also holds build trees (build*/) whose
@@ -99,6 +100,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY common/ common/
+COPY proto/ proto/
 COPY replica/ replica/
 COPY haproxy-manager/ haproxy-manager/
 COPY templates/ templates/

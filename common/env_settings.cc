@@ -34,6 +34,7 @@ constexpr char kLogToStderr[] = "RAY_SERVE_LOG_TO_STDERR";
 constexpr char kThroughputOptimized[] = "RAY_SERVE_THROUGHPUT_OPTIMIZED";
 constexpr char kLogDir[] = "RAY_SERVE_LOG_DIR";
 constexpr char kOmpNumThreads[] = "OMP_NUM_THREADS";
+constexpr char kGrpcMaxMessageLength[] = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH";
 
 using env_parse::boolSetting;
 using env_parse::envError;
@@ -164,6 +165,14 @@ StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
     return omp.status();
   }
   result.omp_num_threads = omp->value;
+
+  // From 1 KiB (a small request must fit) to what gRPC can represent (a signed 32-bit size).
+  StatusOr<Setting<int>> grpc_max =
+      intSetting(env, kGrpcMaxMessageLength, result.grpc_max_message_length, 1024, 2147483647);
+  if (!grpc_max.ok()) {
+    return grpc_max.status();
+  }
+  result.grpc_max_message_length = grpc_max->value;
   return result;
 }
 

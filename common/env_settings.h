@@ -27,6 +27,8 @@ struct ReplicaEnv {
   bool throughput_optimized = false;
   std::string log_dir = "logs/serve";  // RAY_SERVE_LOG_DIR
   int omp_num_threads = 0;             // OMP_NUM_THREADS: BLAS threads; 0 = unset (use num_cpus)
+  // RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH: largest gRPC message received or sent, in bytes
+  int grpc_max_message_length = 4 * 1024 * 1024;
 };
 
 // Reads and validates the replica's variables. Errors name the variable, the value and the

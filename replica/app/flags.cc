@@ -48,6 +48,10 @@ Options:
   --deployment NAME          deployment to serve; may be omitted when the application has one
   --http-port N              0-65535: bind exactly port N; 0 (the default) = the first free
                              port in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)
+  --grpc-port N|none         0-65535: bind the gRPC server (KServe v2 GRPCInferenceService and
+                             grpc.health.v1) on exactly port N; 0 (the default) = the first
+                             free port in [RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT, ..._MAX_GRPC_PORT);
+                             none = no gRPC server (the ready line says "grpc_port":null)
   --host ADDR                bind address; default RAY_SERVE_DEFAULT_HTTP_HOST (127.0.0.1)
   --port-file PATH           also write the ready line (JSON) to PATH, atomically
   --max-body-bytes N         largest request body accepted, 1-1073741824 (default 16777216);
@@ -63,7 +67,7 @@ Options:
   --help                     this text
 
 When ready it prints one line on stdout:
-  {"event":"ready","http_port":N,"grpc_port":null,"pid":N}
+  {"event":"ready","http_port":N,"grpc_port":M,"pid":N}
 SIGTERM drains (health turns 503 DRAINING, in-flight and queued requests finish, exit 0);
 a second SIGTERM or SIGINT stops at once and logs the requests it abandons.
 )";
@@ -100,6 +104,19 @@ StatusOr<ReplicaFlags> parseReplicaFlags(const std::vector<std::string>& args) {
       {"--http-port",
        [&](const std::string& fl, const std::string& v) {
          return assign(f.http_port, parseInt(fl, v, 0, 65535));
+       }},
+      {"--grpc-port",
+       [&](const std::string& fl, const std::string& v) -> Status {
+         if (v == "none") {
+           f.grpc_port = ReplicaFlags::kNoGrpc;
+           return absl::OkStatus();
+         }
+         auto port = parseInt(fl, v, 0, 65535);
+         if (!port.ok()) {
+           return flagError(fl, v, "an integer in [0, 65535] or \"none\"");
+         }
+         f.grpc_port = static_cast<int>(*port);
+         return absl::OkStatus();
        }},
       {"--max-body-bytes",
        [&](const std::string& fl, const std::string& v) {

@@ -11,11 +11,14 @@
 namespace serve {
 
 struct ReplicaFlags {
+  static constexpr int kNoGrpc = -1;  // --grpc-port none
+
   bool help = false;
   std::string config_path;
   std::string app;
   std::string deployment;           // empty: the application's only deployment
   int http_port = 0;                // 0: first free port in the environment's range
+  int grpc_port = 0;                // 0: likewise in the gRPC range; kNoGrpc: no gRPC front end
   std::optional<std::string> host;  // overrides RAY_SERVE_DEFAULT_HTTP_HOST
   std::string port_file;            // where to also write the ready line
   size_t max_body_bytes = 16 * 1024 * 1024;

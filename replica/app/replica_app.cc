@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "replica/app/shutdown_signals.h"
@@ -32,6 +33,51 @@ Status writeFileAtomically(const std::string& path, const std::string& text) {
     return absl::InvalidArgumentError("--port-file: cannot rename to '" + path + "'");
   }
   return absl::OkStatus();
+}
+
+struct PortChoice {
+  const char* protocol;  // for messages: "HTTP", "gRPC"
+  const char* flag;      // "--http-port"
+  const char* env_name;  // the variables' infix: RAY_SERVE_DIRECT_INGRESS_MIN_<env_name>_PORT
+  int explicit_port;     // 0: pick from [min, max)
+  int min;
+  int max;
+  int retry_count;
+  std::string host;
+};
+
+// Binds the flag's port exactly, or the first free port of the range, as Ray does: lowest first
+// keeps port sets predictable. `bind` answers Unavailable for a port in use.
+Status bindPort(const PortChoice& c, const std::function<Status(int)>& bind) {
+  if (c.explicit_port != 0) {
+    Status st = bind(c.explicit_port);
+    if (!st.ok()) {
+      return absl::UnavailableError(std::string(c.flag) + "=" + std::to_string(c.explicit_port) +
+                                    ": cannot bind: " + std::string(st.message()));
+    }
+    return st;
+  }
+  std::string range = "[" + std::to_string(c.min) + ", " + std::to_string(c.max) + ")";
+  int attempts = 0;
+  std::string last_error = "no port tried";
+  for (int port = c.min; port < c.max && attempts < c.retry_count; ++port, ++attempts) {
+    Status st = bind(port);
+    if (st.ok()) {
+      if (attempts > 0) {
+        spdlog::info("bound {} port {} after {} ports in use", c.protocol, port, attempts);
+      }
+      return st;
+    }
+    last_error = std::string(st.message());
+    if (!absl::IsUnavailable(st)) {
+      break;  // not "in use": another port will not help
+    }
+  }
+  return absl::UnavailableError(
+      std::string("no free ") + c.protocol + " port in " + range + " on " + c.host + " after " +
+      std::to_string(attempts) + " attempts (last: " + last_error +
+      "); widen RAY_SERVE_DIRECT_INGRESS_MIN_" + c.env_name + "_PORT/MAX_" + c.env_name +
+      "_PORT or RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT");
 }
 
 }  // namespace
@@ -118,9 +164,10 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   app->service_ = std::make_unique<InferenceService>(*std::move(model), inference, *app->metrics_);
 
   InferenceService* service = app->service_.get();
+  ReplicaApp* self = app.get();
   app->health_ = std::make_unique<HealthMonitor>(
       [service](HealthMonitor::TimePoint now) { return service->stalledFor(now); },
-      secondsToMs(flags.watchdog_timeout_s));
+      secondsToMs(flags.watchdog_timeout_s), [self](HealthState) { self->syncGrpcHealth(); });
 
   HttpServerOptions server_options;
   server_options.host = flags.host.value_or(env.http_host);
@@ -150,10 +197,39 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   if (Status st = app->bindHttp(flags, env); !st.ok()) {
     return st;
   }
+
+  if (flags.grpc_port != ReplicaFlags::kNoGrpc) {
+    GrpcFrontendOptions grpc_frontend;
+    grpc_frontend.default_timeout = frontend.default_timeout;
+    app->grpc_frontend_ = std::make_unique<GrpcFrontend>(
+        grpc_frontend, *app->service_, *app->health_, *app->metrics_, *app->request_log_);
+    GrpcServerOptions grpc_options;
+    grpc_options.host = server_options.host;  // the same address as HTTP
+    grpc_options.max_message_bytes = env.grpc_max_message_length;
+    app->grpc_server_ = std::make_unique<GrpcServer>(grpc_options, *app->grpc_frontend_);
+    if (Status st = app->bindGrpc(flags, env); !st.ok()) {
+      return st;
+    }
+    app->grpc_health_target_.store(app->grpc_server_.get());
+    app->syncGrpcHealth();
+  }
   return app;
 }
 
+void ReplicaApp::syncGrpcHealth() {
+  std::lock_guard lock(grpc_health_mu_);
+  if (GrpcServer* grpc = grpc_health_target_.load()) {
+    grpc->setServing(health_->state() == HealthState::kHealthy);
+  }
+}
+
 ReplicaApp::~ReplicaApp() {
+  {
+    // The health monitor outlives the gRPC server (members go in reverse order): stop it from
+    // reaching a server that is gone.
+    std::lock_guard lock(grpc_health_mu_);
+    grpc_health_target_.store(nullptr);
+  }
   if (serve_thread_.joinable()) {
     server_->stop();
     serve_thread_.join();
@@ -161,38 +237,27 @@ ReplicaApp::~ReplicaApp() {
 }
 
 Status ReplicaApp::bindHttp(const ReplicaFlags& flags, const ReplicaEnv& env) {
-  if (flags.http_port != 0) {
-    Status st = server_->bind(flags.http_port);
-    if (!st.ok()) {
-      return absl::UnavailableError("--http-port=" + std::to_string(flags.http_port) +
-                                    ": cannot bind: " + std::string(st.message()));
-    }
-    return st;
-  }
-  // First free port in the range, as Ray does: lowest first keeps port sets predictable.
-  std::string range =
-      "[" + std::to_string(env.min_http_port) + ", " + std::to_string(env.max_http_port) + ")";
-  int attempts = 0;
-  std::string last_error = "no port tried";
-  for (int port = env.min_http_port; port < env.max_http_port && attempts < env.port_retry_count;
-       ++port, ++attempts) {
-    Status st = server_->bind(port);
-    if (st.ok()) {
-      if (attempts > 0) {
-        spdlog::info("bound HTTP port {} after {} ports in use", port, attempts);
-      }
-      return st;
-    }
-    last_error = std::string(st.message());
-    if (!absl::IsUnavailable(st)) {
-      break;  // not "in use": another port will not help
-    }
-  }
-  return absl::UnavailableError("no free HTTP port in " + range + " on " +
-                                flags.host.value_or(env.http_host) + " after " +
-                                std::to_string(attempts) + " attempts (last: " + last_error +
-                                "); widen RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT/MAX_HTTP_PORT or "
-                                "RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT");
+  return bindPort({.protocol = "HTTP",
+                   .flag = "--http-port",
+                   .env_name = "HTTP",
+                   .explicit_port = flags.http_port,
+                   .min = env.min_http_port,
+                   .max = env.max_http_port,
+                   .retry_count = env.port_retry_count,
+                   .host = flags.host.value_or(env.http_host)},
+                  [this](int port) { return server_->bind(port); });
+}
+
+Status ReplicaApp::bindGrpc(const ReplicaFlags& flags, const ReplicaEnv& env) {
+  return bindPort({.protocol = "gRPC",
+                   .flag = "--grpc-port",
+                   .env_name = "GRPC",
+                   .explicit_port = flags.grpc_port,
+                   .min = env.min_grpc_port,
+                   .max = env.max_grpc_port,
+                   .retry_count = env.port_retry_count,
+                   .host = flags.host.value_or(env.http_host)},
+                  [this](int port) { return grpc_server_->bind(port); });
 }
 
 void ReplicaApp::printEvent(const std::string& json_line) {
@@ -225,14 +290,18 @@ int ReplicaApp::run() {
                                   {"http_port", server_->port()},
                                   {"grpc_port", nullptr},
                                   {"pid", ::getpid()}};
+  if (grpc_server_ != nullptr) {
+    ready["grpc_port"] = grpc_server_->port();
+  }
   if (!flags_.port_file.empty()) {
     if (Status st = writeFileAtomically(flags_.port_file, ready.dump() + "\n"); !st.ok()) {
       spdlog::error("{}", std::string(st.message()));
       return 1;
     }
   }
-  spdlog::info("serving application '{}' deployment '{}' on {}:{}", app_name_, deployment_name_,
-               flags_.host.value_or(env_.http_host), server_->port());
+  spdlog::info("serving application '{}' deployment '{}' on {}:{} (gRPC: {})", app_name_,
+               deployment_name_, flags_.host.value_or(env_.http_host), server_->port(),
+               grpc_server_ != nullptr ? std::to_string(grpc_server_->port()) : "off");
   printEvent(ready.dump());
 
   std::optional<int> first;
@@ -257,17 +326,31 @@ int ReplicaApp::run() {
     wait_or_abandon(std::max(std::chrono::milliseconds(1), left));
   }
 
-  // Phase 2: close the listener (new connections are refused, so a stale proxy worker's
-  // connect fails and is retried elsewhere), end keep-alive, and let every in-flight and
-  // queued request finish on its connection thread.
-  spdlog::info("draining period over: closing the listener; {} in flight, {} queued",
+  // Phase 2: close the listeners (new connections are refused, so a stale proxy worker's
+  // connect fails and is retried elsewhere; new gRPC calls on open connections get
+  // UNAVAILABLE), end keep-alive, and let every in-flight and queued request of both protocols
+  // finish on its own thread.
+  spdlog::info("draining period over: closing the listeners; {} in flight, {} queued",
                service_->ongoing(), service_->queued());
   server_->drain();
   server_->stop();
-  while (!serve_done.load()) {
+  std::atomic<bool> grpc_done{grpc_server_ == nullptr};
+  std::thread grpc_stopper;
+  if (grpc_server_ != nullptr) {
+    // GrpcServer::shutdown() blocks until its calls finish; the main thread stays free to
+    // notice a second signal.
+    grpc_stopper = std::thread([this, &grpc_done] {
+      grpc_server_->shutdown();
+      grpc_done.store(true);
+    });
+  }
+  while (!serve_done.load() || !grpc_done.load()) {
     wait_or_abandon(std::chrono::milliseconds(20));
   }
   serve_thread_.join();
+  if (grpc_stopper.joinable()) {
+    grpc_stopper.join();
+  }
   service_->stop();
   request_log_->flush();
   spdlog::info("drained; exiting");

@@ -2,7 +2,9 @@
 
 // Wires one replica together from its flags, environment and config, and runs it: bind,
 // report ready, serve, and drain on SIGTERM.
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "common/env_settings.h"
@@ -10,6 +12,8 @@
 #include "common/serve_config.h"
 #include "replica/app/flags.h"
 #include "replica/core/inference_service.h"
+#include "replica/frontend/grpc_frontend.h"
+#include "replica/frontend/grpc_server.h"
 #include "replica/frontend/http_frontend.h"
 #include "replica/frontend/http_server.h"
 #include "replica/health/health_monitor.h"
@@ -19,8 +23,8 @@ namespace serve {
 
 class ReplicaApp {
  public:
-  // Loads config and model and binds the HTTP port; every failure is an error that names its
-  // cause (file, key, flag, port range).
+  // Loads config and model and binds the HTTP and gRPC ports; every failure is an error that names
+  // its cause (file, key, flag, port range).
   static StatusOr<std::unique_ptr<ReplicaApp>> create(const ReplicaFlags& flags,
                                                       const ReplicaEnv& env);
   ~ReplicaApp();
@@ -32,6 +36,9 @@ class ReplicaApp {
  private:
   ReplicaApp() = default;
   Status bindHttp(const ReplicaFlags& flags, const ReplicaEnv& env);
+  Status bindGrpc(const ReplicaFlags& flags, const ReplicaEnv& env);
+  // Copies the health state to grpc.health.v1; called by the health monitor on every change.
+  void syncGrpcHealth();
   void printEvent(const std::string& json_line);
   void abandon(int signal);
 
@@ -48,6 +55,12 @@ class ReplicaApp {
   std::unique_ptr<HealthMonitor> health_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpFrontend> frontend_;
+  std::unique_ptr<GrpcFrontend> grpc_frontend_;
+  std::unique_ptr<GrpcServer> grpc_server_;  // null with --grpc-port none
+  // grpc_server_ once it serves: read by the health monitor's thread, which may report a change
+  // before the server exists.
+  std::atomic<GrpcServer*> grpc_health_target_{nullptr};
+  std::mutex grpc_health_mu_;  // orders syncGrpcHealth() calls, so the last state read wins
   std::thread serve_thread_;
 };
 

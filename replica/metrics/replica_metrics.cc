@@ -73,33 +73,59 @@ ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string
       &registry_.histogram("serve_deployment_processing_latency_ms",
                            "Time from receiving a request to answering it, in milliseconds.",
                            {"application", "deployment", "route"}, metrics::latencyBucketsMs());
+  grpc_requests_ = &registry_.counter(
+      "serve_replica_grpc_requests_total",
+      "gRPC calls answered by the replica, by method and status code (CANCELLED = the client "
+      "went away).",
+      {"application", "deployment", "method", "code"});
+  grpc_latency_ =
+      &registry_.histogram("serve_replica_grpc_latency_ms",
+                           "Time from receiving a gRPC call to answering it, in milliseconds.",
+                           {"application", "deployment", "method"}, metrics::latencyBucketsMs());
   bad_requests_ = &registry_.counter("serve_replica_bad_requests_total",
                                      "Requests refused for bad input, by reason.",
                                      {"application", "deployment", "reason"});
 }
 
-void ReplicaMetrics::recordRequest(const std::string& route, const std::string& method, int status,
-                                   double latency_ms) {
+ReplicaMetrics::RequestSeries ReplicaMetrics::findSeries(
+    const std::string& key, metrics::Family<metrics::Counter>& counts,
+    std::vector<std::string> count_labels, metrics::Family<metrics::Histogram>& latency,
+    std::vector<std::string> latency_labels) {
   // Family::with() builds a label vector and searches a map under a mutex; on the request path
-  // the children are looked up once per (route, method, status) and reused.
-  std::string key;
-  key.reserve(route.size() + method.size() + 8);
-  key.append(route).append(1, '\0').append(method).append(1, '\0').append(std::to_string(status));
-  RequestSeries series{};
+  // the children are looked up once per label set and reused.
   {
     std::shared_lock lock(series_mu_);
     auto it = series_.find(key);
     if (it != series_.end()) {
-      series = it->second;
+      return it->second;
     }
   }
-  if (series.count == nullptr) {
-    series.count =
-        &requests_->with({application_, deployment_, route, method, std::to_string(status)});
-    series.latency = &latency_->with({application_, deployment_, route});
-    std::unique_lock lock(series_mu_);
-    series_.emplace(std::move(key), series);
-  }
+  RequestSeries series{};
+  series.count = &counts.with(count_labels);
+  series.latency = &latency.with(latency_labels);
+  std::unique_lock lock(series_mu_);
+  series_.emplace(key, series);
+  return series;
+}
+
+void ReplicaMetrics::recordRequest(const std::string& route, const std::string& method, int status,
+                                   double latency_ms) {
+  std::string key;
+  key.reserve(route.size() + method.size() + 8);
+  key.append(route).append(1, '\0').append(method).append(1, '\0').append(std::to_string(status));
+  RequestSeries series = findSeries(
+      key, *requests_, {application_, deployment_, route, method, std::to_string(status)},
+      *latency_, {application_, deployment_, route});
+  series.count->inc();
+  series.latency->observe(latency_ms);
+}
+
+void ReplicaMetrics::recordGrpcRequest(const std::string& method, const std::string& code,
+                                       double latency_ms) {
+  // '\1' first: HTTP routes start with '/', so the two kinds of key never collide.
+  std::string key = "\1" + method + '\0' + code;
+  RequestSeries series = findSeries(key, *grpc_requests_, {application_, deployment_, method, code},
+                                    *grpc_latency_, {application_, deployment_, method});
   series.count->inc();
   series.latency->observe(latency_ms);
 }

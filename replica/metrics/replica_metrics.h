@@ -5,6 +5,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/metrics.h"
 
@@ -26,6 +27,10 @@ class ReplicaMetrics {
   // prefix, "/-/healthz", ...), never the raw path, so label cardinality stays bounded.
   void recordRequest(const std::string& route, const std::string& method, int status,
                      double latency_ms);
+  // One finished gRPC call: method is the RPC ("ModelInfer", "ServerReady", ...), code the
+  // gRPC status name ("OK", "RESOURCE_EXHAUSTED", ...; CANCELLED = the client went away). A
+  // family of its own, so the HTTP series keep their names and labels.
+  void recordGrpcRequest(const std::string& method, const std::string& code, double latency_ms);
   // Where forward passes run ("cpu" or "cuda"): serve_model_backend_info{backend} = 1.
   void setBackend(const std::string& backend);
   // A request refused for bad input, by reason (malformed_json, invalid_input, ...).
@@ -48,13 +53,21 @@ class ReplicaMetrics {
   metrics::Family<metrics::Counter>* requests_;
   metrics::Family<metrics::Histogram>* latency_;
   metrics::Family<metrics::Counter>* bad_requests_;
+  metrics::Family<metrics::Counter>* grpc_requests_;
+  metrics::Family<metrics::Histogram>* grpc_latency_;
 
   struct RequestSeries {
     metrics::Counter* count = nullptr;
     metrics::Histogram* latency = nullptr;
   };
-  std::shared_mutex series_mu_;  // guards series_
-  std::unordered_map<std::string, RequestSeries> series_;
+  // Children looked up once per label set and reused; `key` joins the labels with '\0'.
+  RequestSeries findSeries(const std::string& key, metrics::Family<metrics::Counter>& counts,
+                           std::vector<std::string> count_labels,
+                           metrics::Family<metrics::Histogram>& latency,
+                           std::vector<std::string> latency_labels);
+
+  std::shared_mutex series_mu_;                            // guards series_
+  std::unordered_map<std::string, RequestSeries> series_;  // HTTP and gRPC ("\1" prefix) keys
 };
 
 }  // namespace serve

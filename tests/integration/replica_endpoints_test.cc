@@ -12,7 +12,9 @@ TEST_CASE("replica: ready line reports the bound port and pid") {
   auto ready = nlohmann::json::parse(r->readyLine());
   CHECK(r->readyLine().starts_with(R"({"event":"ready","http_port":)"));
   CHECK(ready["http_port"].get<int>() == r->port());
-  CHECK(ready["grpc_port"].is_null());
+  CHECK(ready["grpc_port"].get<int>() == r->grpcPort());
+  CHECK(r->grpcPort() >= 40000);
+  CHECK(r->grpcPort() < 41000);
   CHECK(ready["pid"].get<int>() == r->pid());
 }
 

@@ -76,7 +76,9 @@ bool ReplicaProcess::start(std::chrono::milliseconds timeout) {
     return false;
   }
   ready_line_ = *ready;
-  port_ = nlohmann::json::parse(*ready)["http_port"].get<int>();
+  nlohmann::json line = nlohmann::json::parse(*ready);
+  port_ = line["http_port"].get<int>();
+  grpc_port_ = line["grpc_port"].is_number() ? line["grpc_port"].get<int>() : 0;
   return true;
 }
 

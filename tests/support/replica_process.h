@@ -43,6 +43,8 @@ class ReplicaProcess {
   bool start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   int port() const { return port_; }
+  // The gRPC port from the ready line; 0 when it said null (--grpc-port none).
+  int grpcPort() const { return grpc_port_; }
   pid_t pid() const { return child_.pid(); }
   std::string url(const std::string& path) const;
   const std::string& readyLine() const { return ready_line_; }
@@ -59,6 +61,7 @@ class ReplicaProcess {
   TempDir dir_;
   ChildProcess child_;  // after dir_: destroyed (killed) before the directory goes
   int port_ = 0;
+  int grpc_port_ = 0;
   std::string ready_line_;
 };
 

@@ -41,6 +41,7 @@ TEST_CASE("readReplicaEnv uses Ray's defaults when nothing is set") {
   CHECK(env.log_to_stderr);
   CHECK_FALSE(env.throughput_optimized);
   CHECK(env.log_dir == "logs/serve");
+  CHECK(env.grpc_max_message_length == 4 * 1024 * 1024);
 }
 
 TEST_CASE("readReplicaEnv reads every variable") {
@@ -56,6 +57,7 @@ TEST_CASE("readReplicaEnv reads every variable") {
       {"RAY_SERVE_LOG_TO_STDERR", "0"},
       {"RAY_SERVE_THROUGHPUT_OPTIMIZED", "0"},
       {"RAY_SERVE_LOG_DIR", "/var/log/serve"},
+      {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "16777216"},
   });
   CHECK(env.min_http_port == 20000);
   CHECK(env.max_http_port == 20100);
@@ -68,6 +70,7 @@ TEST_CASE("readReplicaEnv reads every variable") {
   CHECK_FALSE(env.log_to_stderr);
   CHECK_FALSE(env.throughput_optimized);
   CHECK(env.log_dir == "/var/log/serve");
+  CHECK(env.grpc_max_message_length == 16777216);
 }
 
 TEST_CASE("RAY_SERVE_THROUGHPUT_OPTIMIZED changes defaults but not explicit values") {
@@ -102,6 +105,8 @@ TEST_CASE("readReplicaEnv accepts boundary and address forms") {
       {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "3600"},
       {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1e3"},
       {"RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1000000"},
+      {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "1024"},
+      {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "2147483647"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -159,6 +164,15 @@ TEST_CASE("readReplicaEnv rejects bad values with the variable, value and rule")
       {{{"RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", "40001"}},
        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT=40001: expected the HTTP port range [30000, 40001) "
        "and the gRPC port range [40000, 41000) not to overlap"},
+      {{{"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "1023"}},
+       "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH=1023: expected an integer in [1024, "
+       "2147483647]"},
+      {{{"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "2147483648"}},
+       "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH=2147483648: expected an integer in [1024, "
+       "2147483647]"},
+      {{{"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "4MiB"}},
+       "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH=4MiB: expected an integer in [1024, "
+       "2147483647]"},
       {{{"RAY_SERVE_DEFAULT_HTTP_HOST", ""}},
        "RAY_SERVE_DEFAULT_HTTP_HOST=: expected an IPv4 or IPv6 address or \"localhost\""},
       {{{"RAY_SERVE_DEFAULT_HTTP_HOST", "example.com"}},

@@ -25,6 +25,7 @@ TEST_CASE("parseReplicaFlags: defaults with only the required flags") {
   CHECK(f->app == "app1");
   CHECK(f->deployment == "");
   CHECK(f->http_port == 0);
+  CHECK(f->grpc_port == 0);
   CHECK_FALSE(f->host.has_value());
   CHECK(f->port_file == "");
   CHECK(f->max_body_bytes == 16u * 1024 * 1024);
@@ -52,6 +53,10 @@ TEST_CASE("parseReplicaFlags: every flag, in both '--flag value' and '--flag=val
       {"--http-port", "8000", [](const ReplicaFlags& f) { CHECK(f.http_port == 8000); }},
       {"--http-port", "0", [](const ReplicaFlags& f) { CHECK(f.http_port == 0); }},
       {"--http-port", "65535", [](const ReplicaFlags& f) { CHECK(f.http_port == 65535); }},
+      {"--grpc-port", "40007", [](const ReplicaFlags& f) { CHECK(f.grpc_port == 40007); }},
+      {"--grpc-port", "0", [](const ReplicaFlags& f) { CHECK(f.grpc_port == 0); }},
+      {"--grpc-port", "none",
+       [](const ReplicaFlags& f) { CHECK(f.grpc_port == ReplicaFlags::kNoGrpc); }},
       {"--max-body-bytes", "1", [](const ReplicaFlags& f) { CHECK(f.max_body_bytes == 1); }},
       {"--max-body-bytes", "1073741824",
        [](const ReplicaFlags& f) { CHECK(f.max_body_bytes == 1073741824u); }},
@@ -140,6 +145,11 @@ TEST_CASE("parseReplicaFlags rejects bad command lines with the flag and rule in
       {withRequired({"--http-port", "70000"}),
        "--http-port=70000: expected an integer in [0, 65535]"},
       {withRequired({"--http-port=-1"}), "--http-port=-1: expected an integer in [0, 65535]"},
+      {withRequired({"--grpc-port=-1"}),
+       "--grpc-port=-1: expected an integer in [0, 65535] or \"none\""},
+      {withRequired({"--grpc-port=None"}),
+       "--grpc-port=None: expected an integer in [0, 65535] or \"none\""},
+      {withRequired({"--grpc-port"}), "--grpc-port: missing value (see --help)"},
       {withRequired({"--http-port=80x"}), "--http-port=80x: expected an integer in [0, 65535]"},
       {withRequired({"--http-port= 80"}), "--http-port= 80: expected an integer in [0, 65535]"},
       {withRequired({"--http-port=8.0"}), "--http-port=8.0: expected an integer in [0, 65535]"},

@@ -1,0 +1,229 @@
+#include "replica/frontend/grpc_frontend.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "common/uuid.h"
+#include "replica/frontend/kserve_grpc.h"
+#include "replica/frontend/wire_status.h"
+
+namespace serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// gRPC's deadline timer and our steady-clock copy of the deadline may disagree by a little; a
+// cancellation this close to the deadline is the deadline's.
+constexpr auto kDeadlineSlack = std::chrono::milliseconds(10);
+
+// As on the HTTP side: a client's request id is kept only when it is a sane token.
+bool acceptableRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) {
+    return false;
+  }
+  return std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+std::string formatSeconds(std::chrono::nanoseconds d) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(d.count()) / 1e9);
+  return std::string(buf, r.ptr);
+}
+
+// The call's gRPC deadline on the steady clock; max() when the client set none.
+Clock::time_point grpcDeadline(const grpc::ServerContext& ctx) {
+  auto deadline = ctx.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return Clock::time_point::max();
+  }
+  auto left = deadline - std::chrono::system_clock::now();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
+}  // namespace
+
+struct GrpcFrontend::Exchange {
+  Exchange(grpc::ServerContext& c, const char* m, bool logged = false)
+      : ctx(c), method(m), log(logged) {}
+
+  grpc::ServerContext& ctx;
+  const char* method;  // the RPC's name, a metrics label
+  bool log;            // probes (live/ready) stay out of the access log
+  Clock::time_point start = Clock::now();
+  std::string request_id;
+};
+
+GrpcFrontend::GrpcFrontend(GrpcFrontendOptions options, InferenceService& service,
+                           HealthMonitor& health, ReplicaMetrics& metrics, RequestLog& request_log)
+    : options_(options),
+      service_(service),
+      health_(health),
+      metrics_(metrics),
+      request_log_(request_log) {}
+
+grpc::Status GrpcFrontend::finish(Exchange& ex, grpc::Status status) {
+  double ms =
+      static_cast<double>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - ex.start).count()) /
+      1e6;
+  std::string code = grpcCodeName(status.error_code());
+  metrics_.recordGrpcRequest(ex.method, code, ms);
+  if (ex.log) {
+    std::string line = fmt::format("GRPC {} {} {:.3f}ms id={}", ex.method, code, ms,
+                                   ex.request_id.empty() ? "-" : ex.request_id);
+    // Logged at ERROR where HTTP would have answered 5xx.
+    switch (status.error_code()) {
+      case grpc::StatusCode::OK:
+      case grpc::StatusCode::INVALID_ARGUMENT:
+      case grpc::StatusCode::NOT_FOUND:
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+      case grpc::StatusCode::CANCELLED:
+        request_log_.info(line);
+        break;
+      default:
+        request_log_.error(line);
+        break;
+    }
+  }
+  return status;
+}
+
+Status GrpcFrontend::checkModel(const std::string& name, const std::string& version) const {
+  // Qualified: inside this class, ModelMetadata names the RPC.
+  const serve::ModelMetadata& meta = service_.model().metadata();
+  if (name != meta.name) {
+    return absl::NotFoundError("Unknown model '" + name + "'; this replica serves '" + meta.name +
+                               "'");
+  }
+  if (!version.empty() &&
+      std::find(meta.versions.begin(), meta.versions.end(), version) == meta.versions.end()) {
+    return absl::NotFoundError("Model '" + name + "' has no version '" + version + "'");
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status GrpcFrontend::ServerLive(grpc::ServerContext* ctx, const inference::ServerLiveRequest*,
+                                      inference::ServerLiveResponse* resp) {
+  Exchange ex{*ctx, "ServerLive"};
+  resp->set_live(true);
+  return finish(ex, grpc::Status::OK);
+}
+
+grpc::Status GrpcFrontend::ServerReady(grpc::ServerContext* ctx,
+                                       const inference::ServerReadyRequest*,
+                                       inference::ServerReadyResponse* resp) {
+  Exchange ex{*ctx, "ServerReady"};
+  resp->set_ready(health_.state() == HealthState::kHealthy);
+  return finish(ex, grpc::Status::OK);
+}
+
+grpc::Status GrpcFrontend::ModelReady(grpc::ServerContext* ctx,
+                                      const inference::ModelReadyRequest* req,
+                                      inference::ModelReadyResponse* resp) {
+  Exchange ex{*ctx, "ModelReady"};
+  if (Status st = checkModel(req->name(), req->version()); !st.ok()) {
+    metrics_.recordBadRequest("unknown_model");
+    return finish(ex, grpcStatusFor(st));
+  }
+  resp->set_ready(health_.state() == HealthState::kHealthy);
+  return finish(ex, grpc::Status::OK);
+}
+
+grpc::Status GrpcFrontend::ServerMetadata(grpc::ServerContext* ctx,
+                                          const inference::ServerMetadataRequest*,
+                                          inference::ServerMetadataResponse* resp) {
+  Exchange ex{*ctx, "ServerMetadata"};
+  // The same answer as GET /v2.
+  resp->set_name("serve-replica");
+  resp->set_version("0.1.0");
+  return finish(ex, grpc::Status::OK);
+}
+
+grpc::Status GrpcFrontend::ModelMetadata(grpc::ServerContext* ctx,
+                                         const inference::ModelMetadataRequest* req,
+                                         inference::ModelMetadataResponse* resp) {
+  Exchange ex(*ctx, "ModelMetadata", true);
+  if (Status st = checkModel(req->name(), req->version()); !st.ok()) {
+    metrics_.recordBadRequest("unknown_model");
+    return finish(ex, grpcStatusFor(st));
+  }
+  *resp = encodeModelMetadata(service_.model().metadata());
+  return finish(ex, grpc::Status::OK);
+}
+
+grpc::Status GrpcFrontend::ModelInfer(grpc::ServerContext* ctx,
+                                      const inference::ModelInferRequest* req,
+                                      inference::ModelInferResponse* resp) {
+  Exchange ex(*ctx, "ModelInfer", true);
+  // The request id: the message's `id`, else an `x-request-id` metadata entry, else a new
+  // UUID; sent back as `x-request-id` initial metadata like the HTTP header.
+  ex.request_id = req->id();
+  if (ex.request_id.empty()) {
+    auto it = ctx->client_metadata().find("x-request-id");
+    if (it != ctx->client_metadata().end() &&
+        acceptableRequestId(std::string_view(it->second.data(), it->second.size()))) {
+      ex.request_id.assign(it->second.data(), it->second.size());
+    } else {
+      ex.request_id = uuidV4();
+    }
+  }
+  ctx->AddInitialMetadata("x-request-id", ex.request_id);
+  return finish(ex, infer(ex, *req, *resp));
+}
+
+grpc::Status GrpcFrontend::infer(Exchange& ex, const inference::ModelInferRequest& req,
+                                 inference::ModelInferResponse& resp) {
+  if (Status st = checkModel(req.model_name(), req.model_version()); !st.ok()) {
+    metrics_.recordBadRequest("unknown_model");
+    return grpcStatusFor(st);
+  }
+  StatusOr<InferRequest> request = decodeModelInferRequest(req);
+  if (!request.ok()) {
+    metrics_.recordBadRequest("invalid_input");
+    return grpcStatusFor(request.status());
+  }
+  request->id = ex.request_id;
+
+  // Both deadlines count: the client's (grpc-timeout) and the deployment's request_timeout_s,
+  // whichever comes first.
+  const Clock::time_point client_deadline = grpcDeadline(ex.ctx);
+  Clock::time_point deadline = client_deadline;
+  if (options_.default_timeout.count() > 0) {
+    deadline = std::min(deadline, ex.start + options_.default_timeout);
+  }
+  // gRPC cancels a call whose deadline passed; that is the deadline, not a client that left,
+  // so it is left to infer()'s own deadline check.
+  grpc::ServerContext& ctx = ex.ctx;
+  auto client_gone = [&ctx, client_deadline] {
+    return ctx.IsCancelled() && Clock::now() + kDeadlineSlack < client_deadline;
+  };
+
+  const TensorEncoding encoding = requestEncoding(req);
+  StatusOr<InferResponse> result = service_.infer(*std::move(request), deadline, client_gone);
+  if (result.ok()) {
+    resp = encodeModelInferResponse(*result, encoding);
+    return grpc::Status::OK;
+  }
+  Status st = result.status();
+  if (absl::IsCancelled(st) && Clock::now() + kDeadlineSlack >= client_deadline) {
+    st = absl::DeadlineExceededError(st.message());  // cancelled by gRPC at the deadline
+  }
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      metrics_.recordBadRequest("invalid_input");
+      break;
+    case absl::StatusCode::kDeadlineExceeded: {
+      auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - ex.start);
+      st = absl::DeadlineExceededError("Request " + ex.request_id + " timed out after " +
+                                       formatSeconds(timeout) + "s.");
+      break;
+    }
+    default:
+      break;
+  }
+  return grpcStatusFor(st);
+}
+
+}  // namespace serve
