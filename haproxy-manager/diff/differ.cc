@@ -68,12 +68,6 @@ std::vector<ReloadReason> reloadReasons(const RoutingTable& running, const Routi
            absl::StrCat("application '", backend.application, "' needs ", backend.slots.size(),
                         " server slots (has ", old->slots.size(), ")")});
     }
-    if (backend.max_ongoing_requests != old->max_ongoing_requests) {
-      reasons.push_back(
-          {"limits_changed",
-           absl::StrCat("application '", backend.application, "': max_ongoing_requests ",
-                        old->max_ongoing_requests, " -> ", backend.max_ongoing_requests)});
-    }
   }
   for (const Backend& backend : running.backends) {
     if (desired.findBackend(backend.application) == nullptr) {
@@ -200,6 +194,14 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
     for (std::size_t i = 0; i < to.slots.size(); ++i) {
       std::vector<std::string> commands = slotCommands(name, i, from.slots[i], to.slots[i]);
       servers.insert(servers.end(), commands.begin(), commands.end());
+    }
+    // A new max_ongoing_requests is every slot's maxconn, changed in place (the rendered
+    // default-server line follows with the next write of the files).
+    if (from.max_ongoing_requests != to.max_ongoing_requests) {
+      for (std::size_t i = 0; i < to.slots.size(); ++i) {
+        servers.push_back(absl::StrCat("set maxconn server ", name, "/", slotName(i), " ",
+                                       to.max_ongoing_requests));
+      }
     }
   }
   if (routesJson(running) != routesJson(desired)) {

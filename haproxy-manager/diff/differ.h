@@ -2,9 +2,9 @@
 
 // (running table, desired table) -> plan. Pure. A plan is either runtime-API commands that turn
 // the running HAProxy into the desired one without a reload, or a reload with its reasons when
-// the structure changes (applications added or removed, slot capacity grown, per-server limits
-// or global settings changed). The same function repairs drift: pass the table observed from
-// HAProxy's `show servers state` and `show map` as `running`.
+// the structure changes (applications added or removed, slot capacity grown, or global settings
+// changed). Per-server limits (maxconn) change at runtime. The same function repairs drift: pass
+// the table observed from HAProxy's `show servers state` and `show map` as `running`.
 #include <string>
 #include <vector>
 
@@ -15,8 +15,8 @@ namespace serve::manager {
 // Why a reload is needed: `kind` is a short label for metrics, `text` the sentence for logs and
 // API replies.
 struct ReloadReason {
-  std::string kind;  // global | application_added | application_removed | slots_grown |
-                     // limits_changed (the manager adds runtime_error and restart)
+  std::string kind;  // global | application_added | application_removed | slots_grown
+                     // (the manager adds runtime_error and restart)
   std::string text;
 
   friend bool operator==(const ReloadReason&, const ReloadReason&) = default;

@@ -59,6 +59,8 @@ ReplicaSupervisor::ReplicaSupervisor(SupervisorOptions options, Manager& manager
       manager_(manager),
       http_ports_("HTTP", options_.replica_env.min_http_port, options_.replica_env.max_http_port,
                   options_.port_quarantine),
+      grpc_ports_("gRPC", options_.replica_env.min_grpc_port, options_.replica_env.max_grpc_port,
+                  options_.port_quarantine),
       gpus_(options_.gpu_count) {}
 
 ReplicaSupervisor::~ReplicaSupervisor() { stop(); }
@@ -97,6 +99,7 @@ void ReplicaSupervisor::adopt(const std::string& state_file) {
     r->spec = j.value("spec", "");
     r->pid = pid;
     r->http_port = j.value("http_port", 0);
+    r->grpc_port = j.value("grpc_port", 0);
     r->gpus = j.value("gpus", std::vector<int>{});
     r->gpu_amount = j.value("gpu_amount", 0.0);
     r->graceful_s = j.value("graceful_s", 20.0);
@@ -104,6 +107,9 @@ void ReplicaSupervisor::adopt(const std::string& state_file) {
     r->adopted = true;
     r->since = Clock::now();
     http_ports_.markInUse(r->http_port);
+    if (r->grpc_port > 0) {
+      grpc_ports_.markInUse(r->grpc_port);
+    }
     gpus_.reserve(r->gpus, r->gpu_amount);
     const std::string key = r->application + "/" + r->deployment;
     const std::size_t dot = r->id.rfind('.');
@@ -131,6 +137,7 @@ void ReplicaSupervisor::saveState() {
                         {"spec", r->spec},
                         {"pid", r->pid},
                         {"http_port", r->http_port},
+                        {"grpc_port", r->grpc_port},
                         {"gpus", r->gpus},
                         {"gpu_amount", r->gpu_amount},
                         {"graceful_s", r->graceful_s}});
@@ -332,14 +339,23 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
     scheduleRestart(r, messageOf(port.status()));
     return;
   }
+  StatusOr<int> grpc_port = grpc_ports_.allocate(Clock::now());
+  if (!grpc_port.ok()) {
+    http_ports_.release(*port, Clock::now());
+    spdlog::error("supervisor: cannot start {}: {}", r.id, messageOf(grpc_port.status()));
+    scheduleRestart(r, messageOf(grpc_port.status()));
+    return;
+  }
   StatusOr<std::vector<int>> gpus = gpus_.take(d.ray_actor_options.num_gpus);
   if (!gpus.ok()) {
     http_ports_.release(*port, Clock::now());
+    grpc_ports_.release(*grpc_port, Clock::now());
     spdlog::error("supervisor: cannot start {}: {}", r.id, messageOf(gpus.status()));
     scheduleRestart(r, messageOf(gpus.status()));
     return;
   }
   r.http_port = *port;
+  r.grpc_port = *grpc_port;
   r.gpus = *gpus;
   r.gpu_amount = d.ray_actor_options.num_gpus;
 
@@ -348,7 +364,8 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
   const std::string log_path = absl::StrCat(options_.log_dir, "/replica-", r.id, ".log");
   std::vector<std::string> args = {options_.replica_binary, "--config", config_path_, "--app",
                                    app.name, "--deployment", d.name, "--http-port",
-                                   std::to_string(r.http_port), "--log-dir", options_.log_dir,
+                                   std::to_string(r.http_port), "--grpc-port",
+                                   std::to_string(r.grpc_port), "--log-dir", options_.log_dir,
                                    // HAProxy stopped sending before SIGTERM: no need to linger.
                                    "--draining-period-s", "0"};
   // The environment: ours, plus the replica's threads and devices.
@@ -452,6 +469,8 @@ void ReplicaSupervisor::pollStarting(Replica& r) {
                    ? "127.0.0.1"
                    : options_.replica_env.http_host;
     reg.http_port = port > 0 ? port : r.http_port;
+    const auto grpc = ready.is_object() ? ready.find("grpc_port") : ready.end();
+    reg.grpc_port = grpc != ready.end() && grpc->is_number_integer() ? grpc->get<int>() : 0;
     reg.pid = static_cast<int>(r.pid);
     StatusOr<ApplyOutcome> outcome = manager_.registerReplica(reg);
     if (!outcome.ok()) {
@@ -547,9 +566,17 @@ void ReplicaSupervisor::onExit(Replica& r, int status) {
     }
   }
   if (bind_failure) {
-    spdlog::warn("supervisor: port {} is taken by another process; not using it again",
-                 r.http_port);
-    http_ports_.block(r.http_port);
+    // The replica names the flag of the port it could not bind; block that one.
+    const std::string log_path = absl::StrCat(options_.log_dir, "/replica-", r.id, ".log");
+    std::ifstream log(log_path);
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    const std::size_t grpc_at = text.rfind("--grpc-port");
+    const std::size_t http_at = text.rfind("--http-port");
+    const bool grpc =
+        grpc_at != std::string::npos && (http_at == std::string::npos || grpc_at > http_at);
+    const int taken = grpc ? r.grpc_port : r.http_port;
+    spdlog::warn("supervisor: port {} is taken by another process; not using it again", taken);
+    (grpc ? grpc_ports_ : http_ports_).block(taken);
   }
   releaseResources(r);
   if (r.retiring || stopping_) {
@@ -578,6 +605,9 @@ void ReplicaSupervisor::scheduleRestart(Replica& r, const std::string& why) {
 void ReplicaSupervisor::releaseResources(Replica& r) {
   if (r.http_port > 0 && http_ports_.inUse(r.http_port)) {
     http_ports_.release(r.http_port, Clock::now());
+  }
+  if (r.grpc_port > 0 && grpc_ports_.inUse(r.grpc_port)) {
+    grpc_ports_.release(r.grpc_port, Clock::now());
   }
   if (!r.gpus.empty()) {
     gpus_.give(r.gpus, r.gpu_amount);

@@ -74,6 +74,7 @@ class ReplicaSupervisor {
     int out_fd = -1;
     std::string out;
     int http_port = 0;
+    int grpc_port = 0;
     std::vector<int> gpus;
     double gpu_amount = 0;
     double graceful_s = 20;
@@ -111,6 +112,7 @@ class ReplicaSupervisor {
   std::string saved_state_;
 
   PortAllocator http_ports_;
+  PortAllocator grpc_ports_;
   GpuPool gpus_;
   std::thread thread_;
 };

@@ -150,13 +150,14 @@ std::vector<Case> cases() {
                  {"application 'a' needs 32 server slots (has 16)"}});
 
   {
-    RoutingTable limits = base;
-    limits.backends[0].max_ongoing_requests = 8;
-    out.push_back({"a per-server limit change reloads",
-                   base,
+    RoutingTable limits = table({backend("a", "/a", {active("a-1", 30000)}, 2)});
+    RoutingTable raised = limits;
+    raised.backends[0].max_ongoing_requests = 8;
+    out.push_back({"a per-server limit change is applied in place, no reload",
                    limits,
-                   {},
-                   {"application 'a': max_ongoing_requests 5 -> 8"}});
+                   raised,
+                   {"set maxconn server http-a/slot1 8", "set maxconn server http-a/slot2 8"},
+                   {}});
   }
 
   {
@@ -202,7 +203,7 @@ TEST_CASE("differ: reload reasons carry a kind for metrics") {
   for (const ReloadReason& r : diff(base, changed).reload_reasons) {
     kinds.push_back(r.kind);
   }
-  CHECK(kinds == Lines{"global", "slots_grown", "limits_changed", "application_added"});
+  CHECK(kinds == Lines{"global", "slots_grown", "application_added"});
   CHECK(diff(changed, base).reload_reasons.back() ==
         ReloadReason{"application_removed", "application 'b' removed"});
 }
