@@ -120,6 +120,21 @@ int maxconnForFdLimit(int maxconn) {
   return fitted;
 }
 
+// The registrations as status() shows them and the state file keeps them.
+nlohmann::json registrationsJson(const std::map<std::string, ReplicaRegistration>& replicas) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [id, r] : replicas) {
+    out.push_back({{"replica_id", id},
+                   {"application", r.application},
+                   {"deployment", r.deployment},
+                   {"host", r.host},
+                   {"http_port", r.http_port},
+                   {"grpc_port", r.grpc_port},
+                   {"pid", r.pid}});
+  }
+  return out;
+}
+
 }  // namespace
 
 Manager::Manager(ManagerOptions options, ServeConfig config)
@@ -806,16 +821,7 @@ nlohmann::json Manager::status() const {
                     {"slot_capacity", backend.slots.size()},
                     {"slots", slots}});
   }
-  nlohmann::json replicas = nlohmann::json::array();
-  for (const auto& [id, r] : replicas_) {
-    replicas.push_back({{"replica_id", id},
-                        {"application", r.application},
-                        {"deployment", r.deployment},
-                        {"host", r.host},
-                        {"http_port", r.http_port},
-                        {"grpc_port", r.grpc_port},
-                        {"pid", r.pid}});
-  }
+  const nlohmann::json replicas = registrationsJson(replicas_);
   return {{"haproxy", {{"master_pid", haproxy_->masterPid()}}},
           {"config", config_->source},
           {"draining", draining_},
@@ -828,16 +834,7 @@ nlohmann::json Manager::status() const {
 
 // Under mu_.
 void Manager::saveState() {
-  nlohmann::json replicas = nlohmann::json::array();
-  for (const auto& [id, r] : replicas_) {
-    replicas.push_back({{"replica_id", id},
-                        {"application", r.application},
-                        {"deployment", r.deployment},
-                        {"host", r.host},
-                        {"http_port", r.http_port},
-                        {"grpc_port", r.grpc_port},
-                        {"pid", r.pid}});
-  }
+  const nlohmann::json replicas = registrationsJson(replicas_);
   const std::string text =
       nlohmann::json{{"haproxy_master_pid", haproxy_->masterPid()}, {"replicas", replicas}}.dump();
   if (text == saved_state_) {

@@ -9,19 +9,6 @@
 namespace serve::testing {
 namespace {
 
-std::string runShell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
-    out.append(buf, n);
-  }
-  ::pclose(pipe);
-  return out;
-}
-
 TEST_CASE("manager: HAProxy's own answers are exact") {
   for (const HaproxyBinary& haproxy : haproxyBinaries()) {
     CAPTURE(haproxy.version);
@@ -86,7 +73,7 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
 
     // socat on the admin socket, exactly as the Ray Serve docs show it.
     const std::string stat =
-        runShell("echo \"show stat\" | socat stdio " + m->adminSocket() + " 2>&1");
+        runShell("echo \"show stat\" | socat stdio " + m->adminSocket()).second;
     CHECK(stat.rfind("# pxname,svname,", 0) == 0);
     CHECK(stat.find("\nhttp-app,slot1,") != std::string::npos);
 

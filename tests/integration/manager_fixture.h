@@ -4,6 +4,8 @@
 // HAProxy) on free loopback ports, real serve-replica processes, and a client that keeps
 // sending requests in the background and counts what came back.
 #include <doctest/doctest.h>
+#include <stdio.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <map>
@@ -112,6 +114,20 @@ inline int occupiedSlots(ManagerProcess& m, const std::string& app) {
     }
   }
   return -1;
+}
+
+// Runs a shell command; its exit status and everything it printed (stderr included).
+inline std::pair<int, std::string> runShell(const std::string& command) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
+    out.append(buf, n);
+  }
+  const int rc = ::pclose(pipe);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
 }
 
 // Sends POST requests in a loop on `threads` threads until stopped; counts statuses.

@@ -107,18 +107,8 @@ TEST_CASE("manager: the CLI drains the node and waits for requests in progress")
       std::string("RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S=0.5 RAY_SERVE_HAPROXY_CONTROL_PORT=") +
       std::to_string(m->controlPort()) + " RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=" + m->configFile() +
       " RAY_SERVE_HAPROXY_SOCKET_PATH=" + m->adminSocket() + " " + SERVE_MANAGER_BINARY + " ";
-  auto run = [&](const std::string& args) {
-    FILE* pipe = ::popen((cli + args + " 2>&1").c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    std::string out;
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
-      out.append(buf, n);
-    }
-    const int rc = ::pclose(pipe);
-    return std::make_pair(WEXITSTATUS(rc), out);
-  };
+  auto run = [&](const std::string& args) { return runShell(cli + args); };
+
   CHECK(m->status()["in_flight"] == 0);
   CHECK(run("routes") == std::make_pair(0, std::string(R"({"/app":"app","/slow":"slow"})"
                                                        "\n")));

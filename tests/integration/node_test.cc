@@ -34,6 +34,17 @@ int argmax(const nlohmann::json& values) {
   return best;
 }
 
+// One application `app` at /app whose deployment `d` is `deployment` (a YAML flow mapping body).
+std::string oneAppConfig(const std::string& deployment) {
+  return "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+         "applications:\n"
+         "  - name: app\n"
+         "    route_prefix: /app\n"
+         "    deployments:\n"
+         "      - {name: d, " +
+         deployment + "}\n";
+}
+
 std::unique_ptr<ManagerProcess> startNode(const std::string& config_yaml,
                                           const std::string& config_path = "",
                                           std::map<std::string, std::string> env = {}) {
@@ -129,13 +140,7 @@ TEST_CASE("node: a replica killed with SIGKILL under load is restarted into its 
 }
 
 TEST_CASE("node: with two replicas, one killed under load costs at most the requests inside it") {
-  const std::string two =
-      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
-      "applications:\n"
-      "  - name: app\n"
-      "    route_prefix: /app\n"
-      "    deployments:\n"
-      "      - {name: d, num_replicas: 2, model: {kind: noop, name: echo}}\n";
+  const std::string two = oneAppConfig("num_replicas: 2, model: {kind: noop, name: echo}");
   auto m = startNode(two);
   REQUIRE(eventually([&] { return allServing(*m, "app", 2); }));
   BackgroundClient load(m->url("/app"), 2);
@@ -152,13 +157,7 @@ TEST_CASE("node: with two replicas, one killed under load costs at most the requ
 }
 
 TEST_CASE("node: a manager killed with SIGKILL under load is adopted by the next one") {
-  const std::string two =
-      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
-      "applications:\n"
-      "  - name: app\n"
-      "    route_prefix: /app\n"
-      "    deployments:\n"
-      "      - {name: d, num_replicas: 2, model: {kind: noop, name: echo}}\n";
+  const std::string two = oneAppConfig("num_replicas: 2, model: {kind: noop, name: echo}");
   auto m = startNode(two);
   REQUIRE(eventually([&] { return allServing(*m, "app", 2); }));
   const int master = m->status()["haproxy"]["master_pid"].get<int>();
@@ -202,13 +201,7 @@ TEST_CASE("node: a killed HAProxy master is back and routing within 2 s") {
 
 TEST_CASE("node: a rolling deploy under load has no non-2xx answer and retires the old replicas") {
   const std::string v1 =
-      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
-      "applications:\n"
-      "  - name: app\n"
-      "    route_prefix: /app\n"
-      "    deployments:\n"
-      "      - {name: d, num_replicas: 2, max_ongoing_requests: 8, model: {kind: noop, name: "
-      "echo}}\n";
+      oneAppConfig("num_replicas: 2, max_ongoing_requests: 8, model: {kind: noop, name: echo}");
   std::string v2 = v1;
   v2.replace(v2.find("max_ongoing_requests: 8"), 23, "max_ongoing_requests: 6");
   auto m = startNode(v1);
@@ -251,14 +244,8 @@ TEST_CASE("node: bad configs are refused before anything changes") {
   const auto before = processes(*m, "app");
   const int worker = m->workerPid();
 
-  const std::string gpu_hungry =
-      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
-      "applications:\n"
-      "  - name: app\n"
-      "    route_prefix: /app\n"
-      "    deployments:\n"
-      "      - {name: d, num_replicas: 2, ray_actor_options: {num_gpus: 1}, model: {kind: noop, "
-      "name: echo}}\n";
+  const std::string gpu_hungry = oneAppConfig(
+      "num_replicas: 2, ray_actor_options: {num_gpus: 1}, model: {kind: noop, name: echo}");
   HttpResult r = m->deploy(gpu_hungry);
   CHECK(r.status == 409);
   CHECK(r.body.find("the config needs 2 GPUs (app.d: 2 replicas x 1) but this node has 0") !=
