@@ -584,6 +584,12 @@ void ReplicaSupervisor::onExit(Replica& r, int status) {
     r.state = State::kStopping;  // erased by reap()
     return;
   }
+  if (bind_failure) {
+    // Not a crash: someone else holds the port. Try again at once on another one.
+    r.state = State::kBackoff;
+    r.next_start = Clock::now();
+    return;
+  }
   ++restarts_total_;
   manager_.recordReplicaRestart();
   scheduleRestart(r, absl::StrCat("exited unexpectedly (", how, ")"));

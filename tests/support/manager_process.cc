@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
 
 namespace serve::testing {
@@ -96,10 +97,19 @@ std::string ManagerProcess::expand(const std::string& yaml) const {
 }
 
 bool ManagerProcess::start(std::chrono::milliseconds timeout) {
-  http_port_ = freeListenerPort();
-  metrics_port_ = freeListenerPort();
-  stats_port_ = freeListenerPort();
-  control_port_ = freeListenerPort();
+  // Four different ports (a port released by the probe can come back on the next probe).
+  std::set<int> taken;
+  auto pick = [&] {
+    int port = freeListenerPort();
+    while (!taken.insert(port).second) {
+      port = freeListenerPort();
+    }
+    return port;
+  };
+  http_port_ = pick();
+  metrics_port_ = pick();
+  stats_port_ = pick();
+  control_port_ = pick();
   const std::string config = options_.config_path.empty()
                                  ? dir_.write("serve.yaml", expand(options_.config_yaml))
                                  : options_.config_path;
@@ -213,6 +223,9 @@ std::unique_ptr<ReplicaProcess> startTestReplica(const std::string& config_yaml,
   o.env = std::move(env);
   o.env.emplace("RAY_SERVE_LOG_TO_STDERR", "0");
   o.env.emplace("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "0");
+  // No gRPC listener: these replicas are registered for HTTP only, and leaving the gRPC range
+  // to the manager's own replicas keeps the tests from competing for its ports.
+  o.extra_args = {"--grpc-port", "none"};
   auto replica = std::make_unique<ReplicaProcess>(o);
   if (!replica->start()) {
     return nullptr;
