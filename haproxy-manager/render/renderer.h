@@ -25,11 +25,11 @@ inline constexpr char kError408File[] = "408.http";
 inline constexpr char kError503File[] = "503.http";
 
 // The files HAProxy reads besides haproxy.cfg, by name; they live in GlobalSettings::state_dir.
-inline constexpr char kRoutesExactMap[] = "routes_exact.map";    // prefix -> backend
-inline constexpr char kRoutesPrefixMap[] = "routes_prefix.map";  // prefix + "/" -> backend
-inline constexpr char kModelsMap[] = "models.map";               // KServe model name -> backend
+inline constexpr char kRoutesExactMap[] = "routes_exact.map";      // prefix -> backend
+inline constexpr char kRoutesPrefixMap[] = "routes_prefix.map";    // prefix + "/" -> backend
+inline constexpr char kModelsMap[] = "models.map";                 // KServe model name -> backend
 inline constexpr char kRoutesRewriteMap[] = "routes_rewrite.map";  // prefix -> replica path
-inline constexpr char kNodeMap[] = "node.map";                   // draining, routes JSON
+inline constexpr char kNodeMap[] = "node.map";                     // draining, routes JSON
 inline constexpr char kServerStateFile[] = "server-state";
 // prefix + "/" -> prefix: the `route` label of the ingress request metrics, looked up with
 // path + "/" so that the prefix itself and every path below it find the prefix.
