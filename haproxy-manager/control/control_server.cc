@@ -129,6 +129,9 @@ ControlServer::ControlServer(Manager& manager, std::string token, ControlHooks h
       token_(std::move(token)),
       hooks_(std::move(hooks)),
       server_(std::make_unique<httplib::Server>()) {
+  // HAProxy keeps its connection for /metrics/manager open between scrapes; stop() waits for
+  // idle keep-alive connections to time out, so keep that wait short.
+  server_->set_keep_alive_timeout(1);
   routes();
 }
 
