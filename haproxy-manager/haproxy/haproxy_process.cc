@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/unique_fd.h"
 
 extern char** environ;
 
@@ -31,21 +32,7 @@ using std::chrono::milliseconds;
 constexpr milliseconds kPollInterval(20);
 constexpr const char* kBinaryVariable = "RAY_SERVE_HAPROXY_BINARY_PATH";
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 Status errnoStatus(const std::string& what, int err) {
   return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", std::strerror(err)));

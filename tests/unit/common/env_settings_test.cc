@@ -7,20 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/env_lookup.h"
+
 namespace serve {
 namespace {
 
-using Vars = std::map<std::string, std::string>;
-
-EnvLookup envFrom(Vars vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) {
-      return std::nullopt;
-    }
-    return it->second;
-  };
-}
+using serve::testing::envFrom;
+using serve::testing::Vars;
 
 ReplicaEnv readOk(const Vars& vars) {
   StatusOr<ReplicaEnv> env = readReplicaEnv(envFrom(vars));

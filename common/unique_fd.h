@@ -1,0 +1,24 @@
+#pragma once
+
+// Owns a file descriptor and closes it on destruction. Move-only in spirit: not copyable.
+#include <unistd.h>
+
+namespace serve {
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace serve
