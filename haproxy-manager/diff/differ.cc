@@ -38,6 +38,7 @@ std::vector<std::string> changedGlobals(const GlobalSettings& a, const GlobalSet
       a.observe_mark_down != b.observe_mark_down || a.observe_error_limit != b.observe_error_limit,
       "observe layer4");
   check(a.http_host != b.http_host || a.http_port != b.http_port, "HTTP listener");
+  check(a.grpc_port != b.grpc_port, "gRPC listener");
   check(a.metrics_port != b.metrics_port, "metrics port");
   check(a.stats_port != b.stats_port, "stats port");
   check(a.control_port != b.control_port, "control port");
@@ -92,9 +93,10 @@ std::string addrCommand(const std::string& backend, std::size_t index, const Slo
 }  // namespace
 
 std::vector<std::string> slotCommands(const std::string& backend, std::size_t index,
-                                      const Slot& from, const Slot& to) {
+                                      const Slot& from, const Slot& to, Health health) {
   const bool from_free = from.state == SlotState::kFree;
-  const bool same_endpoint = !from_free && from.endpoint == to.endpoint;
+  const bool same_endpoint =
+      !from_free && from.endpoint.host == to.endpoint.host && from.endpoint.port == to.endpoint.port;
   std::vector<std::string> out;
   switch (to.state) {
     case SlotState::kFree:
@@ -116,8 +118,11 @@ std::vector<std::string> slotCommands(const std::string& backend, std::size_t in
       out.push_back(addrCommand(backend, index, to));
       out.push_back(setServer(backend, index, "state ready"));
       // Leaving maintenance restarts checks from DOWN; the replica said it is ready, so it
-      // takes traffic now. A failing check still takes it out after `fall` probes.
-      out.push_back(setServer(backend, index, "health up"));
+      // takes traffic now. A failing check still takes it out after `fall` probes. A tracking
+      // server has the health of the server it tracks, which this just set.
+      if (health == Health::kChecked) {
+        out.push_back(setServer(backend, index, "health up"));
+      }
       break;
     case SlotState::kDraining:
       if (same_endpoint) {
@@ -191,16 +196,30 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
       additions.push_back(
           absl::StrCat("add map ", rewrite_map, " ", exactRouteKey(to), " ", replicaInferPath(to)));
     }
+    // HTTP slots first: a gRPC slot takes its health from the HTTP slot it tracks.
+    const std::string grpc_name = grpcBackendName(to);
+    const bool grpc = g.grpc_port > 0;
     for (std::size_t i = 0; i < to.slots.size(); ++i) {
       std::vector<std::string> commands = slotCommands(name, i, from.slots[i], to.slots[i]);
       servers.insert(servers.end(), commands.begin(), commands.end());
     }
+    for (std::size_t i = 0; grpc && i < to.slots.size(); ++i) {
+      std::vector<std::string> commands = slotCommands(
+          grpc_name, i, grpcSlot(from.slots[i]), grpcSlot(to.slots[i]), Health::kTracked);
+      servers.insert(servers.end(), commands.begin(), commands.end());
+    }
     // A new max_ongoing_requests is every slot's maxconn, changed in place (the rendered
-    // default-server line follows with the next write of the files).
+    // default-server line follows with the next write of the files). The replica enforces the
+    // one limit for both protocols; HAProxy holds each protocol to it.
     if (from.max_ongoing_requests != to.max_ongoing_requests) {
-      for (std::size_t i = 0; i < to.slots.size(); ++i) {
-        servers.push_back(absl::StrCat("set maxconn server ", name, "/", slotName(i), " ",
-                                       to.max_ongoing_requests));
+      for (const std::string& backend_name : {name, grpc_name}) {
+        if (backend_name == grpc_name && !grpc) {
+          continue;
+        }
+        for (std::size_t i = 0; i < to.slots.size(); ++i) {
+          servers.push_back(absl::StrCat("set maxconn server ", backend_name, "/", slotName(i),
+                                         " ", to.max_ongoing_requests));
+        }
       }
     }
   }

@@ -34,9 +34,15 @@ struct Plan {
 // removals, then server changes (backends and slots in order), then map additions.
 Plan diff(const RoutingTable& running, const RoutingTable& desired);
 
+// How a server's health is known: its own checks (HTTP slots), or by tracking another server
+// (gRPC slots follow the HTTP slot of the same replica; HAProxy refuses `health` on them).
+enum class Health { kChecked, kTracked };
+
 // The runtime commands for one slot going from `from` to `to` (empty when nothing changes for
-// HAProxy). Exposed for the tests and the drift repair counters.
+// HAProxy). Only the endpoint's host and port are compared: pass a gRPC slot as grpcSlot().
+// Exposed for the tests and the drift repair counters.
 std::vector<std::string> slotCommands(const std::string& backend, std::size_t index,
-                                      const Slot& from, const Slot& to);
+                                      const Slot& from, const Slot& to,
+                                      Health health = Health::kChecked);
 
 }  // namespace serve::manager

@@ -19,6 +19,12 @@ std::size_t slotCapacity(std::size_t used, std::size_t min_slots) {
 
 namespace {
 
+// Where HAProxy reaches a replica; its gRPC port only matters when the node listens for gRPC.
+Endpoint endpointOf(const DesiredInputs& inputs, const ReplicaRegistration& replica) {
+  return Endpoint{replica.host, replica.http_port,
+                  inputs.global.grpc_port > 0 ? replica.grpc_port : 0};
+}
+
 Backend buildBackend(const DesiredInputs& inputs, const ApplicationSpec& app,
                      const Backend* previous,
                      const std::vector<const ReplicaRegistration*>& replicas) {
@@ -46,7 +52,7 @@ Backend buildBackend(const DesiredInputs& inputs, const ApplicationSpec& app,
     }
     auto it = wanted.find(slot.replica_id);
     const bool same_endpoint =
-        it != wanted.end() && Endpoint{it->second->host, it->second->http_port} == slot.endpoint;
+        it != wanted.end() && endpointOf(inputs, *it->second) == slot.endpoint;
     if (same_endpoint) {
       slot.state = SlotState::kActive;  // keeps serving, or comes back from draining
       wanted.erase(it);
@@ -74,7 +80,7 @@ Backend buildBackend(const DesiredInputs& inputs, const ApplicationSpec& app,
     while (backend.slots[next].state != SlotState::kFree) {
       ++next;
     }
-    backend.slots[next] = Slot{SlotState::kActive, id, Endpoint{replica->host, replica->http_port}};
+    backend.slots[next] = Slot{SlotState::kActive, id, endpointOf(inputs, *replica)};
   }
   return backend;
 }

@@ -17,6 +17,10 @@ const Backend* RoutingTable::findBackend(const std::string& application) const {
 
 std::string backendName(const Backend& backend) { return kBackendNamePrefix + backend.application; }
 
+std::string grpcBackendName(const Backend& backend) {
+  return kGrpcBackendNamePrefix + backend.application;
+}
+
 std::string slotName(std::size_t index) { return absl::StrCat("slot", index + 1); }
 
 std::string routesJson(const RoutingTable& table) {
@@ -35,6 +39,15 @@ std::string routesJson(const RoutingTable& table) {
   }
   out += "}";
   return out;
+}
+
+Slot grpcSlot(const Slot& slot) {
+  if (slot.state == SlotState::kFree || slot.endpoint.grpc_port == 0) {
+    return Slot{};
+  }
+  Slot view = slot;
+  view.endpoint.port = slot.endpoint.grpc_port;
+  return view;
 }
 
 }  // namespace serve::manager

@@ -47,6 +47,7 @@ struct GlobalSettings {
   // listeners
   std::string http_host = "0.0.0.0";
   int http_port = 8000;
+  int grpc_port = 9000;  // h2c gRPC frontend (grpc_options.port); 0: no gRPC listener or backends
   int metrics_port = 9101;
   int stats_port = 8404;
   int control_port = 8405;  // where HAProxy forwards /metrics/manager
@@ -54,10 +55,11 @@ struct GlobalSettings {
   friend bool operator==(const GlobalSettings&, const GlobalSettings&) = default;
 };
 
-// One replica's HTTP endpoint as HAProxy dials it.
+// One replica's endpoints as HAProxy dials them: HTTP at host:port, gRPC at host:grpc_port.
 struct Endpoint {
   std::string host;
   int port = 0;
+  int grpc_port = 0;  // 0: the replica serves no gRPC; its gRPC slot stays in maintenance
 
   friend auto operator<=>(const Endpoint&, const Endpoint&) = default;
 };
@@ -76,7 +78,9 @@ struct Slot {
   friend bool operator==(const Slot&, const Slot&) = default;
 };
 
-// One application: its HTTP backend and how requests find it.
+// One application: its HTTP backend, its gRPC backend (when the node has a gRPC listener) and
+// how requests find them. Both backends have the same slots: slot i of "grpc-<app>" is the gRPC
+// port of the replica in slot i of "http-<app>", and tracks that server's health.
 struct Backend {
   std::string application;       // checked by validateName()
   std::string route_prefix;      // checked by validateRoutePrefix()
@@ -99,10 +103,16 @@ struct RoutingTable {
 
 // HAProxy names, spelled in one place.
 inline constexpr char kBackendNamePrefix[] = "http-";
-std::string backendName(const Backend& backend);  // "http-<application>"
+inline constexpr char kGrpcBackendNamePrefix[] = "grpc-";
+std::string backendName(const Backend& backend);      // "http-<application>"
+std::string grpcBackendName(const Backend& backend);  // "grpc-<application>"
 std::string slotName(std::size_t index);          // "slot<index+1>"
 
 // The /-/routes body: {"<prefix>":"<application>",...}, prefixes in sorted order.
 std::string routesJson(const RoutingTable& table);
+
+// Slot i of the gRPC backend, seen as a slot of its own: the replica's gRPC port as the endpoint
+// port, and free when the slot is free or the replica serves no gRPC.
+Slot grpcSlot(const Slot& slot);
 
 }  // namespace serve::manager

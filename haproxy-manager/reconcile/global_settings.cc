@@ -38,6 +38,7 @@ GlobalSettings globalSettings(const ManagerEnv& env, const ServeConfig& config) 
   g.observe_error_limit = env.observe_error_limit;
   g.http_host = config.http_options.host;
   g.http_port = config.http_options.port;
+  g.grpc_port = config.grpc_options.port;
   g.metrics_port = env.metrics_port;
   g.stats_port = env.stats_port;
   g.control_port = env.control_port;

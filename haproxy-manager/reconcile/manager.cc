@@ -658,12 +658,21 @@ std::set<SlotRef> Manager::idleDrainingSlots() {
     if (backend == nullptr) {
       continue;
     }
-    const std::string name = backendName(*backend);
+    // Idle on both protocols: the HTTP server is listed, and no server of the slot has a
+    // request in progress or queued.
+    const std::string http = backendName(*backend);
+    const std::string grpc = grpcBackendName(*backend);
     const std::string server = slotName(ref.second);
+    bool listed = false;
+    bool busy = false;
     for (const StatRow& row : *rows) {
-      if (row.proxy == name && row.server == server && row.scur == 0 && row.qcur == 0) {
-        idle.insert(ref);
+      if ((row.proxy == http || row.proxy == grpc) && row.server == server) {
+        listed = listed || row.proxy == http;
+        busy = busy || row.scur != 0 || row.qcur != 0;
       }
+    }
+    if (listed && !busy) {
+      idle.insert(ref);
     }
   }
   return idle;
@@ -739,6 +748,13 @@ void Manager::repairDrift() {
     repairs += want.model_name != seen.model_name ? 1 : 0;
     for (std::size_t i = 0; i < want.slots.size(); ++i) {
       repairs += slotCommands(backendName(want), i, seen.slots[i], want.slots[i]).empty() ? 0 : 1;
+      if (running_.global.grpc_port > 0) {
+        repairs += slotCommands(grpcBackendName(want), i, grpcSlot(seen.slots[i]),
+                                grpcSlot(want.slots[i]), Health::kTracked)
+                           .empty()
+                       ? 0
+                       : 1;
+      }
     }
   }
   spdlog::warn("haproxy-manager: HAProxy drifted from the routing table ({} repair(s)): {}",
@@ -802,6 +818,7 @@ nlohmann::json Manager::status() const {
   }
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json apps = nlohmann::json::array();
+  const bool grpc = running_snapshot_.global.grpc_port > 0;
   for (const Backend& backend : running_snapshot_.backends) {
     nlohmann::json slots = nlohmann::json::array();
     for (std::size_t i = 0; i < backend.slots.size(); ++i) {
@@ -809,17 +826,26 @@ nlohmann::json Manager::status() const {
       if (slot.state == SlotState::kFree) {
         continue;
       }
-      slots.push_back({{"slot", slotName(i)},
-                       {"state", slotStateName(slot.state)},
-                       {"replica_id", slot.replica_id},
-                       {"address", serverAddress(slot)}});
+      nlohmann::json entry = {{"slot", slotName(i)},
+                              {"state", slotStateName(slot.state)},
+                              {"replica_id", slot.replica_id},
+                              {"address", serverAddress(slot)}};
+      if (grpc) {
+        const Slot view = grpcSlot(slot);
+        entry["grpc_address"] = view.state == SlotState::kFree ? "" : serverAddress(view);
+      }
+      slots.push_back(std::move(entry));
     }
-    apps.push_back({{"name", backend.application},
-                    {"route_prefix", backend.route_prefix},
-                    {"model", backend.model_name},
-                    {"backend", backendName(backend)},
-                    {"slot_capacity", backend.slots.size()},
-                    {"slots", slots}});
+    nlohmann::json app = {{"name", backend.application},
+                          {"route_prefix", backend.route_prefix},
+                          {"model", backend.model_name},
+                          {"backend", backendName(backend)},
+                          {"slot_capacity", backend.slots.size()},
+                          {"slots", slots}};
+    if (grpc) {
+      app["grpc_backend"] = grpcBackendName(backend);
+    }
+    apps.push_back(std::move(app));
   }
   const nlohmann::json replicas = registrationsJson(replicas_);
   return {{"haproxy", {{"master_pid", haproxy_->masterPid()}}},

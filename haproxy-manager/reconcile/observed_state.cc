@@ -6,6 +6,8 @@ namespace serve::manager {
 
 namespace {
 
+using ServerIndex = std::map<std::pair<std::string, std::string>, const ObservedServer*>;
+
 // The key mapped to `backend` in a map, or "" when HAProxy has none (or several: ambiguous).
 std::string keyFor(const ObservedMaps& maps, const std::string& file, const std::string& backend,
                    bool* reported) {
@@ -26,12 +28,27 @@ std::string keyFor(const ObservedMaps& maps, const std::string& file, const std:
   return count == 1 ? found : "";
 }
 
+// The gRPC server of an in-service slot: its port becomes the slot's gRPC port, or 0 (a free
+// gRPC slot) when it is out of service or does not point at the replica's host. It tracks the
+// HTTP server, so a drain it did not inherit from that server was set by hand.
+void observeGrpcSlot(const ServerIndex& by_name, const std::string& grpc_backend, std::size_t i,
+                     Slot* slot) {
+  auto it = by_name.find({grpc_backend, slotName(i)});
+  if (it == by_name.end()) {
+    return;
+  }
+  const ObservedServer& server = *it->second;
+  const bool stray_drain = server.draining && slot->state == SlotState::kActive;
+  const bool in_service = !server.maintenance && !stray_drain && server.addr == slot->endpoint.host;
+  slot->endpoint.grpc_port = in_service ? server.port : 0;
+}
+
 }  // namespace
 
 RoutingTable observedTable(const RoutingTable& running, const std::vector<ObservedServer>& servers,
                            const ObservedMaps& maps) {
   RoutingTable observed = running;
-  std::map<std::pair<std::string, std::string>, const ObservedServer*> by_name;
+  ServerIndex by_name;
   for (const ObservedServer& server : servers) {
     by_name[{server.backend, server.server}] = &server;
   }
@@ -51,9 +68,15 @@ RoutingTable observedTable(const RoutingTable& running, const std::vector<Observ
         continue;
       }
       slot.state = server.draining ? SlotState::kDraining : SlotState::kActive;
-      slot.endpoint = Endpoint{server.addr, server.port};
-      if (expected.state == SlotState::kFree || !(expected.endpoint == slot.endpoint)) {
+      slot.endpoint.host = server.addr;
+      slot.endpoint.port = server.port;
+      if (expected.state == SlotState::kFree || expected.endpoint.host != server.addr ||
+          expected.endpoint.port != server.port) {
         slot.replica_id = "";  // not the replica the manager put there
+        slot.endpoint.grpc_port = 0;
+      }
+      if (g.grpc_port > 0) {
+        observeGrpcSlot(by_name, grpcBackendName(backend), i, &slot);
       }
     }
     bool reported = false;

@@ -100,6 +100,23 @@ mustache::data backendData(const RoutingTable& table, const Backend& backend) {
   }
   data.set("servers", servers);
   data.set("free_slots", free_slots);
+
+  // The gRPC backend lists every slot (a `track` argument names one server, so no templates);
+  // free, draining and gRPC-less slots start disabled, as the HTTP ones do.
+  data.set("grpc_backend", grpcBackendName(backend));
+  mustache::data grpc_servers{mustache::data::type::list};
+  for (std::size_t i = 0; i < backend.slots.size(); ++i) {
+    const Slot& slot = backend.slots[i];
+    const Slot view = slot.state == SlotState::kActive ? grpcSlot(slot) : Slot{};
+    mustache::data server;
+    server.set("name", slotName(i));
+    server.set("address", serverAddress(view));
+    if (view.state == SlotState::kFree) {
+      server.set("disabled", true);
+    }
+    grpc_servers << server;
+  }
+  data.set("grpc_servers", grpc_servers);
   return data;
 }
 
@@ -154,6 +171,19 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   if (!g.ingress_log_socket.empty()) {
     data.set("ingress_log", true);
     data.set("ingress_log_socket", g.ingress_log_socket);
+  }
+
+  if (g.grpc_port > 0) {
+    data.set("grpc", true);
+    data.set("grpc_port", std::to_string(g.grpc_port));
+    std::string apps;
+    for (const Backend& backend : table.backends) {
+      absl::StrAppend(&apps, apps.empty() ? "" : ", ", backend.application);
+    }
+    data.set("grpc_apps", apps);
+    if (table.backends.size() == 1) {
+      data.set("grpc_default", grpcBackendName(table.backends.front()));
+    }
   }
 
   mustache::data backends{mustache::data::type::list};

@@ -15,6 +15,7 @@ inline GlobalSettings testGlobal() {
   g.timeout_server_s = 31;
   g.timeout_queue_s = 30;
   g.timeout_connect_s = 5;
+  g.grpc_port = 0;  // HTTP only; the gRPC tests turn it on
   return g;
 }
 
@@ -27,6 +28,12 @@ inline Slot draining(const std::string& id, int port, const std::string& host = 
 }
 
 inline Slot freeSlot() { return Slot{}; }
+
+// `slot` with the replica's gRPC port set.
+inline Slot withGrpc(Slot slot, int grpc_port) {
+  slot.endpoint.grpc_port = grpc_port;
+  return slot;
+}
 
 // A backend with `capacity` slots; `used` fills the first slots in order.
 inline Backend backend(const std::string& app, const std::string& prefix,

@@ -217,6 +217,60 @@ TEST_CASE("differ: drift repair puts a slot changed by hand back") {
               "set server http-a/slot1 state ready", "set server http-a/slot1 health up"});
 }
 
+// A table whose node listens for gRPC.
+RoutingTable grpcTable(std::vector<Backend> backends) {
+  RoutingTable t = table(std::move(backends));
+  t.global.grpc_port = 9000;
+  return t;
+}
+
+TEST_CASE("differ: a replica's gRPC slot follows its HTTP slot, without health commands") {
+  const RoutingTable empty = grpcTable({backend("a", "/a", {}, 2)});
+  const RoutingTable one = grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 2)});
+  const RoutingTable leaving =
+      grpcTable({backend("a", "/a", {withGrpc(draining("a-1", 30000), 40000)}, 2)});
+  CHECK(diff(empty, one).commands ==
+        Lines{"set server http-a/slot1 addr 127.0.0.1 port 30000",
+              "set server http-a/slot1 state ready", "set server http-a/slot1 health up",
+              "set server grpc-a/slot1 addr 127.0.0.1 port 40000",
+              "set server grpc-a/slot1 state ready"});
+  CHECK(diff(one, leaving).commands ==
+        Lines{"set server http-a/slot1 state drain", "set server grpc-a/slot1 state drain"});
+  CHECK(diff(leaving, empty).commands ==
+        Lines{"set server http-a/slot1 state maint", "set server http-a/slot1 addr 127.0.0.1 port 1",
+              "set server grpc-a/slot1 state maint",
+              "set server grpc-a/slot1 addr 127.0.0.1 port 1"});
+
+  // A replica without gRPC leaves its gRPC slot in maintenance.
+  const RoutingTable http_only = grpcTable({backend("a", "/a", {active("a-1", 30000)}, 2)});
+  CHECK(diff(empty, http_only).commands ==
+        Lines{"set server http-a/slot1 addr 127.0.0.1 port 30000",
+              "set server http-a/slot1 state ready", "set server http-a/slot1 health up"});
+
+  // Limits apply to both protocols' servers.
+  RoutingTable raised = one;
+  raised.backends[0].max_ongoing_requests = 9;
+  CHECK(diff(one, raised).commands ==
+        Lines{"set maxconn server http-a/slot1 9", "set maxconn server http-a/slot2 9",
+              "set maxconn server grpc-a/slot1 9", "set maxconn server grpc-a/slot2 9"});
+
+  // The listener itself is structure.
+  RoutingTable moved = one;
+  moved.global.grpc_port = 9001;
+  CHECK(texts(diff(one, moved).reload_reasons) ==
+        Lines{"global settings changed: gRPC listener"});
+}
+
+TEST_CASE("differ: a gRPC slot put in maintenance by hand is put back alone") {
+  const RoutingTable running =
+      grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 1)});
+  RoutingTable observed = running;
+  observed.backends[0].slots[0].endpoint.grpc_port = 0;  // how observedTable reports it
+  CHECK(diff(observed, running).commands ==
+        Lines{"set server grpc-a/slot1 addr 127.0.0.1 port 40000",
+              "set server grpc-a/slot1 state ready"});
+}
+
 TEST_CASE("differ: a free slot observed in drain at a stale address is repaired") {
   CHECK(slotCommands("http-a", 2, draining("x", 30000), draining("y", 30001)) ==
         Lines{"set server http-a/slot3 state maint",

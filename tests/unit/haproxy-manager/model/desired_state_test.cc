@@ -142,5 +142,25 @@ TEST_CASE("desired: draining slots count against capacity") {
   CHECK(t.backends[0].slots[0] == draining("a-1", 30001));
 }
 
+TEST_CASE("desired: a replica's gRPC port reaches its slot only where the node serves gRPC") {
+  const ServeConfig c = config();
+  ReplicaRegistration r = replica("a-1", "a", 30001);
+  r.grpc_port = 40001;
+  DesiredInputs with_grpc = inputs(c, {r});
+  with_grpc.global.grpc_port = 9000;
+  CHECK(buildDesired(with_grpc, RoutingTable{}).backends[0].slots[0].endpoint ==
+        Endpoint{"127.0.0.1", 30001, 40001});
+  CHECK(buildDesired(inputs(c, {r}), RoutingTable{}).backends[0].slots[0].endpoint ==
+        Endpoint{"127.0.0.1", 30001, 0});
+
+  // The same replica id at a new gRPC port is a new endpoint: the old slot drains.
+  const RoutingTable before = buildDesired(with_grpc, RoutingTable{});
+  with_grpc.replicas[0].grpc_port = 40002;
+  const RoutingTable after = buildDesired(with_grpc, before);
+  CHECK(after.backends[0].slots[0].state == SlotState::kDraining);
+  CHECK(after.backends[0].slots[1] ==
+        Slot{SlotState::kActive, "a-1", Endpoint{"127.0.0.1", 30001, 40002}});
+}
+
 }  // namespace
 }  // namespace serve::manager

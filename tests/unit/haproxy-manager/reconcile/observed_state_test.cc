@@ -67,5 +67,35 @@ TEST_CASE("observed: a slot at another address than the manager put there loses 
         Slot{SlotState::kActive, "", Endpoint{"127.0.0.1", 31000}});
 }
 
+TEST_CASE("observed: gRPC servers give the slot's gRPC port; one out of service gives 0") {
+  RoutingTable running = table({backend("a", "/a",
+                                        {withGrpc(active("a-1", 30000), 40000),
+                                         withGrpc(draining("a-2", 30001), 40001), freeSlot()},
+                                        3)});
+  running.global.grpc_port = 9000;
+  std::vector<ObservedServer> servers = matching();
+  servers.push_back({"grpc-a", "slot1", "127.0.0.1", 40000, false, false});
+  servers.push_back({"grpc-a", "slot2", "127.0.0.1", 40001, false, true});  // inherited drain
+  servers.push_back({"grpc-a", "slot3", "127.0.0.1", 1, true, false});
+  CHECK(observedTable(running, servers, maps("/a", "a", "0")) == running);
+
+  std::vector<ObservedServer> by_hand = servers;
+  by_hand[3].draining = true;     // `set server grpc-a/slot1 state drain` while HTTP is active
+  by_hand[4].maintenance = true;  // `set server grpc-a/slot2 state maint`
+  const RoutingTable observed = observedTable(running, by_hand, maps("/a", "a", "0"));
+  CHECK(observed.backends[0].slots[0].endpoint == Endpoint{"127.0.0.1", 30000, 0});
+  CHECK(observed.backends[0].slots[1].endpoint == Endpoint{"127.0.0.1", 30001, 0});
+  CHECK(diff(observed, running).commands ==
+        std::vector<std::string>{"set server grpc-a/slot1 addr 127.0.0.1 port 40000",
+                                 "set server grpc-a/slot1 state ready",
+                                 "set server grpc-a/slot2 addr 127.0.0.1 port 40001",
+                                 "set server grpc-a/slot2 state drain"});
+
+  std::vector<ObservedServer> moved = servers;
+  moved[3].port = 41000;
+  CHECK(observedTable(running, moved, maps("/a", "a", "0")).backends[0].slots[0].endpoint ==
+        Endpoint{"127.0.0.1", 30000, 41000});
+}
+
 }  // namespace
 }  // namespace serve::manager

@@ -65,9 +65,11 @@ std::string block(const std::string& text, const std::string& first) {
 
 TEST_CASE("renderer: two applications render to the golden config and maps") {
   RoutingTable t = table({
-      backend("digits", "/digits", {active("digits-1", 30000), active("digits-2", 30001)}),
+      backend("digits", "/digits",
+              {withGrpc(active("digits-1", 30000), 40000), withGrpc(active("digits-2", 30001), 40001)}),
       backend("echo", "/echo/v1", {freeSlot(), active("echo-1", 30002)}),
   });
+  t.global.grpc_port = 9000;
   t.backends[0].model_name = "digits-mlp";
   t.backends[1].max_ongoing_requests = 8;
   const RenderedConfig out = renderOk(t);
@@ -181,6 +183,67 @@ TEST_CASE("renderer: a root prefix maps '/' once in each route map") {
   CHECK(out.files.at(kRoutesExactMap) == "/ http-root\n");
   CHECK(out.files.at(kRoutesPrefixMap) == "/ http-root\n");
   CHECK(out.files.at(kRoutesLabelMap) == "/ /\n");
+}
+
+TEST_CASE("renderer: the gRPC frontend routes by the application metadata") {
+  RoutingTable t = table({
+      backend("a", "/a", {withGrpc(active("a-1", 30000), 40000), active("a-2", 30001)}, 4),
+      backend("b", "/b", {draining("b-1", 30002), withGrpc(active("b-2", 30003), 40003)}, 2),
+  });
+  t.global.grpc_port = 9000;
+  t.backends[1].slots[0].endpoint.grpc_port = 40002;
+  const std::string config = renderOk(t).config;
+  CHECK(block(config, "frontend grpc") ==
+        "frontend grpc\n"
+        "  bind 0.0.0.0:9000 proto h2\n"
+        "  http-after-response set-header content-type application/grpc if "
+        "{ var(txn.grpc_reply) -m found }\n"
+        "  use_backend grpc-a if { req.hdr(application) -m str a }\n"
+        "  use_backend grpc-b if { req.hdr(application) -m str b }\n"
+        "  default_backend grpc_not_found\n");
+  CHECK(block(config, "backend grpc_not_found") ==
+        "backend grpc_not_found\n"
+        "  http-request set-var(txn.grpc_reply) bool(1)\n"
+        "  http-request return status 200 hdr grpc-status 5 hdr grpc-message \"Request metadata "
+        "'application' is missing: this node serves several gRPC applications (a, b).\" if "
+        "!{ req.hdr(application) -m found }\n"
+        "  http-request return status 200 hdr grpc-status 5 hdr grpc-message \"Unknown "
+        "application in request metadata 'application': this node serves a, b.\"\n");
+  // Every slot is listed and tracks its HTTP slot; slots without a gRPC replica are disabled.
+  CHECK(block(config, "backend grpc-a") ==
+        "backend grpc-a\n"
+        "  balance leastconn\n"
+        "  default-server proto h2 maxconn 5\n"
+        "  http-request set-var(txn.grpc_reply) bool(1) if { nbsrv(grpc-a) eq 0 }\n"
+        "  http-request return status 200 hdr grpc-status 14 hdr grpc-message \"No replica of "
+        "application 'a' is available.\" if { nbsrv(grpc-a) eq 0 }\n"
+        "  server slot1 127.0.0.1:40000 track http-a/slot1\n"
+        "  server slot2 127.0.0.1:1 track http-a/slot2 disabled\n"
+        "  server slot3 127.0.0.1:1 track http-a/slot3 disabled\n"
+        "  server slot4 127.0.0.1:1 track http-a/slot4 disabled\n");
+  CHECK(block(config, "backend grpc-b").find("  server slot1 127.0.0.1:1 track http-b/slot1 "
+                                              "disabled\n  server slot2 127.0.0.1:40003 track "
+                                              "http-b/slot2\n") != std::string::npos);
+}
+
+TEST_CASE("renderer: one application takes every gRPC request, none answers NOT_FOUND") {
+  RoutingTable one = table({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 1)});
+  one.global.grpc_port = 9001;
+  const std::string config = renderOk(one).config;
+  CHECK(config.find("  bind 0.0.0.0:9001 proto h2\n") != std::string::npos);
+  CHECK(config.find("  default_backend grpc-a\n") != std::string::npos);
+
+  RoutingTable none = table({});
+  none.global.grpc_port = 9000;
+  CHECK(block(renderOk(none).config, "backend grpc_not_found") ==
+        "backend grpc_not_found\n"
+        "  http-request set-var(txn.grpc_reply) bool(1)\n"
+        "  http-request return status 200 hdr grpc-status 5 hdr grpc-message \"No application "
+        "is deployed on this node (request metadata 'application').\"\n");
+
+  RoutingTable off = table({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 1)});
+  REQUIRE(off.global.grpc_port == 0);
+  CHECK(renderOk(off).config.find("grpc") == std::string::npos);
 }
 
 TEST_CASE("renderer: with no application, healthz says so and no backend is rendered") {
