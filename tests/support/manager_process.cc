@@ -93,11 +93,17 @@ ManagerProcess::~ManagerProcess() {
 }
 
 std::string ManagerProcess::expand(const std::string& yaml) const {
-  return replaceAll(yaml, "{{HTTP_PORT}}", std::to_string(http_port_));
+  std::string out = replaceAll(yaml, "{{HTTP_PORT}}", std::to_string(http_port_));
+  out = replaceAll(out, "{{GRPC_PORT}}", std::to_string(grpc_port_));
+  // HAProxy's gRPC listener on a free port too, unless the test chose one.
+  if (out.find("grpc_options:") == std::string::npos) {
+    out += "\ngrpc_options: {port: " + std::to_string(grpc_port_) + "}\n";
+  }
+  return out;
 }
 
 bool ManagerProcess::start(std::chrono::milliseconds timeout) {
-  // Four different ports (a port released by the probe can come back on the next probe).
+  // Five different ports (a port released by the probe can come back on the next probe).
   std::set<int> taken;
   auto pick = [&] {
     int port = freeListenerPort();
@@ -107,6 +113,7 @@ bool ManagerProcess::start(std::chrono::milliseconds timeout) {
     return port;
   };
   http_port_ = pick();
+  grpc_port_ = pick();
   metrics_port_ = pick();
   stats_port_ = pick();
   control_port_ = pick();

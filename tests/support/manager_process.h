@@ -18,7 +18,8 @@
 namespace serve::testing {
 
 struct ManagerTestOptions {
-  // The serve config; "{{HTTP_PORT}}" is replaced by the free port HAProxy will serve on.
+  // The serve config; "{{HTTP_PORT}}" and "{{GRPC_PORT}}" are replaced by the free ports HAProxy
+  // will serve HTTP and gRPC on. Without a grpc_options key, one naming the gRPC port is added.
   std::string config_yaml;
   std::string haproxy_binary;  // empty: haproxy on PATH
   // Added to the defaults below (fast health checks, short coalescing, test paths).
@@ -38,6 +39,7 @@ class ManagerProcess {
   bool start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
   int httpPort() const { return http_port_; }
+  int grpcPort() const { return grpc_port_; }
   int metricsPort() const { return metrics_port_; }
   int controlPort() const { return control_port_; }
   std::string url(const std::string& path) const;  // through HAProxy's :http_port
@@ -74,6 +76,7 @@ class ManagerProcess {
   std::vector<std::string> argv_;
   std::map<std::string, std::string> env_;
   int http_port_ = 0;
+  int grpc_port_ = 0;
   int metrics_port_ = 0;
   int stats_port_ = 0;
   int control_port_ = 0;
