@@ -7,16 +7,10 @@
 #include <sstream>
 
 #include "tests/integration/manager_fixture.h"
+#include "tests/support/json_file.h"
 
 namespace serve::testing {
 namespace {
-
-nlohmann::json readJson(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
 
 std::string digitsBody(const nlohmann::json& pixels) {
   return nlohmann::json{
@@ -32,60 +26,6 @@ int argmax(const nlohmann::json& values) {
     }
   }
   return best;
-}
-
-// One application `app` at /app whose deployment `d` is `deployment` (a YAML flow mapping body).
-std::string oneAppConfig(const std::string& deployment) {
-  return "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
-         "applications:\n"
-         "  - name: app\n"
-         "    route_prefix: /app\n"
-         "    deployments:\n"
-         "      - {name: d, " +
-         deployment + "}\n";
-}
-
-std::unique_ptr<ManagerProcess> startNode(const std::string& config_yaml,
-                                          const std::string& config_path = "",
-                                          std::map<std::string, std::string> env = {}) {
-  ManagerTestOptions o;
-  o.config_yaml = config_yaml;
-  o.config_path = config_path;
-  o.supervise = true;
-  o.env = std::move(env);
-  o.env.emplace("RAY_SERVE_LOG_TO_STDERR", "0");
-  auto m = std::make_unique<ManagerProcess>(o);
-  const bool started = m->start(std::chrono::seconds(30));
-  INFO(m->output());
-  REQUIRE(started);
-  return m;
-}
-
-// The supervisor's view of one application's replicas: id -> (state, pid).
-std::map<std::string, std::pair<std::string, int>> processes(ManagerProcess& m,
-                                                             const std::string& app) {
-  std::map<std::string, std::pair<std::string, int>> out;
-  const nlohmann::json status = m.status();
-  for (const auto& p : status["processes"]) {
-    if (p["application"] == app) {
-      out[p["replica_id"].get<std::string>()] = {p["state"].get<std::string>(),
-                                                 p["pid"].get<int>()};
-    }
-  }
-  return out;
-}
-
-bool allServing(ManagerProcess& m, const std::string& app, std::size_t n) {
-  const auto ps = processes(m, app);
-  if (ps.size() != n) {
-    return false;
-  }
-  for (const auto& [id, p] : ps) {
-    if (p.first != "serving") {
-      return false;
-    }
-  }
-  return activeSlots(m, app) == static_cast<int>(n);
 }
 
 TEST_CASE("node: examples/serve.yaml alone serves the digits classifier at both paths") {

@@ -10,17 +10,15 @@
 #include <thread>
 #include <vector>
 
-#include "proto/grpc_service.grpc.pb.h"
 #include "proto/health.grpc.pb.h"
+#include "tests/integration/grpc_fixture.h"
 #include "tests/integration/replica_fixture.h"
+#include "tests/support/json_file.h"
 
 using namespace serve::testing;
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
-using inference::GRPCInferenceService;
-using inference::ModelInferRequest;
-using inference::ModelInferResponse;
 
 namespace {
 
@@ -30,65 +28,11 @@ std::shared_ptr<grpc::Channel> channelTo(const ReplicaProcess& r) {
 }
 
 std::unique_ptr<GRPCInferenceService::Stub> stubFor(const ReplicaProcess& r) {
-  return GRPCInferenceService::NewStub(channelTo(r));
-}
-
-// Every call in these tests has a deadline, so a broken server fails a test instead of hanging.
-void withDeadline(grpc::ClientContext& ctx,
-                  std::chrono::milliseconds d = std::chrono::seconds(10)) {
-  ctx.set_deadline(std::chrono::system_clock::now() + d);
+  return inferenceStub(r.grpcPort());
 }
 
 std::string grpcSeries(const std::string& method, const std::string& code) {
-  return series("serve_replica_grpc_requests_total",
-                "method=\"" + method + "\",code=\"" + code + "\"");
-}
-
-ModelInferRequest typedRequest(const std::string& model, const std::vector<float>& data,
-                               std::vector<int64_t> shape, const std::string& input = "x") {
-  ModelInferRequest req;
-  req.set_model_name(model);
-  auto* in = req.add_inputs();
-  in->set_name(input);
-  in->set_datatype("FP32");
-  for (int64_t d : shape) {
-    in->add_shape(d);
-  }
-  for (float f : data) {
-    in->mutable_contents()->add_fp32_contents(f);
-  }
-  return req;
-}
-
-ModelInferRequest rawRequest(const std::string& model, const std::vector<float>& data,
-                             std::vector<int64_t> shape, const std::string& input = "x") {
-  ModelInferRequest req = typedRequest(model, {}, std::move(shape), input);
-  req.add_raw_input_contents(
-      std::string(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float)));
-  return req;
-}
-
-std::vector<float> rawFloats(const std::string& bytes) {
-  std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-  return out;
-}
-
-struct InferResult {
-  grpc::Status status;
-  ModelInferResponse response;
-  double seconds = 0;
-};
-
-InferResult infer(GRPCInferenceService::Stub& stub, const ModelInferRequest& req,
-                  std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
-  grpc::ClientContext ctx;
-  withDeadline(ctx, deadline);
-  InferResult out;
-  auto start = std::chrono::steady_clock::now();
-  out.status = stub.ModelInfer(&ctx, req, &out.response);
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return out;
+  return grpcRequestsSeries(method, code);
 }
 
 HealthCheckResponse::ServingStatus healthOf(Health::Stub& health, grpc::Status* status = nullptr) {
@@ -100,13 +44,6 @@ HealthCheckResponse::ServingStatus healthOf(Health::Stub& health, grpc::Status* 
     *status = st;
   }
   return st.ok() ? resp.status() : HealthCheckResponse::UNKNOWN;
-}
-
-nlohmann::json readJson(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return nlohmann::json::parse(ss.str());
 }
 
 }  // namespace

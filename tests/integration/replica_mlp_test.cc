@@ -6,6 +6,7 @@
 
 #include "tests/integration/replica_fixture.h"
 #include "tests/support/safetensors_writer.h"
+#include "tests/support/json_file.h"
 
 using namespace serve::testing;
 
@@ -26,13 +27,6 @@ std::string digitsConfig(const std::string& path, int max_batch, int num_gpus = 
          "}\n"
          "        batching: {max_batch_size: " +
          std::to_string(max_batch) + ", batch_wait_timeout_s: 0.01}\n";
-}
-
-nlohmann::json readJson(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return nlohmann::json::parse(ss.str());
 }
 
 std::string digitsPath() { return std::string(SERVE_SOURCE_DIR) + "/models/digits.safetensors"; }

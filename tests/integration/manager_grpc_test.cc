@@ -1,0 +1,324 @@
+// gRPC through HAProxy: the manager's h2c frontend picks the application's gRPC backend by the
+// `application` request metadata, and the replicas it runs serve KServe v2 on their own gRPC
+// ports. A grpc++ client built from the project's .proto files talks to HAProxy's gRPC port;
+// everything is real (manager, HAProxy, replica processes) on loopback.
+#include <atomic>
+#include <thread>
+
+#include "tests/integration/grpc_fixture.h"
+#include "tests/integration/manager_fixture.h"
+
+namespace serve::testing {
+namespace {
+
+// `app` (noop model `echo`) and `slow` (sleep model `sleeper`: two at a time, no queue).
+std::string twoAppConfig(int app_replicas = 1) {
+  return "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}, request_timeout_s: 30}\n"
+         "applications:\n"
+         "  - name: app\n"
+         "    route_prefix: /app\n"
+         "    deployments:\n"
+         "      - {name: d, num_replicas: " +
+         std::to_string(app_replicas) +
+         ", max_ongoing_requests: 8, model: {kind: noop, name: echo}}\n"
+         "  - name: slow\n"
+         "    route_prefix: /slow\n"
+         "    deployments:\n"
+         "      - {name: s, max_ongoing_requests: 2, max_queued_requests: 0,\n"
+         "         model: {kind: sleep, sleep_ms: 1500, name: sleeper}}\n";
+}
+
+// The replicas of `app` as the manager's status lists them: HTTP and gRPC addresses.
+struct SlotAddresses {
+  std::string http;
+  std::string grpc;
+};
+
+std::vector<SlotAddresses> slotAddresses(ManagerProcess& m, const std::string& app) {
+  std::vector<SlotAddresses> out;
+  const nlohmann::json status = m.status();
+  for (const auto& a : status["applications"]) {
+    if (a["name"] != app) {
+      continue;
+    }
+    for (const auto& slot : a["slots"]) {
+      if (slot["state"] == "active") {
+        out.push_back(
+            {slot["address"].get<std::string>(), slot.value("grpc_address", std::string())});
+      }
+    }
+  }
+  return out;
+}
+
+// All `n` replicas of `app` serve, and each one's gRPC slot is in the routing table too.
+bool servingBoth(ManagerProcess& m, const std::string& app, std::size_t n) {
+  if (!allServing(m, app, n)) {
+    return false;
+  }
+  for (const SlotAddresses& slot : slotAddresses(m, app)) {
+    if (slot.grpc.empty()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+double replicaMetric(const std::string& http_address, const std::string& series_text) {
+  return metricValue(httpGet("http://" + http_address + "/metrics").body, series_text);
+}
+
+std::string sleepSeries(const std::string& name) {
+  return name + "{application=\"slow\",deployment=\"s\"}";
+}
+
+// A context for one call: a deadline, and the request metadata.
+std::unique_ptr<grpc::ClientContext> context(const Metadata& metadata) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  withDeadline(*ctx);
+  addMetadata(*ctx, metadata);
+  return ctx;
+}
+
+// Unary ModelInfer calls in a loop on `threads` threads, each with its own channel, until
+// stopped; counts the status codes.
+class BackgroundGrpcClient {
+ public:
+  BackgroundGrpcClient(int port, Metadata metadata, int threads = 2) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, port, metadata, i] {
+        auto stub = inferenceStub(port);
+        while (!stop_) {
+          InferResult r = infer(*stub, typedRequest("echo", {static_cast<float>(i)}, {1, 1}),
+                                std::chrono::seconds(10), metadata);
+          std::lock_guard<std::mutex> lock(mu_);
+          ++codes_[r.status.error_code()];
+          if (!r.status.ok() && failures_.size() < 5) {
+            failures_.push_back(std::to_string(r.status.error_code()) + " " +
+                                r.status.error_message());
+          }
+        }
+      });
+    }
+  }
+  ~BackgroundGrpcClient() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+  long ok() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return codes_[grpc::StatusCode::OK];
+  }
+  long failed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    long n = 0;
+    for (const auto& [code, count] : codes_) {
+      n += code == grpc::StatusCode::OK ? 0 : count;
+    }
+    return n;
+  }
+  std::string failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string out;
+    for (const auto& f : failures_) {
+      out += f + "\n";
+    }
+    return out;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::map<grpc::StatusCode, long> codes_;
+  std::vector<std::string> failures_;
+};
+
+TEST_CASE(
+    "manager grpc: HAProxy's gRPC port serves KServe v2 to the application named in metadata") {
+  auto m = startNode(twoAppConfig());
+  REQUIRE(eventually([&] { return servingBoth(*m, "app", 1) && servingBoth(*m, "slow", 1); },
+                     std::chrono::seconds(30)));
+  auto stub = inferenceStub(m->grpcPort());
+  const Metadata to_app{{"application", "app"}};
+  const Metadata to_slow{{"application", "slow"}};
+
+  inference::ServerLiveResponse live;
+  REQUIRE(stub->ServerLive(context(to_app).get(), {}, &live).ok());
+  CHECK(live.live());
+  inference::ServerReadyResponse ready;
+  REQUIRE(stub->ServerReady(context(to_app).get(), {}, &ready).ok());
+  CHECK(ready.ready());
+  inference::ServerMetadataResponse server;
+  REQUIRE(stub->ServerMetadata(context(to_app).get(), {}, &server).ok());
+  CHECK(server.name() == "serve-replica");
+
+  // The metadata picks the replica: each application's replica knows only its own model.
+  inference::ModelReadyRequest echo_ready;
+  echo_ready.set_name("echo");
+  inference::ModelReadyResponse model_ready;
+  REQUIRE(stub->ModelReady(context(to_app).get(), echo_ready, &model_ready).ok());
+  CHECK(model_ready.ready());
+  inference::ModelMetadataRequest echo_meta;
+  echo_meta.set_name("echo");
+  inference::ModelMetadataResponse meta;
+  REQUIRE(stub->ModelMetadata(context(to_app).get(), echo_meta, &meta).ok());
+  CHECK(meta.name() == "echo");
+  const grpc::Status wrong_app = stub->ModelMetadata(context(to_slow).get(), echo_meta, &meta);
+  CHECK(wrong_app.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(wrong_app.error_message() == "Unknown model 'echo'; this replica serves 'sleeper'");
+
+  // Typed contents come back typed, raw contents raw, exactly.
+  InferResult typed = infer(*stub, typedRequest("echo", {1.5f, -2.0f, 3.25f, 1e-3f}, {2, 2}),
+                            std::chrono::seconds(10), to_app);
+  REQUIRE_MESSAGE(typed.status.ok(), typed.status.error_message());
+  CHECK(typed.response.model_name() == "echo");
+  CHECK(typedOutput(typed.response) == std::vector<float>{1.5f, -2.0f, 3.25f, 1e-3f});
+  InferResult raw = infer(*stub, rawRequest("echo", {7.0f, 8.5f, -9.0f}, {1, 3}),
+                          std::chrono::seconds(10), to_app);
+  REQUIRE_MESSAGE(raw.status.ok(), raw.status.error_message());
+  REQUIRE(raw.response.raw_output_contents_size() == 1);
+  CHECK(rawFloats(raw.response.raw_output_contents(0)) == std::vector<float>{7.0f, 8.5f, -9.0f});
+
+  // Bad input is the replica's INVALID_ARGUMENT, naming the shape, unchanged by HAProxy.
+  InferResult bad =
+      infer(*stub, typedRequest("echo", {1, 2, 3}, {2, 2}), std::chrono::seconds(10), to_app);
+  CHECK(bad.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(bad.status.error_message() ==
+        "input 'x': shape [2,2] has 4 elements but contents.fp32_contents has 3");
+
+  // No or an unknown application: HAProxy answers NOT_FOUND itself, naming the metadata key.
+  InferResult missing = infer(*stub, typedRequest("echo", {1}, {1}));
+  CHECK(missing.status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(missing.status.error_message() ==
+        "Request metadata 'application' is missing: this node serves several gRPC applications "
+        "(app, slow).");
+  InferResult unknown = infer(*stub, typedRequest("echo", {1}, {1}), std::chrono::seconds(10),
+                              {{"application", "x"}});
+  CHECK(unknown.status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(unknown.status.error_message() ==
+        "Unknown application in request metadata 'application': this node serves app, slow.");
+
+  // Exactly the calls above reached the replica of `app`.
+  const std::string app_replica = slotAddresses(*m, "app").at(0).http;
+  CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelInfer", "OK")) == 2);
+  CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelInfer", "INVALID_ARGUMENT")) == 1);
+  CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelMetadata", "OK")) == 1);
+  CHECK(replicaMetric(app_replica, grpcRequestsSeries("ServerLive", "OK")) == 1);
+  CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelInfer", "NOT_FOUND")) == -1);
+}
+
+TEST_CASE("manager grpc: backpressure and deadlines through HAProxy, one pool with HTTP") {
+  auto m = startNode(twoAppConfig());
+  REQUIRE(eventually([&] { return servingBoth(*m, "slow", 1); }, std::chrono::seconds(30)));
+  auto stub = inferenceStub(m->grpcPort());
+  const Metadata to_slow{{"application", "slow"}};
+  const std::string replica = slotAddresses(*m, "slow").at(0).http;
+  const std::string ongoing = sleepSeries("serve_replica_ongoing_requests");
+
+  // Two HTTP requests fill the replica's two places; gRPC calls are turned away at once.
+  std::vector<HttpResult> http(2);
+  std::vector<std::thread> holders;
+  for (auto& result : http) {
+    holders.emplace_back([&] { result = httpPost(m->url("/slow"), kInferBody); });
+  }
+  REQUIRE(eventually([&] { return replicaMetric(replica, ongoing) == 2; }));
+  for (int i = 0; i < 3; ++i) {
+    InferResult rejected =
+        infer(*stub, typedRequest("sleeper", {3}, {1}), std::chrono::seconds(10), to_slow);
+    CHECK(rejected.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    CHECK(rejected.status.error_message() == "Request dropped due to backpressure");
+    CHECK(rejected.seconds < 0.5);
+  }
+  for (auto& t : holders) {
+    t.join();
+  }
+  CHECK(http[0].status == 200);
+  CHECK(http[1].status == 200);
+
+  // And the other way round: two gRPC calls in progress, an HTTP request gets 503.
+  std::vector<InferResult> grpc_calls(2);
+  std::vector<std::thread> callers;
+  for (auto& result : grpc_calls) {
+    callers.emplace_back([&] {
+      auto own = inferenceStub(m->grpcPort());
+      result = infer(*own, typedRequest("sleeper", {5}, {1}), std::chrono::seconds(10), to_slow);
+    });
+  }
+  REQUIRE(eventually([&] { return replicaMetric(replica, ongoing) == 2; }));
+  const HttpResult turned_away = httpPost(m->url("/slow"), kInferBody);
+  CHECK(turned_away.status == 503);
+  for (auto& t : callers) {
+    t.join();
+  }
+  for (const InferResult& r : grpc_calls) {
+    CHECK_MESSAGE(r.status.ok(), r.status.error_message());
+  }
+
+  // The client's deadline travels through HAProxy (grpc-timeout): the replica gives up too.
+  InferResult late =
+      infer(*stub, typedRequest("sleeper", {6}, {1}), std::chrono::milliseconds(300), to_slow);
+  CHECK(late.status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(late.seconds < 1.0);
+  REQUIRE(eventually([&] {
+    return replicaMetric(replica,
+                         grpcRequestsSeries("ModelInfer", "DEADLINE_EXCEEDED", "slow", "s")) == 1;
+  }));
+
+  CHECK(replicaMetric(replica, grpcRequestsSeries("ModelInfer", "OK", "slow", "s")) == 2);
+  CHECK(replicaMetric(replica,
+                      grpcRequestsSeries("ModelInfer", "RESOURCE_EXHAUSTED", "slow", "s")) == 3);
+  // The model ran the two HTTP requests and the two gRPC calls; nothing else reached it.
+  CHECK(replicaMetric(replica, sleepSeries("serve_model_requests_total")) == 4);
+}
+
+TEST_CASE("manager grpc: scaling under gRPC load reloads nothing and fails no call") {
+  const std::string one = oneAppConfig("num_replicas: 1, model: {kind: noop, name: echo}");
+  const std::string three = oneAppConfig("num_replicas: 3, model: {kind: noop, name: echo}");
+  auto m = startNode(one);
+  REQUIRE(eventually([&] { return servingBoth(*m, "app", 1); }, std::chrono::seconds(30)));
+  const int worker = m->workerPid();
+  REQUIRE(worker > 0);
+
+  // One application: it takes calls that carry no `application` metadata.
+  BackgroundGrpcClient load(m->grpcPort(), {});
+  REQUIRE(eventually([&] { return load.ok() >= 20; }));
+
+  HttpResult r = m->deploy(three);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  REQUIRE(eventually([&] { return servingBoth(*m, "app", 3); }, std::chrono::seconds(30)));
+  // Every replica gets gRPC calls from HAProxy.
+  const std::vector<SlotAddresses> slots = slotAddresses(*m, "app");
+  REQUIRE(slots.size() == 3);
+  for (const SlotAddresses& slot : slots) {
+    CAPTURE(slot.grpc);
+    CHECK(eventually([&] {
+      return replicaMetric(slot.http, grpcRequestsSeries("ModelInfer", "OK", "app", "d")) >= 5;
+    }));
+  }
+
+  r = m->deploy(one);
+  REQUIRE(r.status == 200);
+  REQUIRE(eventually([&] { return servingBoth(*m, "app", 1) && occupiedSlots(*m, "app") == 1; },
+                     std::chrono::seconds(30)));
+  const long before = load.ok();
+  REQUIRE(eventually([&] { return load.ok() >= before + 20; }));
+  load.stop();
+
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+  CHECK(m->workerPid() == worker);
+  const std::string metrics = httpGet(m->controlUrl("/metrics")).body;
+  CHECK(metricValue(metrics,
+                    "serve_haproxy_reloads_total{reason=\"slots_grown\",result=\"success\"}") ==
+        -1);
+}
+
+}  // namespace
+}  // namespace serve::testing
