@@ -95,8 +95,8 @@ std::string addrCommand(const std::string& backend, std::size_t index, const Slo
 std::vector<std::string> slotCommands(const std::string& backend, std::size_t index,
                                       const Slot& from, const Slot& to, Health health) {
   const bool from_free = from.state == SlotState::kFree;
-  const bool same_endpoint =
-      !from_free && from.endpoint.host == to.endpoint.host && from.endpoint.port == to.endpoint.port;
+  const bool same_endpoint = !from_free && from.endpoint.host == to.endpoint.host &&
+                             from.endpoint.port == to.endpoint.port;
   std::vector<std::string> out;
   switch (to.state) {
     case SlotState::kFree:
@@ -197,29 +197,28 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
           absl::StrCat("add map ", rewrite_map, " ", exactRouteKey(to), " ", replicaInferPath(to)));
     }
     // HTTP slots first: a gRPC slot takes its health from the HTTP slot it tracks.
-    const std::string grpc_name = grpcBackendName(to);
-    const bool grpc = g.grpc_port > 0;
+    std::vector<std::string> backend_names = {name};
     for (std::size_t i = 0; i < to.slots.size(); ++i) {
       std::vector<std::string> commands = slotCommands(name, i, from.slots[i], to.slots[i]);
       servers.insert(servers.end(), commands.begin(), commands.end());
     }
-    for (std::size_t i = 0; grpc && i < to.slots.size(); ++i) {
-      std::vector<std::string> commands = slotCommands(
-          grpc_name, i, grpcSlot(from.slots[i]), grpcSlot(to.slots[i]), Health::kTracked);
-      servers.insert(servers.end(), commands.begin(), commands.end());
+    if (g.grpc_port > 0) {
+      const std::string grpc_name = grpcBackendName(to);
+      backend_names.push_back(grpc_name);
+      for (std::size_t i = 0; i < to.slots.size(); ++i) {
+        std::vector<std::string> commands = slotCommands(grpc_name, i, grpcSlot(from.slots[i]),
+                                                         grpcSlot(to.slots[i]), Health::kTracked);
+        servers.insert(servers.end(), commands.begin(), commands.end());
+      }
     }
     // A new max_ongoing_requests is every slot's maxconn, changed in place (the rendered
     // default-server line follows with the next write of the files). The replica enforces the
-    // one limit for both protocols; HAProxy holds each protocol to it.
-    if (from.max_ongoing_requests != to.max_ongoing_requests) {
-      for (const std::string& backend_name : {name, grpc_name}) {
-        if (backend_name == grpc_name && !grpc) {
-          continue;
-        }
-        for (std::size_t i = 0; i < to.slots.size(); ++i) {
-          servers.push_back(absl::StrCat("set maxconn server ", backend_name, "/", slotName(i),
-                                         " ", to.max_ongoing_requests));
-        }
+    // one limit for both protocols together; HAProxy holds each protocol to it.
+    for (std::size_t b = 0;
+         from.max_ongoing_requests != to.max_ongoing_requests && b < backend_names.size(); ++b) {
+      for (std::size_t i = 0; i < to.slots.size(); ++i) {
+        servers.push_back(absl::StrCat("set maxconn server ", backend_names[b], "/", slotName(i),
+                                       " ", to.max_ongoing_requests));
       }
     }
   }

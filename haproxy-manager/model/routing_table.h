@@ -106,7 +106,7 @@ inline constexpr char kBackendNamePrefix[] = "http-";
 inline constexpr char kGrpcBackendNamePrefix[] = "grpc-";
 std::string backendName(const Backend& backend);      // "http-<application>"
 std::string grpcBackendName(const Backend& backend);  // "grpc-<application>"
-std::string slotName(std::size_t index);          // "slot<index+1>"
+std::string slotName(std::size_t index);              // "slot<index+1>"
 
 // The /-/routes body: {"<prefix>":"<application>",...}, prefixes in sorted order.
 std::string routesJson(const RoutingTable& table);

@@ -836,12 +836,10 @@ nlohmann::json Manager::status() const {
       }
       slots.push_back(std::move(entry));
     }
-    nlohmann::json app = {{"name", backend.application},
-                          {"route_prefix", backend.route_prefix},
-                          {"model", backend.model_name},
-                          {"backend", backendName(backend)},
-                          {"slot_capacity", backend.slots.size()},
-                          {"slots", slots}};
+    nlohmann::json app = {
+        {"name", backend.application},           {"route_prefix", backend.route_prefix},
+        {"model", backend.model_name},           {"backend", backendName(backend)},
+        {"slot_capacity", backend.slots.size()}, {"slots", slots}};
     if (grpc) {
       app["grpc_backend"] = grpcBackendName(backend);
     }

@@ -226,20 +226,21 @@ RoutingTable grpcTable(std::vector<Backend> backends) {
 
 TEST_CASE("differ: a replica's gRPC slot follows its HTTP slot, without health commands") {
   const RoutingTable empty = grpcTable({backend("a", "/a", {}, 2)});
-  const RoutingTable one = grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 2)});
+  const RoutingTable one =
+      grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 2)});
   const RoutingTable leaving =
       grpcTable({backend("a", "/a", {withGrpc(draining("a-1", 30000), 40000)}, 2)});
-  CHECK(diff(empty, one).commands ==
-        Lines{"set server http-a/slot1 addr 127.0.0.1 port 30000",
-              "set server http-a/slot1 state ready", "set server http-a/slot1 health up",
-              "set server grpc-a/slot1 addr 127.0.0.1 port 40000",
-              "set server grpc-a/slot1 state ready"});
+  CHECK(diff(empty, one).commands == Lines{"set server http-a/slot1 addr 127.0.0.1 port 30000",
+                                           "set server http-a/slot1 state ready",
+                                           "set server http-a/slot1 health up",
+                                           "set server grpc-a/slot1 addr 127.0.0.1 port 40000",
+                                           "set server grpc-a/slot1 state ready"});
   CHECK(diff(one, leaving).commands ==
         Lines{"set server http-a/slot1 state drain", "set server grpc-a/slot1 state drain"});
-  CHECK(diff(leaving, empty).commands ==
-        Lines{"set server http-a/slot1 state maint", "set server http-a/slot1 addr 127.0.0.1 port 1",
-              "set server grpc-a/slot1 state maint",
-              "set server grpc-a/slot1 addr 127.0.0.1 port 1"});
+  CHECK(diff(leaving, empty).commands == Lines{"set server http-a/slot1 state maint",
+                                               "set server http-a/slot1 addr 127.0.0.1 port 1",
+                                               "set server grpc-a/slot1 state maint",
+                                               "set server grpc-a/slot1 addr 127.0.0.1 port 1"});
 
   // A replica without gRPC leaves its gRPC slot in maintenance.
   const RoutingTable http_only = grpcTable({backend("a", "/a", {active("a-1", 30000)}, 2)});
@@ -257,8 +258,7 @@ TEST_CASE("differ: a replica's gRPC slot follows its HTTP slot, without health c
   // The listener itself is structure.
   RoutingTable moved = one;
   moved.global.grpc_port = 9001;
-  CHECK(texts(diff(one, moved).reload_reasons) ==
-        Lines{"global settings changed: gRPC listener"});
+  CHECK(texts(diff(one, moved).reload_reasons) == Lines{"global settings changed: gRPC listener"});
 }
 
 TEST_CASE("differ: a gRPC slot put in maintenance by hand is put back alone") {

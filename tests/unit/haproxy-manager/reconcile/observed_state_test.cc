@@ -68,10 +68,10 @@ TEST_CASE("observed: a slot at another address than the manager put there loses 
 }
 
 TEST_CASE("observed: gRPC servers give the slot's gRPC port; one out of service gives 0") {
-  RoutingTable running = table({backend("a", "/a",
-                                        {withGrpc(active("a-1", 30000), 40000),
-                                         withGrpc(draining("a-2", 30001), 40001), freeSlot()},
-                                        3)});
+  RoutingTable running = table({backend(
+      "a", "/a",
+      {withGrpc(active("a-1", 30000), 40000), withGrpc(draining("a-2", 30001), 40001), freeSlot()},
+      3)});
   running.global.grpc_port = 9000;
   std::vector<ObservedServer> servers = matching();
   servers.push_back({"grpc-a", "slot1", "127.0.0.1", 40000, false, false});

@@ -65,8 +65,9 @@ std::string block(const std::string& text, const std::string& first) {
 
 TEST_CASE("renderer: two applications render to the golden config and maps") {
   RoutingTable t = table({
-      backend("digits", "/digits",
-              {withGrpc(active("digits-1", 30000), 40000), withGrpc(active("digits-2", 30001), 40001)}),
+      backend(
+          "digits", "/digits",
+          {withGrpc(active("digits-1", 30000), 40000), withGrpc(active("digits-2", 30001), 40001)}),
       backend("echo", "/echo/v1", {freeSlot(), active("echo-1", 30002)}),
   });
   t.global.grpc_port = 9000;
@@ -221,9 +222,10 @@ TEST_CASE("renderer: the gRPC frontend routes by the application metadata") {
         "  server slot2 127.0.0.1:1 track http-a/slot2 disabled\n"
         "  server slot3 127.0.0.1:1 track http-a/slot3 disabled\n"
         "  server slot4 127.0.0.1:1 track http-a/slot4 disabled\n");
-  CHECK(block(config, "backend grpc-b").find("  server slot1 127.0.0.1:1 track http-b/slot1 "
-                                              "disabled\n  server slot2 127.0.0.1:40003 track "
-                                              "http-b/slot2\n") != std::string::npos);
+  CHECK(block(config, "backend grpc-b")
+            .find("  server slot1 127.0.0.1:1 track http-b/slot1 "
+                  "disabled\n  server slot2 127.0.0.1:40003 track "
+                  "http-b/slot2\n") != std::string::npos);
 }
 
 TEST_CASE("renderer: one application takes every gRPC request, none answers NOT_FOUND") {
