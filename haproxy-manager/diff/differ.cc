@@ -214,11 +214,12 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
     // A new max_ongoing_requests is every slot's maxconn, changed in place (the rendered
     // default-server line follows with the next write of the files). The replica enforces the
     // one limit for both protocols together; HAProxy holds each protocol to it.
-    for (std::size_t b = 0;
-         from.max_ongoing_requests != to.max_ongoing_requests && b < backend_names.size(); ++b) {
-      for (std::size_t i = 0; i < to.slots.size(); ++i) {
-        servers.push_back(absl::StrCat("set maxconn server ", backend_names[b], "/", slotName(i),
-                                       " ", to.max_ongoing_requests));
+    if (from.max_ongoing_requests != to.max_ongoing_requests) {
+      for (const std::string& backend_name : backend_names) {
+        for (std::size_t i = 0; i < to.slots.size(); ++i) {
+          servers.push_back(absl::StrCat("set maxconn server ", backend_name, "/", slotName(i), " ",
+                                         to.max_ongoing_requests));
+        }
       }
     }
   }
