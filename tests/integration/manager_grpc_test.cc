@@ -7,6 +7,7 @@
 
 #include "tests/integration/grpc_fixture.h"
 #include "tests/integration/manager_fixture.h"
+#include "tests/support/haproxy_binaries.h"
 
 namespace serve::testing {
 namespace {
@@ -139,9 +140,9 @@ class BackgroundGrpcClient {
   std::vector<std::string> failures_;
 };
 
-TEST_CASE(
-    "manager grpc: HAProxy's gRPC port serves KServe v2 to the application named in metadata") {
-  auto m = startNode(twoAppConfig());
+// Every RPC through HAProxy on one HAProxy binary; see the test case below.
+void checkGrpcFrontend(const HaproxyBinary& binary) {
+  auto m = startNode(twoAppConfig(), "", {{"RAY_SERVE_HAPROXY_BINARY_PATH", binary.path}});
   REQUIRE(eventually([&] { return servingBoth(*m, "app", 1) && servingBoth(*m, "slow", 1); },
                      std::chrono::seconds(30)));
   auto stub = inferenceStub(m->grpcPort());
@@ -211,6 +212,23 @@ TEST_CASE(
   CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelMetadata", "OK")) == 1);
   CHECK(replicaMetric(app_replica, grpcRequestsSeries("ServerLive", "OK")) == 1);
   CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelInfer", "NOT_FOUND")) == -1);
+
+  // A gRPC slot taken out by hand (socat) is put back by the manager: counted once, and the
+  // application answers again.
+  m->admin("set server grpc-app/slot1 state maint");
+  CHECK(eventually([&] {
+    return infer(*stub, typedRequest("echo", {4}, {1}), std::chrono::seconds(10), to_app)
+        .status.ok();
+  }));
+  CHECK(metricValue(httpGet(m->controlUrl("/metrics")).body, "serve_haproxy_drift_repairs_total") ==
+        1);
+}
+
+TEST_CASE("manager grpc: HAProxy's gRPC port serves KServe v2 to the application in metadata") {
+  for (const HaproxyBinary& binary : haproxyBinaries()) {
+    CAPTURE(binary.version);
+    checkGrpcFrontend(binary);
+  }
 }
 
 TEST_CASE("manager grpc: backpressure and deadlines through HAProxy, one pool with HTTP") {
