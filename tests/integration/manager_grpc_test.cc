@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "proto/health.grpc.pb.h"
 #include "tests/integration/grpc_fixture.h"
 #include "tests/integration/manager_fixture.h"
 #include "tests/support/haproxy_binaries.h"
@@ -159,6 +160,13 @@ void checkGrpcFrontend(const HaproxyBinary& binary) {
   REQUIRE(stub->ServerMetadata(context(to_app).get(), {}, &server).ok());
   CHECK(server.name() == "serve-replica");
 
+  // The standard health service answers through HAProxy too.
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(m->grpcPort()), grpc::InsecureChannelCredentials()));
+  grpc::health::v1::HealthCheckResponse serving;
+  REQUIRE(health->Check(context(to_app).get(), {}, &serving).ok());
+  CHECK(serving.status() == grpc::health::v1::HealthCheckResponse::SERVING);
+
   // The metadata picks the replica: each application's replica knows only its own model.
   inference::ModelReadyRequest echo_ready;
   echo_ready.set_name("echo");
@@ -296,6 +304,7 @@ TEST_CASE("manager grpc: backpressure and deadlines through HAProxy, one pool wi
 }
 
 TEST_CASE("manager grpc: scaling under gRPC load reloads nothing and fails no call") {
+  // 1 -> 3 -> 1 replicas while two clients call without pause, then 0.
   const std::string one = oneAppConfig("num_replicas: 1, model: {kind: noop, name: echo}");
   const std::string three = oneAppConfig("num_replicas: 3, model: {kind: noop, name: echo}");
   auto m = startNode(one);
@@ -331,6 +340,16 @@ TEST_CASE("manager grpc: scaling under gRPC load reloads nothing and fails no ca
 
   INFO(load.failures());
   CHECK(load.failed() == 0);
+
+  // Scaled to zero, the application answers UNAVAILABLE from HAProxy, by name.
+  r = m->deploy(oneAppConfig("num_replicas: 0, model: {kind: noop, name: echo}"));
+  REQUIRE(r.status == 200);
+  REQUIRE(eventually([&] { return occupiedSlots(*m, "app") == 0; }, std::chrono::seconds(30)));
+  auto stub = inferenceStub(m->grpcPort());
+  InferResult none = infer(*stub, typedRequest("echo", {1}, {1}));
+  CHECK(none.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(none.status.error_message() == "No replica of application 'app' is available.");
+
   CHECK(m->workerPid() == worker);
   const std::string metrics = httpGet(m->controlUrl("/metrics")).body;
   CHECK(metricValue(metrics,
