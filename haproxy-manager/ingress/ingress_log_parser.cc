@@ -43,6 +43,59 @@ bool isTerminationState(std::string_view ts) {
          });
 }
 
+// The fields both line kinds share, into `record`: the application from the backend name
+// (`prefix` + application, else "-"), the route or path, the HTTP status, %Ta and %ts.
+Status parseCommon(std::string_view datagram, std::string_view prefix, std::string_view backend,
+                   std::string_view route, std::string_view status, std::string_view active_ms,
+                   std::string_view termination, IngressRecord& record) {
+  if (absl::StartsWith(view(backend), view(prefix)) && backend.size() > prefix.size()) {
+    record.application = std::string(backend.substr(prefix.size()));
+  } else {
+    record.application = kNoLabel;
+  }
+  if (route != kNoLabel && route.front() != '/') {
+    return malformed(datagram, "the route is neither \"-\" nor a path");
+  }
+  record.route = std::string(route);
+  if (!absl::SimpleAtoi(view(status), &record.status) || record.status < -1 ||
+      record.status > 999) {
+    return malformed(datagram, "the status is not a number from -1 to 999");
+  }
+  if (!absl::SimpleAtoi(view(active_ms), &record.latency_ms) || record.latency_ms < -1) {
+    return malformed(datagram, "the active time is not a number of milliseconds");
+  }
+  record.latency_ms = std::max<std::int64_t>(record.latency_ms, 0);  // -1: not measured
+  if (!isTerminationState(termination)) {
+    return malformed(datagram, "the termination state is not two letters or '-'");
+  }
+  record.client_aborted = termination.front() == 'C';
+  return absl::OkStatus();
+}
+
+// "<backend> <path> <status> <grpc-status> <Ta> <termination state>" of a serve1grpc line.
+StatusOr<IngressRecord> parseGrpcFields(std::string_view datagram, std::string_view rest) {
+  std::array<std::string_view, 5> fields;  // backend, path, status, grpc-status, Ta
+  for (std::string_view& field : fields) {
+    if (!nextField(rest, field)) {
+      return malformed(datagram, "expected 6 fields after \"serve1grpc\"");
+    }
+  }
+  const auto [backend, path, status, grpc_status, active_ms] = fields;
+  const std::string_view termination = rest;
+  IngressRecord record;
+  record.protocol = IngressProtocol::kGrpc;
+  if (Status st = parseCommon(datagram, kGrpcBackendNamePrefix, backend, path, status, active_ms,
+                              termination, record);
+      !st.ok()) {
+    return st;
+  }
+  if (grpc_status != kNoLabel && (!absl::SimpleAtoi(view(grpc_status), &record.grpc_status) ||
+                                  record.grpc_status < 0 || record.grpc_status > 16)) {
+    return malformed(datagram, "the grpc-status is neither \"-\" nor a code from 0 to 16");
+  }
+  return record;
+}
+
 }  // namespace
 
 StatusOr<IngressRecord> parseIngressLog(std::string_view datagram) {
@@ -66,6 +119,10 @@ StatusOr<IngressRecord> parseIngressLog(std::string_view datagram) {
     return absl::NotFoundError(absl::StrCat("not a request: severity ", priority % 8));
   }
   std::string_view rest = line.substr(close + 1);
+  if (absl::StartsWith(view(rest), absl::StrCat(kGrpcIngressLogMarker, " "))) {
+    rest.remove_prefix(sizeof(kGrpcIngressLogMarker));  // the marker and its space
+    return parseGrpcFields(datagram, rest);
+  }
   if (!absl::StartsWith(view(rest), absl::StrCat(kIngressLogMarker, " "))) {
     return malformed(datagram, absl::StrCat("no \"", kIngressLogMarker, " \" after the priority"));
   }
@@ -80,28 +137,11 @@ StatusOr<IngressRecord> parseIngressLog(std::string_view datagram) {
   const auto [backend, route, status, active_ms, termination] = fields;
 
   IngressRecord record;
-  if (absl::StartsWith(view(backend), kBackendNamePrefix) &&
-      backend.size() > sizeof(kBackendNamePrefix) - 1) {
-    record.application = std::string(backend.substr(sizeof(kBackendNamePrefix) - 1));
-  } else {
-    record.application = kNoLabel;
+  if (Status st = parseCommon(datagram, kBackendNamePrefix, backend, route, status, active_ms,
+                              termination, record);
+      !st.ok()) {
+    return st;
   }
-  if (route != kNoLabel && route.front() != '/') {
-    return malformed(datagram, "the route is neither \"-\" nor a path");
-  }
-  record.route = std::string(route);
-  if (!absl::SimpleAtoi(view(status), &record.status) || record.status < -1 ||
-      record.status > 999) {
-    return malformed(datagram, "the status is not a number from -1 to 999");
-  }
-  if (!absl::SimpleAtoi(view(active_ms), &record.latency_ms) || record.latency_ms < -1) {
-    return malformed(datagram, "the active time is not a number of milliseconds");
-  }
-  record.latency_ms = std::max<std::int64_t>(record.latency_ms, 0);  // -1: not measured
-  if (!isTerminationState(termination)) {
-    return malformed(datagram, "the termination state is not two letters or '-'");
-  }
-  record.client_aborted = termination.front() == 'C';
 
   // The method: everything between the first '"' and the line's last one. Without a closing
   // quote HAProxy cut the line at `len`, inside the method.

@@ -2,6 +2,8 @@
 
 // One HAProxy request log datagram -> one request record. Pure.
 //
+// HTTP requests (the `http` frontend):
+//
 // The `http` frontend of templates/haproxy.cfg.mustache sends, per request, to the ingress log
 // socket (`log <socket> len 4096 format priority local0 info`):
 //
@@ -18,6 +20,16 @@
 // chooses; it comes last, quoted, and HAProxy writes a '"' or control byte in it as "#XX", so
 // the quoted method runs to the line's last '"' whatever it contains. A line that HAProxy cut
 // at `len` loses only the end of the method (then `method` is empty).
+//
+// gRPC calls (the `grpc` frontend), every field from HAProxy or the config, none quoted:
+//
+//   <134>serve1grpc grpc-digits /inference.GRPCInferenceService/ModelInfer 200 - 3 --\n
+//   <PRI>serve1grpc <backend> <path> <status> <grpc-status> <Ta> <termination state>
+//
+// <path> is the call's :path when it has the form /<service>/<method> (letters, digits, '_' and
+// '.'), else "-"; <grpc-status> is the grpc-status response *header*, present on trailers-only
+// answers (every error a replica or HAProxy gives to a unary call), "-" otherwise: HAProxy does
+// not log trailers, so a completed call without it succeeded.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,6 +40,9 @@ namespace serve::manager {
 
 // The marker after the syslog header: names the format and its version.
 inline constexpr char kIngressLogMarker[] = "serve1";
+inline constexpr char kGrpcIngressLogMarker[] = "serve1grpc";
+
+enum class IngressProtocol { kHttp, kGrpc };
 
 // What `application` and `route` are when HAProxy answered by itself (404 for an unknown path,
 // /-/healthz, /-/routes) or no route matched.
@@ -48,6 +63,10 @@ struct IngressRecord {
   std::int64_t latency_ms = 0;
   // The termination state starts with 'C': the client closed the connection first.
   bool client_aborted = false;
+  // gRPC calls: `route` is the call's path ("/<service>/<method>", or "-"), `method` is empty,
+  // and `grpc_status` the grpc-status header (0-16), -1 when the answer had none.
+  IngressProtocol protocol = IngressProtocol::kHttp;
+  int grpc_status = -1;
 
   friend bool operator==(const IngressRecord&, const IngressRecord&) = default;
 };

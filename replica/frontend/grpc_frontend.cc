@@ -158,7 +158,7 @@ grpc::Status GrpcFrontend::ModelInfer(grpc::ServerContext* ctx,
                                       inference::ModelInferResponse* resp) {
   Exchange ex(*ctx, "ModelInfer", true);
   // The request id: the message's `id`, else an `x-request-id` metadata entry, else a new
-  // UUID; sent back as `x-request-id` initial metadata like the HTTP header.
+  // UUID; sent back as `x-request-id` metadata like the HTTP header.
   ex.request_id = req->id();
   if (ex.request_id.empty()) {
     auto it = ctx->client_metadata().find("x-request-id");
@@ -169,8 +169,16 @@ grpc::Status GrpcFrontend::ModelInfer(grpc::ServerContext* ctx,
       ex.request_id = uuidV4();
     }
   }
-  ctx->AddInitialMetadata("x-request-id", ex.request_id);
-  return finish(ex, infer(ex, *req, *resp));
+  const grpc::Status status = infer(ex, *req, *resp);
+  // On an error the id goes in the trailers instead: gRPC answers "trailers-only" (one HEADERS
+  // frame with grpc-status) only when there is no custom initial metadata, and that frame is
+  // what HAProxy can log (it logs no trailers), so that the ingress metrics see the error.
+  if (status.ok()) {
+    ctx->AddInitialMetadata("x-request-id", ex.request_id);
+  } else {
+    ctx->AddTrailingMetadata("x-request-id", ex.request_id);
+  }
+  return finish(ex, status);
 }
 
 grpc::Status GrpcFrontend::infer(Exchange& ex, const inference::ModelInferRequest& req,

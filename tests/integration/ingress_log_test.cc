@@ -25,6 +25,7 @@
 #include "haproxy-manager/ingress/ingress_log_receiver.h"
 #include "haproxy-manager/ingress/ingress_metrics.h"
 #include "haproxy-manager/render/renderer.h"
+#include "tests/integration/grpc_fixture.h"
 #include "tests/support/haproxy_binaries.h"
 #include "tests/support/http_client.h"
 #include "tests/support/replica_process.h"
@@ -37,9 +38,14 @@ using serve::testing::freeLoopbackPort;
 using serve::testing::haproxyBinaries;
 using serve::testing::HaproxyBinary;
 using serve::testing::httpRequest;
+using serve::testing::infer;
+using serve::testing::inferenceStub;
 using serve::testing::metricValue;
+using serve::testing::ModelInferRequest;
 using serve::testing::TempDir;
+using serve::testing::typedRequest;
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
 bool eventually(const std::function<bool()>& condition, milliseconds timeout = milliseconds(5000)) {
@@ -93,7 +99,7 @@ class Origin {
 };
 
 // `app` at /app with the origin in slot 1 and `empty` at /empty with no replica, rendered into
-// `dir` with the ingress log socket set.
+// `dir` with the ingress log socket set, and a gRPC listener (whose answers here are HAProxy's).
 RoutingTable ingressTable(const std::string& dir, int origin_port) {
   RoutingTable t = testing::table({
       testing::backend("app", "/app", {testing::active("app-1", origin_port)}, 4),
@@ -105,6 +111,7 @@ RoutingTable ingressTable(const std::string& dir, int origin_port) {
   g.ingress_log_socket = dir + "/ingress.sock";
   g.http_host = "127.0.0.1";
   g.http_port = freeLoopbackPort();
+  g.grpc_port = freeLoopbackPort();
   g.metrics_port = freeLoopbackPort();
   g.stats_port = freeLoopbackPort();
   g.control_port = freeLoopbackPort();
@@ -138,6 +145,11 @@ std::unique_ptr<HaproxyController> startHaproxy(const HaproxyBinary& binary,
   const Status started = (*created)->start();
   REQUIRE_MESSAGE(started.ok(), messageOf(started));
   return std::move(*created);
+}
+
+std::string grpcLabels(const std::string& application, const std::string& method,
+                       const std::string& code) {
+  return "{application=\"" + application + "\",method=\"" + method + "\",code=\"" + code + "\"}";
 }
 
 std::string labels(const std::string& application, const std::string& route,
@@ -176,7 +188,15 @@ TEST_CASE("ingress log: every request through HAProxy is counted under its label
     CHECK(httpRequest("PURGE", base + "/nowhere").status == 404);  // not a standard method
     // The client gives up before the origin answers: recorded as 499.
     CHECK(httpRequest("GET", base + "/app/slow", "", {}, milliseconds(300)).status == 0);
-    constexpr std::uint64_t kRequests = 12;
+    // gRPC calls HAProxy answers itself: no application named, an unknown one, none up.
+    auto stub = inferenceStub(table.global.grpc_port);
+    const ModelInferRequest call = typedRequest("m", {1}, {1});
+    CHECK(infer(*stub, call).status.error_code() == grpc::StatusCode::NOT_FOUND);
+    CHECK(infer(*stub, call, seconds(10), {{"application", "nope"}}).status.error_code() ==
+          grpc::StatusCode::NOT_FOUND);
+    CHECK(infer(*stub, call, seconds(10), {{"application", "empty"}}).status.error_code() ==
+          grpc::StatusCode::UNAVAILABLE);
+    constexpr std::uint64_t kRequests = 15;
 
     const auto count = [&](const std::string& series) {
       return metricValue(metrics.serialize(), series);
@@ -207,6 +227,12 @@ TEST_CASE("ingress log: every request through HAProxy is counted under its label
     // %Ta of the abandoned request: from its first byte until the client's 300 ms were up.
     CHECK(count("serve_http_request_latency_ms_sum" + aborted) >= 250);
     CHECK(count("serve_http_request_latency_ms_sum" + aborted) < 1000);
+    const std::string infer_path = "/inference.GRPCInferenceService/ModelInfer";
+    CHECK(count("serve_num_grpc_requests" + grpcLabels("-", infer_path, "NOT_FOUND")) == 2);
+    CHECK(count("serve_num_grpc_error_requests" + grpcLabels("-", infer_path, "NOT_FOUND")) == 2);
+    CHECK(count("serve_num_grpc_requests" + grpcLabels("empty", infer_path, "UNAVAILABLE")) == 1);
+    CHECK(count("serve_grpc_request_latency_ms_count" +
+                grpcLabels("empty", infer_path, "UNAVAILABLE")) == 1);
     CHECK(count("serve_ingress_log_errors_total") == 0);
 
     // A prefix change at runtime, as the differ plans it: the route label follows, no reload.

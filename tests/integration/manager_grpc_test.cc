@@ -221,6 +221,21 @@ void checkGrpcFrontend(const HaproxyBinary& binary) {
   CHECK(replicaMetric(app_replica, grpcRequestsSeries("ServerLive", "OK")) == 1);
   CHECK(replicaMetric(app_replica, grpcRequestsSeries("ModelInfer", "NOT_FOUND")) == -1);
 
+  // HAProxy logged every call: the manager's ingress metrics have them by application, method
+  // and code (trailers-only errors carry grpc-status in the headers HAProxy logs).
+  const auto ingress = [&](const std::string& app, const std::string& method,
+                           const std::string& code) {
+    return metricValue(httpGet(m->controlUrl("/metrics")).body,
+                       "serve_num_grpc_requests{application=\"" + app + "\",method=\"" + method +
+                           "\",code=\"" + code + "\"}");
+  };
+  const std::string infer_path = "/inference.GRPCInferenceService/ModelInfer";
+  CHECK(eventually([&] { return ingress("app", infer_path, "OK") == 2; }));
+  CHECK(ingress("app", infer_path, "INVALID_ARGUMENT") == 1);
+  CHECK(ingress("-", infer_path, "NOT_FOUND") == 2);
+  CHECK(ingress("slow", "/inference.GRPCInferenceService/ModelMetadata", "NOT_FOUND") == 1);
+  CHECK(ingress("app", "/grpc.health.v1.Health/Check", "OK") == 1);
+
   // A gRPC slot taken out by hand (socat) is put back by the manager: counted once, and the
   // application answers again.
   m->admin("set server grpc-app/slot1 state maint");

@@ -224,10 +224,22 @@ TEST_CASE("grpc: bad input is INVALID_ARGUMENT with the shape; an unknown model 
   CHECK(unknown.status.error_code() == grpc::StatusCode::NOT_FOUND);
   CHECK(unknown.status.error_message() == "Unknown model 'resnet'; this replica serves 'echo'");
 
+  // An error's request id comes back in the trailers, so the answer stays trailers-only.
+  grpc::ClientContext ctx;
+  withDeadline(ctx);
+  ctx.AddMetadata("x-request-id", "bad-7");
+  ModelInferResponse ignored;
+  CHECK(stub->ModelInfer(&ctx, typedRequest("resnet", {1}, {1}), &ignored).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+  CHECK(ctx.GetServerInitialMetadata().count("x-request-id") == 0);
+  auto trailer = ctx.GetServerTrailingMetadata().find("x-request-id");
+  REQUIRE(trailer != ctx.GetServerTrailingMetadata().end());
+  CHECK(std::string(trailer->second.data(), trailer->second.size()) == "bad-7");
+
   CHECK(metric(*r, grpcSeries("ModelInfer", "INVALID_ARGUMENT")) == 2);
-  CHECK(metric(*r, grpcSeries("ModelInfer", "NOT_FOUND")) == 1);
+  CHECK(metric(*r, grpcSeries("ModelInfer", "NOT_FOUND")) == 2);
   CHECK(metric(*r, series("serve_replica_bad_requests_total", "reason=\"invalid_input\"")) == 2);
-  CHECK(metric(*r, series("serve_replica_bad_requests_total", "reason=\"unknown_model\"")) == 1);
+  CHECK(metric(*r, series("serve_replica_bad_requests_total", "reason=\"unknown_model\"")) == 2);
   CHECK(metric(*r, series("serve_model_requests_total")) == 0);
 }
 

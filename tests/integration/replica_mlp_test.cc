@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "tests/integration/replica_fixture.h"
-#include "tests/support/safetensors_writer.h"
 #include "tests/support/json_file.h"
+#include "tests/support/safetensors_writer.h"
 
 using namespace serve::testing;
 

@@ -137,6 +137,36 @@ TEST_CASE("ingress log parser: HAProxy's own lines are NotFound, broken ones Inv
   }
 }
 
+TEST_CASE("ingress log parser: gRPC lines") {
+  StatusOr<IngressRecord> ok = parseIngressLog(
+      "<134>serve1grpc grpc-digits /inference.GRPCInferenceService/ModelInfer 200 - 3 --\n");
+  REQUIRE_MESSAGE(ok.ok(), messageOf(ok.status()));
+  IngressRecord want{"digits", "/inference.GRPCInferenceService/ModelInfer", "", 200, 3, false};
+  want.protocol = IngressProtocol::kGrpc;
+  CHECK(*ok == want);
+
+  StatusOr<IngressRecord> refused = parseIngressLog("<134>serve1grpc grpc_not_found - 200 5 0 LR");
+  REQUIRE(refused.ok());
+  CHECK(refused->application == "-");
+  CHECK(refused->route == "-");
+  CHECK(refused->grpc_status == 5);
+  CHECK(parseIngressLog("<134>serve1grpc grpc-a /a/b 200 16 0 CD")->client_aborted);
+  // An HTTP backend's name is not an application on a gRPC line.
+  CHECK(parseIngressLog("<134>serve1grpc http-a /a/b 200 - 0 --")->application == "-");
+
+  for (const char* line : {
+           "<134>serve1grpc grpc-a /a/b 200 - 3",       // a field missing
+           "<134>serve1grpc grpc-a /a/b 200 17 3 --",   // grpc-status beyond 16
+           "<134>serve1grpc grpc-a /a/b 200 -1 3 --",   // grpc-status
+           "<134>serve1grpc grpc-a /a/b 200 OK 3 --",   // grpc-status
+           "<134>serve1grpc grpc-a a/b 200 - 3 --",     // a path that is no path
+           "<134>serve1grpc grpc-a /a/b 200 - 3 -- x",  // something after the termination state
+       }) {
+    CAPTURE(line);
+    CHECK(absl::IsInvalidArgument(parseIngressLog(line).status()));
+  }
+}
+
 TEST_CASE("ingress log parser: the error shows the line, escaped and shortened") {
   const std::string line = "<134>serve1 \x01 " + std::string(300, 'x');
   const std::string message = messageOf(parseIngressLog(line).status());

@@ -21,7 +21,7 @@ bool has(const std::string& text, const std::string& line) {
 TEST_CASE("ingress metrics: nothing recorded yet is only the headers and the error count") {
   IngressMetrics metrics;
   CHECK(metrics.serialize() ==
-        "# HELP serve_num_http_requests HTTP requests through HAProxy's :8000 frontend, from its "
+        "# HELP serve_num_http_requests HTTP requests through HAProxy's HTTP frontend, from its "
         "per-request log\n"
         "# TYPE serve_num_http_requests counter\n"
         "# HELP serve_num_http_error_requests HTTP requests answered with status >= 400 (499: "
@@ -30,6 +30,14 @@ TEST_CASE("ingress metrics: nothing recorded yet is only the headers and the err
         "# HELP serve_http_request_latency_ms HTTP request latency in HAProxy, from the first "
         "byte of the request to the last byte of the response (%Ta)\n"
         "# TYPE serve_http_request_latency_ms histogram\n"
+        "# HELP serve_num_grpc_requests gRPC calls through HAProxy's gRPC frontend, from its "
+        "per-call log\n"
+        "# TYPE serve_num_grpc_requests counter\n"
+        "# HELP serve_num_grpc_error_requests gRPC calls that ended with a code other than OK\n"
+        "# TYPE serve_num_grpc_error_requests counter\n"
+        "# HELP serve_grpc_request_latency_ms gRPC call latency in HAProxy, from the first byte "
+        "of the call to the last byte of the answer (%Ta)\n"
+        "# TYPE serve_grpc_request_latency_ms histogram\n"
         "# HELP serve_ingress_log_errors_total Datagrams on the ingress log socket that were not "
         "request lines of the expected format\n"
         "# TYPE serve_ingress_log_errors_total counter\n"
@@ -118,6 +126,68 @@ TEST_CASE("ingress metrics: methods outside the standard set are OTHER") {
   }
   CHECK(ingressLabels(rec("a", "/a", "GET", 204)) ==
         std::array<std::string, 4>{"a", "/a", "GET", "204"});
+}
+
+// A gRPC call as parseIngressLog gives it.
+IngressRecord call(std::string application, std::string path, int status, int grpc_status,
+                   std::int64_t latency_ms = 0, bool client_aborted = false) {
+  IngressRecord r =
+      rec(std::move(application), std::move(path), "", status, latency_ms, client_aborted);
+  r.protocol = IngressProtocol::kGrpc;
+  r.grpc_status = grpc_status;
+  return r;
+}
+
+TEST_CASE("ingress metrics: gRPC calls by application, method and code") {
+  IngressMetrics metrics;
+  const std::string infer = "/inference.GRPCInferenceService/ModelInfer";
+  metrics.record(call("app", infer, 200, -1, 3));  // completed: OK
+  metrics.record(call("app", infer, 200, -1, 4));
+  metrics.record(call("app", infer, 200, 8, 1));               // RESOURCE_EXHAUSTED
+  metrics.record(call("-", infer, 200, 5));                    // HAProxy's NOT_FOUND
+  metrics.record(call("app", infer, 503, -1));                 // HAProxy's 503 page
+  metrics.record(call("app", infer, 200, -1, 9, true));        // the client went first
+  metrics.record(call("app", "/my.Service/Method", 200, 12));  // not a known method
+  metrics.record(call("app", "-", 200, 12));                   // not a gRPC path
+  metrics.record(call("app", "/grpc.health.v1.Health/Check", 200, -1));
+  const std::string text = metrics.serialize();
+  CAPTURE(text);
+
+  auto labels = [](const std::string& app, const std::string& method, const std::string& code) {
+    return "{application=\"" + app + "\",method=\"" + method + "\",code=\"" + code + "\"}";
+  };
+  CHECK(has(text, "serve_num_grpc_requests" + labels("app", infer, "OK") + " 2"));
+  CHECK(has(text, "serve_grpc_request_latency_ms_sum" + labels("app", infer, "OK") + " 7"));
+  CHECK(has(text, "serve_num_grpc_requests" + labels("app", infer, "RESOURCE_EXHAUSTED") + " 1"));
+  CHECK(has(text,
+            "serve_num_grpc_error_requests" + labels("app", infer, "RESOURCE_EXHAUSTED") + " 1"));
+  CHECK(has(text, "serve_num_grpc_error_requests" + labels("-", infer, "NOT_FOUND") + " 1"));
+  CHECK(has(text, "serve_num_grpc_error_requests" + labels("app", infer, "UNAVAILABLE") + " 1"));
+  CHECK(has(text, "serve_num_grpc_error_requests" + labels("app", infer, "CANCELLED") + " 1"));
+  CHECK(has(text, "serve_num_grpc_requests" + labels("app", "OTHER", "UNIMPLEMENTED") + " 1"));
+  CHECK(has(text, "serve_num_grpc_requests" + labels("app", "-", "UNIMPLEMENTED") + " 1"));
+  CHECK(has(text, "serve_num_grpc_requests" + labels("app", "/grpc.health.v1.Health/Check", "OK") +
+                      " 1"));
+  // OK is never an error, and gRPC calls are not HTTP requests.
+  CHECK(text.find("serve_num_grpc_error_requests" + labels("app", infer, "OK")) ==
+        std::string::npos);
+  CHECK(text.find("serve_num_http_requests{") == std::string::npos);
+}
+
+TEST_CASE(
+    "ingress metrics: the gRPC code of an answer without grpc-status follows its HTTP status") {
+  CHECK(grpcCodeOf(call("a", "-", 200, 0)) == "OK");
+  CHECK(grpcCodeOf(call("a", "-", 200, 16)) == "UNAUTHENTICATED");
+  CHECK(grpcCodeOf(call("a", "-", 200, 14, 0, true)) == "UNAVAILABLE");  // the header wins
+  CHECK(grpcCodeOf(call("a", "-", 400, -1)) == "INTERNAL");
+  CHECK(grpcCodeOf(call("a", "-", 401, -1)) == "UNAUTHENTICATED");
+  CHECK(grpcCodeOf(call("a", "-", 403, -1)) == "PERMISSION_DENIED");
+  CHECK(grpcCodeOf(call("a", "-", 404, -1)) == "UNIMPLEMENTED");
+  for (int status : {429, 502, 503, 504}) {
+    CHECK(grpcCodeOf(call("a", "-", status, -1)) == "UNAVAILABLE");
+  }
+  CHECK(grpcCodeOf(call("a", "-", 408, -1)) == "UNKNOWN");
+  CHECK(grpcCodeOf(call("a", "-", 0, -1)) == "UNKNOWN");
 }
 
 TEST_CASE("ingress metrics: unparseable lines are counted") {

@@ -243,6 +243,14 @@ TEST_CASE("renderer: one application takes every gRPC request, none answers NOT_
         "  http-request return status 200 hdr grpc-status 5 hdr grpc-message \"No application "
         "is deployed on this node (request metadata 'application').\"\n");
 
+  // With request logging, gRPC calls are logged in their own line format.
+  one.global.ingress_log_socket = "/run/serve/ingress.sock";
+  const std::string logged = block(renderOk(one).config, "frontend grpc");
+  CHECK(logged.find("  log-format \"serve1grpc %b %[var(txn.grpc_path)] %ST "
+                    "%[var(txn.grpc_status)] %Ta %ts\"\n") != std::string::npos);
+  CHECK(logged.find("  http-request set-var(txn.grpc_path) path if "
+                    "{ path_reg ^/[A-Za-z0-9_.]+/[A-Za-z0-9_]+$ }\n") != std::string::npos);
+
   RoutingTable off = table({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 1)});
   REQUIRE(off.global.grpc_port == 0);
   CHECK(renderOk(off).config.find("grpc") == std::string::npos);
