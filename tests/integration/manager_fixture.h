@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -130,24 +131,29 @@ inline std::pair<int, std::string> runShell(const std::string& command) {
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
 }
 
-// Sends POST requests in a loop on `threads` threads until stopped; counts statuses.
-class BackgroundClient {
+// Makes calls in a loop on `threads` threads until stopped, and counts their outcomes. `call`
+// gets the thread's index and returns the outcome and, for a failure, a line saying what
+// happened; `success` is the outcome that is not a failure.
+template <typename Outcome>
+class BackgroundLoad {
  public:
-  BackgroundClient(std::string url, int threads = 1) : url_(std::move(url)) {
+  using Call = std::function<std::pair<Outcome, std::string>(int thread)>;
+
+  BackgroundLoad(Outcome success, int threads, Call call) : success_(success) {
     for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] {
+      threads_.emplace_back([this, call, i] {
         while (!stop_) {
-          const HttpResult r = httpPost(url_, kInferBody);
+          auto [outcome, what] = call(i);
           std::lock_guard<std::mutex> lock(mu_);
-          ++statuses_[r.status];
-          if (r.status != 200 && failures_.size() < 5) {
-            failures_.push_back(std::to_string(r.status) + " " + r.curl_error + " " + r.body);
+          ++outcomes_[outcome];
+          if (outcome != success_ && failures_.size() < 5) {
+            failures_.push_back(std::move(what));
           }
         }
       });
     }
   }
-  ~BackgroundClient() { stop(); }
+  ~BackgroundLoad() { stop(); }
   void stop() {
     stop_ = true;
     for (auto& t : threads_) {
@@ -156,19 +162,20 @@ class BackgroundClient {
       }
     }
   }
-  long count(long status) {
+  long count(Outcome outcome) {
     std::lock_guard<std::mutex> lock(mu_);
-    return statuses_[status];
+    return outcomes_[outcome];
   }
+  long ok() { return count(success_); }
   long total() {
     std::lock_guard<std::mutex> lock(mu_);
     long n = 0;
-    for (const auto& [s, c] : statuses_) {
+    for (const auto& [outcome, c] : outcomes_) {
       n += c;
     }
     return n;
   }
-  long failed() { return total() - count(200); }
+  long failed() { return total() - ok(); }
   std::string failures() {
     std::lock_guard<std::mutex> lock(mu_);
     std::string out;
@@ -179,12 +186,23 @@ class BackgroundClient {
   }
 
  private:
-  std::string url_;
+  const Outcome success_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
   std::mutex mu_;
-  std::map<long, long> statuses_;
+  std::map<Outcome, long> outcomes_;
   std::vector<std::string> failures_;
+};
+
+// POSTs kInferBody to `url` in a loop; outcomes are HTTP statuses (0: no answer).
+class BackgroundClient : public BackgroundLoad<long> {
+ public:
+  explicit BackgroundClient(const std::string& url, int threads = 1)
+      : BackgroundLoad(200, threads, [url](int) {
+          const HttpResult r = httpPost(url, kInferBody);
+          return std::pair<long, std::string>(
+              r.status, std::to_string(r.status) + " " + r.curl_error + " " + r.body);
+        }) {}
 };
 
 // ---- Nodes whose manager runs the replicas itself (supervise) ----

@@ -82,64 +82,21 @@ std::unique_ptr<grpc::ClientContext> context(const Metadata& metadata) {
   return ctx;
 }
 
-// Unary ModelInfer calls in a loop on `threads` threads, each with its own channel, until
-// stopped; counts the status codes.
-class BackgroundGrpcClient {
- public:
-  BackgroundGrpcClient(int port, Metadata metadata, int threads = 2) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, port, metadata, i] {
-        auto stub = inferenceStub(port);
-        while (!stop_) {
-          InferResult r = infer(*stub, typedRequest("echo", {static_cast<float>(i)}, {1, 1}),
-                                std::chrono::seconds(10), metadata);
-          std::lock_guard<std::mutex> lock(mu_);
-          ++codes_[r.status.error_code()];
-          if (!r.status.ok() && failures_.size() < 5) {
-            failures_.push_back(std::to_string(r.status.error_code()) + " " +
-                                r.status.error_message());
-          }
-        }
-      });
-    }
+// For BackgroundLoad: a unary ModelInfer call, each of `threads` threads on a channel of its
+// own; the outcome is the gRPC code.
+BackgroundLoad<grpc::StatusCode>::Call inferCalls(int port, int threads, const Metadata& metadata) {
+  auto stubs = std::make_shared<std::vector<std::unique_ptr<GRPCInferenceService::Stub>>>();
+  for (int i = 0; i < threads; ++i) {
+    stubs->push_back(inferenceStub(port));
   }
-  ~BackgroundGrpcClient() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) {
-        t.join();
-      }
-    }
-  }
-  long ok() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return codes_[grpc::StatusCode::OK];
-  }
-  long failed() {
-    std::lock_guard<std::mutex> lock(mu_);
-    long n = 0;
-    for (const auto& [code, count] : codes_) {
-      n += code == grpc::StatusCode::OK ? 0 : count;
-    }
-    return n;
-  }
-  std::string failures() {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string out;
-    for (const auto& f : failures_) {
-      out += f + "\n";
-    }
-    return out;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::map<grpc::StatusCode, long> codes_;
-  std::vector<std::string> failures_;
-};
+  return [stubs, metadata](int i) {
+    InferResult r = infer(*(*stubs)[i], typedRequest("echo", {static_cast<float>(i)}, {1, 1}),
+                          std::chrono::seconds(10), metadata);
+    return std::pair<grpc::StatusCode, std::string>(
+        r.status.error_code(),
+        std::to_string(r.status.error_code()) + " " + r.status.error_message());
+  };
+}
 
 // Every RPC through HAProxy on one HAProxy binary; see the test case below.
 void checkGrpcFrontend(const HaproxyBinary& binary) {
@@ -328,7 +285,7 @@ TEST_CASE("manager grpc: scaling under gRPC load reloads nothing and fails no ca
   REQUIRE(worker > 0);
 
   // One application: it takes calls that carry no `application` metadata.
-  BackgroundGrpcClient load(m->grpcPort(), {});
+  BackgroundLoad<grpc::StatusCode> load(grpc::StatusCode::OK, 2, inferCalls(m->grpcPort(), 2, {}));
   REQUIRE(eventually([&] { return load.ok() >= 20; }));
 
   HttpResult r = m->deploy(three);
