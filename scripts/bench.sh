@@ -3,6 +3,7 @@
 #   scripts/bench.sh replica [DURATION] [options]  serve-replica alone vs bare cpp-httplib and nginx
 #   scripts/bench.sh mlp [DURATION] [options]      the large MLP: in process vs the replica
 #   scripts/bench.sh propagation [ITERATIONS]       manager: registration -> routed, vs reload
+#   scripts/bench.sh grpc [DURATION] [options]     unary gRPC and HTTP through HAProxy vs direct
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +12,14 @@ shift || true
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target serve-replica bare_httplib_server mlp_forward_bench \
-  haproxy-manager propagation_bench
+  haproxy-manager propagation_bench grpc_load
 case "$what" in
   replica) exec bash bench/replica_bench.sh build "${@:-10s}" ;;
   mlp)
     python3 -c 'import numpy' 2>/dev/null || pip install --quiet numpy  # to generate the model
     exec bash bench/mlp_bench.sh build "${@:-10s}" ;;
   propagation) exec bash bench/propagation_bench.sh build "${@:-200}" ;;
-  *) echo "usage: scripts/bench.sh replica|mlp|propagation [DURATION] [options of bench/<what>_bench.sh]" >&2
+  grpc) exec bash bench/grpc_bench.sh build "${@:-10s}" ;;
+  *) echo "usage: scripts/bench.sh replica|mlp|propagation|grpc [DURATION] [options of bench/<what>_bench.sh]" >&2
      exit 2 ;;
 esac
