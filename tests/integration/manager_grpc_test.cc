@@ -329,5 +329,59 @@ TEST_CASE("manager grpc: scaling under gRPC load reloads nothing and fails no ca
         -1);
 }
 
+// One reload under gRPC load on one HAProxy binary; see the test case below.
+void checkReloadUnderLoad(const HaproxyBinary& binary) {
+  const std::string one = oneAppConfig("num_replicas: 1, model: {kind: noop, name: echo}");
+  const std::string two = one +
+                          "  - name: other\n"
+                          "    route_prefix: /other\n"
+                          "    deployments:\n"
+                          "      - {name: o, model: {kind: noop, name: other}}\n";
+  auto m = startNode(one, "", {{"RAY_SERVE_HAPROXY_BINARY_PATH", binary.path}});
+  REQUIRE(eventually([&] { return servingBoth(*m, "app", 1); }, std::chrono::seconds(30)));
+  const int worker = m->workerPid();
+
+  // Long-lived HTTP/2 connections to the old worker: on the reload HAProxy tells these clients
+  // to go (GOAWAY) once their calls are done, and they reconnect to the new worker.
+  BackgroundLoad<grpc::StatusCode> load(grpc::StatusCode::OK, 2,
+                                        inferCalls(m->grpcPort(), 2, {{"application", "app"}}));
+  BackgroundClient http(m->url("/app"), 2);  // keep-alive HTTP/1.1 clients alongside
+  REQUIRE(eventually([&] { return load.ok() >= 20 && http.ok() >= 20; }));
+  const HttpResult r = m->deploy(two);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  REQUIRE(eventually([&] { return servingBoth(*m, "other", 1); }, std::chrono::seconds(30)));
+  CHECK(m->workerPid() != worker);
+  const long before = load.ok();
+  REQUIRE(eventually([&] { return load.ok() >= before + 50; }));
+  load.stop();
+  http.stop();
+  INFO(load.failures());
+  INFO(http.failures());
+  INFO(m->output());
+  CHECK(load.failed() == 0);
+  CHECK(http.failed() == 0);
+
+  // The new application answers by name; a call without a name no longer has a default.
+  auto stub = inferenceStub(m->grpcPort());
+  InferResult other = infer(*stub, typedRequest("other", {2}, {1}), std::chrono::seconds(10),
+                            {{"application", "other"}});
+  CHECK_MESSAGE(other.status.ok(), other.status.error_message());
+  CHECK(infer(*stub, typedRequest("echo", {2}, {1})).status.error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+  CHECK(metricValue(
+            httpGet(m->controlUrl("/metrics")).body,
+            "serve_haproxy_reloads_total{reason=\"application_added\",result=\"success\"}") == 1);
+}
+
+// The old worker keeps serving calls on the connections it has until the clients leave; its
+// backends then count no usable server, which must not turn into "no replica" answers.
+TEST_CASE("manager grpc: a reload that adds an application fails no call or request in flight") {
+  for (const HaproxyBinary& binary : haproxyBinaries()) {
+    CAPTURE(binary.version);
+    checkReloadUnderLoad(binary);
+  }
+}
+
 }  // namespace
 }  // namespace serve::testing
