@@ -148,6 +148,8 @@ class Manager {
   std::map<SlotRef, std::chrono::steady_clock::time_point> drain_started_;
   std::uint64_t reloads_ = 0;
   std::chrono::steady_clock::time_point last_proc_check_{};
+  std::chrono::steady_clock::time_point last_drift_check_{};
+  static constexpr std::chrono::seconds kDriftCheckPeriod{1};
   std::thread loop_thread_;
   bool started_ = false;
   bool adopted_ = false;
