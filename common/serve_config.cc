@@ -427,7 +427,8 @@ Status ConfigParser::parseGrpcOptions(const Field& field, GrpcOptions& out) {
     return options.status();
   }
   if (const Field* port = options->find("port")) {
-    StatusOr<std::int64_t> value = integer(*port, 1, 65535, kPortRule);
+    StatusOr<std::int64_t> value =
+        integer(*port, 0, 65535, "an integer in [0, 65535] (0 = no gRPC listener)");
     if (!value.ok()) {
       return value.status();
     }

@@ -19,7 +19,7 @@ struct HttpOptions {
 };
 
 struct GrpcOptions {
-  int port = 9000;
+  int port = 9000;  // HAProxy's h2c gRPC listener; 0 = none (and no gRPC backends)
 };
 
 struct ModelSpec {

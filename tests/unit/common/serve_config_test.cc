@@ -247,6 +247,12 @@ TEST_CASE("parseServeConfig rejects a bad document") {
   });
 }
 
+TEST_CASE("parseServeConfig: grpc_options.port 0 means no gRPC listener") {
+  StatusOr<ServeConfig> config = parseServeConfig(withOptions("grpc_options: {port: 0}\n"), "t");
+  REQUIRE_MESSAGE(config.ok(), messageOf(config.status()));
+  CHECK(config->grpc_options.port == 0);
+}
+
 TEST_CASE("parseServeConfig checks http_options and grpc_options") {
   checkErrors({
       {"http_options not a mapping", withOptions("http_options: 8000\n"),
@@ -298,7 +304,11 @@ TEST_CASE("parseServeConfig checks http_options and grpc_options") {
       {"keep-alive zero", withOptions("http_options: {keep_alive_timeout_s: 0}\n"),
        "test.yaml:1: http_options.keep_alive_timeout_s: expected a number > 0, got 0"},
       {"grpc port 70000", withOptions("grpc_options: {port: 70000}\n"),
-       "test.yaml:1: grpc_options.port: expected an integer in [1, 65535], got 70000"},
+       "test.yaml:1: grpc_options.port: expected an integer in [0, 65535] (0 = no gRPC listener), "
+       "got 70000"},
+      {"grpc port negative", withOptions("grpc_options: {port: -1}\n"),
+       "test.yaml:1: grpc_options.port: expected an integer in [0, 65535] (0 = no gRPC listener), "
+       "got -1"},
       {"grpc unknown key", withOptions("grpc_options: {host: x}\n"),
        "test.yaml:1: grpc_options.host: unknown key (allowed: port)"},
       {"ports equal, both set",
