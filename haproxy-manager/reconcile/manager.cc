@@ -164,20 +164,7 @@ StatusOr<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Serve
 Manager::~Manager() { stop(); }
 
 StatusOr<Templates> Manager::loadTemplates() const {
-  Templates t;
-  const std::string& dir = options_.template_dir;
-  StatusOr<std::string> config = readWholeFile(dir + "/" + kConfigTemplateFile, "HAProxy template");
-  StatusOr<std::string> e408 = readWholeFile(dir + "/" + kError408File, "HAProxy error page");
-  StatusOr<std::string> e503 = readWholeFile(dir + "/" + kError503File, "HAProxy error page");
-  for (const auto* s : {&config, &e408, &e503}) {
-    if (!s->ok()) {
-      return s->status();
-    }
-  }
-  t.config = *std::move(config);
-  t.error_408 = *std::move(e408);
-  t.error_503 = *std::move(e503);
-  return t;
+  return serve::manager::loadTemplates(options_.template_dir);
 }
 
 Status Manager::writeFiles(const RenderedConfig& rendered, const std::string& config_path) {

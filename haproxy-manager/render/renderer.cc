@@ -5,11 +5,29 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "kainjow/mustache.hpp"
 
 namespace serve::manager {
 
 namespace mustache = kainjow::mustache;
+
+StatusOr<Templates> loadTemplates(const std::string& dir) {
+  Templates t;
+  const std::pair<const char*, std::string*> files[] = {
+      {kConfigTemplateFile, &t.config},       {kError408File, &t.error_408},
+      {kError503File, &t.error_503},          {kGrpcError504File, &t.grpc_error_504},
+      {kGrpcError503File, &t.grpc_error_503},
+  };
+  for (const auto& [name, out] : files) {
+    StatusOr<std::string> text = readWholeFile(dir + "/" + name, "HAProxy template");
+    if (!text.ok()) {
+      return text.status();
+    }
+    *out = *std::move(text);
+  }
+  return t;
+}
 
 std::string statePath(const GlobalSettings& global, const std::string& file_name) {
   return absl::StrCat(global.state_dir, "/", file_name);
@@ -155,6 +173,8 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   data.set("check_timeout", haproxyDuration(g.health_check_inter_s));
   data.set("error_408", statePath(g, kError408File));
   data.set("error_503", statePath(g, kError503File));
+  data.set("grpc_error_504", statePath(g, kGrpcError504File));
+  data.set("grpc_error_503", statePath(g, kGrpcError503File));
   const bool ipv6_bind = g.http_host.find(':') != std::string::npos;
   data.set("http_bind", ipv6_bind ? absl::StrCat("[", g.http_host, "]") : g.http_host);
   data.set("http_port", std::to_string(g.http_port));
@@ -227,6 +247,8 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
       mapFile({{"draining", table.draining ? "1" : "0"}, {"routes", routesJson(table)}});
   out.files[kError408File] = templates.error_408;
   out.files[kError503File] = templates.error_503;
+  out.files[kGrpcError504File] = templates.grpc_error_504;
+  out.files[kGrpcError503File] = templates.grpc_error_503;
   return out;
 }
 

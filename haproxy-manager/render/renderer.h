@@ -18,11 +18,20 @@ struct Templates {
   std::string config;     // haproxy.cfg.mustache
   std::string error_408;  // 408.http: sent when a replica does not answer in time
   std::string error_503;  // 503.http: no replica could take the request
+  // The same two for gRPC calls: trailers-only answers (HTTP 200, grpc-status 4 and 14), which
+  // gRPC clients read as DEADLINE_EXCEEDED and UNAVAILABLE with HAProxy's message.
+  std::string grpc_error_504;  // grpc-504.http
+  std::string grpc_error_503;  // grpc-503.http
 };
 
 inline constexpr char kConfigTemplateFile[] = "haproxy.cfg.mustache";
 inline constexpr char kError408File[] = "408.http";
 inline constexpr char kError503File[] = "503.http";
+inline constexpr char kGrpcError504File[] = "grpc-504.http";
+inline constexpr char kGrpcError503File[] = "grpc-503.http";
+
+// Reads the template set from `dir`; a missing file is an error naming it.
+StatusOr<Templates> loadTemplates(const std::string& dir);
 
 // The files HAProxy reads besides haproxy.cfg, by name; they live in GlobalSettings::state_dir.
 inline constexpr char kRoutesExactMap[] = "routes_exact.map";      // prefix -> backend

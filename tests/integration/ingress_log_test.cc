@@ -60,12 +60,9 @@ bool eventually(const std::function<bool()>& condition, milliseconds timeout = m
 }
 
 Templates shippedTemplates() {
-  const std::string dir = std::string(SERVE_SOURCE_DIR) + "/templates/";
-  Templates t;
-  t.config = readWholeFile(dir + kConfigTemplateFile, "template").value();
-  t.error_408 = readWholeFile(dir + kError408File, "template").value();
-  t.error_503 = readWholeFile(dir + kError503File, "template").value();
-  return t;
+  StatusOr<Templates> t = loadTemplates(std::string(SERVE_SOURCE_DIR) + "/templates");
+  REQUIRE_MESSAGE(t.ok(), messageOf(t.status()));
+  return *t;
 }
 
 // The stand-in replica: KServe infer and health on loopback; GET /slow answers after a second.

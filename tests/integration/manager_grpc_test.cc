@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "haproxy-manager/haproxy/show_parsers.h"
 #include "proto/health.grpc.pb.h"
 #include "tests/integration/grpc_fixture.h"
 #include "tests/integration/manager_fixture.h"
@@ -381,6 +382,70 @@ TEST_CASE("manager grpc: a reload that adds an application fails no call or requ
     CAPTURE(binary.version);
     checkReloadUnderLoad(binary);
   }
+}
+
+TEST_CASE("manager grpc: HAProxy's own timeouts are gRPC answers, with exact counts") {
+  // request_timeout_s 1: HAProxy waits 2 s for a server (timeout server) and 1 s in its queue.
+  // The replica of `slow` runs with no deadline of its own and takes 3 s per call, so HAProxy
+  // gives up first. Its max_ongoing_requests is 4: four calls take the slot, a fifth queues.
+  auto m = startManager(managerConfig(1500, 1));
+  ReplicaOptions o;
+  o.config_yaml = replicaConfig(managerConfig(3000, 0));
+  o.app = "slow";
+  o.env = {{"RAY_SERVE_LOG_TO_STDERR", "0"},
+           {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "0"}};
+  o.extra_args = {"--grpc-port", "0"};
+  ReplicaProcess replica(o);
+  REQUIRE(replica.start());
+  const HttpResult reg =
+      m->registerReplica("slow", "s", replica.port(), "slow-1", replica.pid(), replica.grpcPort());
+  REQUIRE_MESSAGE(reg.status == 200, reg.body);
+
+  const Metadata to_slow{{"application", "slow"}};
+  std::vector<InferResult> held(4);
+  std::vector<std::thread> callers;
+  for (auto& result : held) {
+    callers.emplace_back([&] {
+      auto own = inferenceStub(m->grpcPort());
+      result = infer(*own, typedRequest("sleeper", {1}, {1}), std::chrono::seconds(10), to_slow);
+    });
+  }
+  const auto in_progress = [&] {  // HAProxy's count of calls on the gRPC slot
+    StatusOr<std::vector<manager::StatRow>> rows = manager::parseShowStat(m->admin("show stat"));
+    for (const manager::StatRow& row : rows.ok() ? *rows : std::vector<manager::StatRow>{}) {
+      if (row.proxy == "grpc-slow" && row.server == "slot1") {
+        return row.scur;
+      }
+    }
+    return int64_t{-1};
+  };
+  REQUIRE(eventually([&] { return in_progress() == 4; }));
+  auto stub = inferenceStub(m->grpcPort());
+  InferResult queued =
+      infer(*stub, typedRequest("sleeper", {2}, {1}), std::chrono::seconds(10), to_slow);
+  CHECK(queued.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(queued.status.error_message() ==
+        "No replica could take the call: all were busy until the queue timeout, or none could be "
+        "reached.");
+  CHECK(queued.seconds > 0.9);
+  CHECK(queued.seconds < 1.9);
+  for (auto& t : callers) {
+    t.join();
+  }
+  for (const InferResult& r : held) {
+    CHECK(r.status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+    CHECK(r.status.error_message() == "The call timed out before a replica answered.");
+    CHECK(r.seconds > 1.9);
+    CHECK(r.seconds < 2.9);
+  }
+  const std::string infer_path = "/inference.GRPCInferenceService/ModelInfer";
+  const auto ingress = [&](const std::string& code) {
+    return metricValue(httpGet(m->controlUrl("/metrics")).body,
+                       "serve_num_grpc_requests{application=\"slow\",method=\"" + infer_path +
+                           "\",code=\"" + code + "\"}");
+  };
+  CHECK(eventually([&] { return ingress("DEADLINE_EXCEEDED") == 4; }));
+  CHECK(ingress("UNAVAILABLE") == 1);
 }
 
 }  // namespace

@@ -97,7 +97,8 @@ TEST_CASE("manager: a candidate config refused by haproxy -c leaves the running 
     CAPTURE(haproxy.version);
     // An operator's template copy: the hook through which a broken config reaches haproxy -c.
     TempDir templates;
-    for (const char* file : {"haproxy.cfg.mustache", "408.http", "503.http"}) {
+    for (const char* file : {"haproxy.cfg.mustache", "408.http", "503.http", "grpc-504.http",
+                             "grpc-503.http"}) {
       std::filesystem::copy_file(std::string(SERVE_SOURCE_DIR) + "/templates/" + file,
                                  templates.path() + "/" + file);
     }

@@ -178,9 +178,11 @@ std::string ManagerProcess::controlUrl(const std::string& path) const {
 }
 
 HttpResult ManagerProcess::registerReplica(const std::string& app, const std::string& deployment,
-                                           int port, const std::string& id, int pid) {
-  nlohmann::json body{{"replica_id", id},    {"application", app}, {"deployment", deployment},
-                      {"host", "127.0.0.1"}, {"http_port", port},  {"pid", pid}};
+                                           int port, const std::string& id, int pid,
+                                           int grpc_port) {
+  nlohmann::json body{{"replica_id", id},      {"application", app}, {"deployment", deployment},
+                      {"host", "127.0.0.1"},   {"http_port", port},  {"pid", pid},
+                      {"grpc_port", grpc_port}};
   return httpRequest("POST", controlUrl("/replicas"), body.dump(),
                      {{"Authorization", "Bearer " + token_}}, std::chrono::seconds(60));
 }

@@ -50,7 +50,7 @@ class ManagerProcess {
 
   // Control API calls (with the token where needed).
   HttpResult registerReplica(const std::string& app, const std::string& deployment, int port,
-                             const std::string& id, int pid = 0);
+                             const std::string& id, int pid = 0, int grpc_port = 0);
   HttpResult deregister(const std::string& id);
   HttpResult deploy(const std::string& yaml);  // "{{HTTP_PORT}}" replaced as in start()
   HttpResult post(const std::string& path);

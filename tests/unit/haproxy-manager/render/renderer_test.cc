@@ -19,11 +19,9 @@ const std::string kTemplateDir = std::string(SERVE_TESTDATA_DIR) + "/../../templ
 const std::string kGoldenDir = std::string(SERVE_TESTDATA_DIR) + "/manager/render";
 
 Templates shippedTemplates() {
-  Templates t;
-  t.config = readWholeFile(kTemplateDir + "/" + kConfigTemplateFile, "template").value();
-  t.error_408 = readWholeFile(kTemplateDir + "/" + kError408File, "template").value();
-  t.error_503 = readWholeFile(kTemplateDir + "/" + kError503File, "template").value();
-  return t;
+  StatusOr<Templates> t = loadTemplates(kTemplateDir);
+  REQUIRE_MESSAGE(t.ok(), messageOf(t.status()));
+  return *t;
 }
 
 RenderedConfig renderOk(const RoutingTable& table) {
@@ -85,7 +83,9 @@ TEST_CASE("renderer: two applications render to the golden config and maps") {
         "draining 0\nroutes {\"/digits\":\"digits\",\"/echo/v1\":\"echo\"}\n");
   CHECK(out.files.at(kError408File).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
   CHECK(out.files.at(kError503File).rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
-  CHECK(out.files.size() == 8);
+  CHECK(out.files.at(kGrpcError504File).find("\r\ngrpc-status: 4\r\n") != std::string::npos);
+  CHECK(out.files.at(kGrpcError503File).find("\r\ngrpc-status: 14\r\n") != std::string::npos);
+  CHECK(out.files.size() == 10);
 }
 
 TEST_CASE("renderer: with an ingress log socket, the http frontend logs every request to it") {
@@ -218,6 +218,10 @@ TEST_CASE("renderer: the gRPC frontend routes by the application metadata") {
         "backend grpc-a\n"
         "  balance leastconn\n"
         "  default-server proto h2 maxconn 5\n"
+        "  # HAProxy's own errors as gRPC answers: a server timeout is DEADLINE_EXCEEDED, no free\n"
+        "  # replica until the queue timeout (or none reachable) UNAVAILABLE.\n"
+        "  errorfile 504 /run/serve/grpc-504.http\n"
+        "  errorfile 503 /run/serve/grpc-503.http\n"
         "  http-request set-var(txn.grpc_reply) bool(1) if { nbsrv(grpc-a) eq 0 } !{ stopping }\n"
         "  http-request return status 200 hdr grpc-status 14 hdr grpc-message \"No replica of "
         "application 'a' is available.\" if { nbsrv(grpc-a) eq 0 } !{ stopping }\n"
