@@ -68,6 +68,9 @@ void ChildProcess::readLoop(int fd) {
     output_.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
+  std::lock_guard<std::mutex> lock(mu_);
+  eof_ = true;
+  eof_cv_.notify_all();
 }
 
 std::optional<std::string> ChildProcess::waitForReady(std::chrono::milliseconds timeout) {
@@ -109,6 +112,10 @@ std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+      // What it wrote last may still be in the pipe: give the reader a moment to reach the end
+      // (not forever: a process it started may hold the pipe open).
+      std::unique_lock<std::mutex> lock(mu_);
+      eof_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return eof_; });
       return exit_code_;
     }
     if (std::chrono::steady_clock::now() >= until) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -41,7 +42,9 @@ class ChildProcess {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   std::thread reader_;
-  mutable std::mutex mu_;  // guards output_
+  mutable std::mutex mu_;  // guards output_ and eof_
+  bool eof_ = false;       // the reader saw the end of the child's output
+  std::condition_variable eof_cv_;
   std::string output_;
 };
 
