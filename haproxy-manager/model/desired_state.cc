@@ -51,10 +51,13 @@ Backend buildBackend(const DesiredInputs& inputs, const ApplicationSpec& app,
       continue;
     }
     auto it = wanted.find(slot.replica_id);
-    const bool same_endpoint =
-        it != wanted.end() && endpointOf(inputs, *it->second) == slot.endpoint;
+    // The slot is the replica's HTTP address; a new gRPC port (or the node's gRPC listener
+    // turned on or off) only changes the slot's gRPC server.
+    const bool same_endpoint = it != wanted.end() && it->second->host == slot.endpoint.host &&
+                               it->second->http_port == slot.endpoint.port;
     if (same_endpoint) {
       slot.state = SlotState::kActive;  // keeps serving, or comes back from draining
+      slot.endpoint = endpointOf(inputs, *it->second);
       wanted.erase(it);
       continue;
     }

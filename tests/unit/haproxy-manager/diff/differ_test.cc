@@ -261,6 +261,16 @@ TEST_CASE("differ: a replica's gRPC slot follows its HTTP slot, without health c
   CHECK(texts(diff(one, moved).reload_reasons) == Lines{"global settings changed: gRPC listener"});
 }
 
+TEST_CASE("differ: a replica's new gRPC port moves only its gRPC server") {
+  const RoutingTable before =
+      grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 1)});
+  const RoutingTable after =
+      grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40009)}, 1)});
+  CHECK(diff(before, after).commands == Lines{"set server grpc-a/slot1 state maint",
+                                              "set server grpc-a/slot1 addr 127.0.0.1 port 40009",
+                                              "set server grpc-a/slot1 state ready"});
+}
+
 TEST_CASE("differ: a gRPC slot put in maintenance by hand is put back alone") {
   const RoutingTable running =
       grpcTable({backend("a", "/a", {withGrpc(active("a-1", 30000), 40000)}, 1)});

@@ -153,13 +153,17 @@ TEST_CASE("desired: a replica's gRPC port reaches its slot only where the node s
   CHECK(buildDesired(inputs(c, {r}), RoutingTable{}).backends[0].slots[0].endpoint ==
         Endpoint{"127.0.0.1", 30001, 0});
 
-  // The same replica id at a new gRPC port is a new endpoint: the old slot drains.
+  // The same replica at a new gRPC port keeps its slot; only the slot's gRPC port changes.
   const RoutingTable before = buildDesired(with_grpc, RoutingTable{});
   with_grpc.replicas[0].grpc_port = 40002;
   const RoutingTable after = buildDesired(with_grpc, before);
-  CHECK(after.backends[0].slots[0].state == SlotState::kDraining);
-  CHECK(after.backends[0].slots[1] ==
+  CHECK(after.backends[0].slots[0] ==
         Slot{SlotState::kActive, "a-1", Endpoint{"127.0.0.1", 30001, 40002}});
+  CHECK(after.backends[0].slots[1].state == SlotState::kFree);
+  // So does every replica when the node's gRPC listener is turned off.
+  with_grpc.global.grpc_port = 0;
+  CHECK(buildDesired(with_grpc, after).backends[0].slots[0] ==
+        Slot{SlotState::kActive, "a-1", Endpoint{"127.0.0.1", 30001, 0}});
 }
 
 }  // namespace
