@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "proto/grpc_service.grpc.pb.h"
+#include "replica/frontend/wire_status.h"
 
 namespace {
 
@@ -57,6 +58,7 @@ using Clock = std::chrono::steady_clock;
 using inference::GRPCInferenceService;
 using inference::ModelInferRequest;
 using inference::ModelInferResponse;
+using serve::grpcCodeName;
 
 struct Flags {
   std::string target;
@@ -230,47 +232,6 @@ bool isEcho(const ModelInferResponse& response, const Flags& flags) {
   return static_cast<size_t>(response.outputs(0).contents().fp32_contents_size()) == k;
 }
 
-std::string codeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "CODE_" + std::to_string(static_cast<int>(code));
-  }
-}
-
 constexpr char kBadReply[] = "BAD_REPLY";
 
 // What one driver thread saw. Owned by that thread until it is joined.
@@ -350,7 +311,7 @@ class LoadThread {
     const bool in_window = done >= window_start_ && done < window_end_;
     std::string code;
     if (!slot.status.ok()) {
-      code = codeName(slot.status.error_code());
+      code = grpcCodeName(slot.status.error_code());
     } else if (!isEcho(slot.response, flags_)) {
       code = kBadReply;
     }
@@ -406,7 +367,7 @@ bool probe(GRPCInferenceService::Stub& stub, const Flags& flags, const ModelInfe
   grpc::Status status = stub.ModelInfer(&context, request, &response);
   if (!status.ok()) {
     std::fprintf(stderr, "grpc_load: probe call to %s failed: %s: %s\n", flags.target.c_str(),
-                 codeName(status.error_code()).c_str(), status.error_message().c_str());
+                 grpcCodeName(status.error_code()).c_str(), status.error_message().c_str());
     return false;
   }
   if (!isEcho(response, flags)) {
