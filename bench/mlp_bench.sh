@@ -2,6 +2,7 @@
 # Measures the large MLP (1024-4096-4096-1000, ~25M parameters, random weights) on the CPU, three
 # ways, in one invocation on one machine:
 #   in-process     bench/mlp_forward_bench: CpuMlpModel::forward() alone at batch size B
+#                  (with --gpu: CudaMlpModel::forward(), and the replicas ask for num_gpus 1)
 #   batching on    serve-replica, max_batch_size 64, batch_wait_timeout_s 0.002, driven by wrk at
 #                  concurrency C with one-sample [1,1024] requests
 #   batching off   the same replica config with max_batch_size 1
@@ -41,6 +42,10 @@ options:
   -s, --seconds N           in-process seconds per batch size (default: 3)
   -T, --threads N           OpenBLAS threads, in process and as the replicas' num_cpus
                             (default: 2)
+  -g, --gpu                 run the model on CUDA device 0 (of CUDA_VISIBLE_DEVICES): in process
+                            with --backend cuda, replicas with num_gpus: 1
+      --wrk-threads N       wrk threads (default: 1 at concurrency 1, else 2; the 2-core
+                            machines share their cores with the replica)
   -m, --model FILE          model file (default: BUILD_DIR/models/large_mlp.safetensors,
                             generated with models/make_random_mlp.py when absent)
   -r, --rounds N            repeat every run N times, interleaved; the report shows the
@@ -73,6 +78,8 @@ need_value() {  # option, number of remaining args
 concurrency="1 8 32 64"
 inproc_seconds=3
 threads=2
+gpu=0
+wrk_threads_flag=""
 model=""
 rounds=1
 warmup=2s
@@ -87,6 +94,9 @@ while (($#)); do
     --seconds=*) inproc_seconds=${1#*=}; shift ;;
     -T | --threads) need_value "$1" $#; threads=$2; shift 2 ;;
     --threads=*) threads=${1#*=}; shift ;;
+    -g | --gpu) gpu=1; shift ;;
+    --wrk-threads) need_value "$1" $#; wrk_threads_flag=$2; shift 2 ;;
+    --wrk-threads=*) wrk_threads_flag=${1#*=}; shift ;;
     -m | --model) need_value "$1" $#; model=$2; shift 2 ;;
     --model=*) model=${1#*=}; shift ;;
     -r | --rounds) need_value "$1" $#; rounds=$2; shift 2 ;;
@@ -132,6 +142,14 @@ done
 [[ $inproc_seconds =~ ^[1-9][0-9]*$ ]] || die "bad --seconds '$inproc_seconds' (whole seconds)"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "bad --threads '$threads'"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds '$rounds'"
+[[ -z $wrk_threads_flag || $wrk_threads_flag =~ ^[1-9][0-9]*$ ]] ||
+  die "bad --wrk-threads '$wrk_threads_flag'"
+backend=cpu
+num_gpus=0
+if ((gpu)); then
+  backend=cuda
+  num_gpus=1
+fi
 
 if [[ $build_dir != /* ]]; then
   if [[ -d $build_dir ]]; then
@@ -286,7 +304,7 @@ applications:
       - name: $1
         num_replicas: 1
         max_ongoing_requests: 64
-        ray_actor_options: {num_cpus: $threads, num_gpus: 0}
+        ray_actor_options: {num_cpus: $threads, num_gpus: $num_gpus}
         model: {kind: mlp, name: $MODEL_NAME, path: $model}
         batching: $2
 EOF
@@ -372,6 +390,10 @@ read_metrics() {  # target
 }
 
 wrk_threads() {  # connections -> wrk threads: the machine has few cores, wrk shares them
+  if [[ -n $wrk_threads_flag ]]; then
+    echo $((wrk_threads_flag < $1 ? wrk_threads_flag : $1))
+    return
+  fi
   if (($1 < 2)); then echo 1; else echo 2; fi
 }
 
@@ -433,7 +455,7 @@ INPROC_RESULT=""
 run_inproc() {  # batch size, log name
   local batch=$1 name=$2 out rc=0 line
   out=$work/inproc-$name.txt
-  timeout -k 5 $((inproc_seconds + 120)) "$forward_bin" --model "$model" --threads "$threads" \
+  timeout -k 5 $((inproc_seconds + 120)) "$forward_bin" --model "$model" --backend "$backend" --threads "$threads" \
     --batch-sizes "$batch" --seconds "$inproc_seconds" >"$out" 2>&1 </dev/null &
   PIDS[inproc]=$!
   wait "${PIDS[inproc]}" || rc=$?
@@ -599,8 +621,13 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/
 mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576; exit }' /proc/meminfo 2>/dev/null || true)
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
 compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
-compiler_version=""
-if [[ -n $compiler && -x $compiler ]]; then
+# What CMake recorded when it configured the build: right also when the binaries were built
+# elsewhere and carried to this machine, whose own compiler may differ.
+compiler_version=$(cat "$build_dir"/CMakeFiles/*/CMakeCXXCompiler.cmake 2>/dev/null | awk -F'"' '
+  /^set\(CMAKE_CXX_COMPILER_ID / { id = $2 }
+  /^set\(CMAKE_CXX_COMPILER_VERSION / { v = $2 }
+  END { if (id != "") print id " " v }')
+if [[ -z $compiler_version && -n $compiler && -x $compiler ]]; then
   compiler_version=$("$compiler" --version 2>/dev/null | head -n 1 || true)
 fi
 git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -611,18 +638,24 @@ wrk_version=$( (wrk -v 2>&1 || true) | head -n 1)
 inproc_logs=("$work"/inproc-*.txt)
 first_inproc=${inproc_logs[0]}
 model_line=$(sed -n 's/^model: //p' "$first_inproc" 2>/dev/null | head -n 1)
-blas_line=$(sed -n 's/^OpenBLAS: //p' "$first_inproc" 2>/dev/null | head -n 1)
+backend_line=$(sed -n 's/^back end: //p' "$first_inproc" 2>/dev/null | head -n 1)
 load_at_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 ray_env=$(env | grep -E '^RAY_SERVE_' | sort || true)
 
 cmdline="bench/mlp_bench.sh ${build_dir#"$ROOT"/} $duration -c \"${conc_list[*]}\" -s $inproc_seconds"
 ((threads == 2)) || cmdline+=" -T $threads"
+((gpu == 0)) || cmdline+=" --gpu"
+[[ -z $wrk_threads_flag ]] || cmdline+=" --wrk-threads $wrk_threads_flag"
 ((rounds == 1)) || cmdline+=" -r $rounds"
 [[ $warmup == 2s ]] || cmdline+=" -w $warmup"
 
 report=$work/report.md
 {
-  echo "# Large MLP on the CPU: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  if ((gpu)); then
+    echo "# Large MLP on the GPU: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  else
+    echo "# Large MLP on the CPU: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  fi
   echo
   echo "Command: \`$cmdline\` at $git_rev, build type ${build_type:-unknown}."
   echo
@@ -631,10 +664,10 @@ report=$work/report.md
   echo "- \`$(uname -a)\`"
   echo "- CPU: ${cpu_model:-unknown}; nproc: $(nproc); memory: ${mem_total:-unknown}"
   echo "- load average before the run: $load_at_start; after: $load_at_end"
-  echo "- OpenBLAS: ${blas_line:-unknown}; $threads BLAS threads in process and in each replica (num_cpus $threads)"
+  echo "- back end: ${backend_line:-unknown}; num_cpus $threads, num_gpus $num_gpus in each replica"
   echo "- wrk: ${wrk_version:-unknown}"
   [[ -z $compiler_version ]] || echo "- compiler: $compiler_version"
-  echo "- wrk and the replica share the machine's cores (wrk -t1 at concurrency 1, -t2 above);"
+  echo "- wrk and the replica share the machine's cores (wrk threads: $(wrk_threads 1) at concurrency 1, $(wrk_threads 64) above);"
   echo "  all traffic is keep-alive HTTP/1.1 over 127.0.0.1."
   if [[ -n $ray_env ]]; then
     echo "- RAY_SERVE_* set by the caller: $(tr '\n' ' ' <<<"$ray_env")"
@@ -643,9 +676,9 @@ report=$work/report.md
   echo "## Setup"
   echo
   echo "- model: ${model_line:-$model}"
-  echo "- in process: \`mlp_forward_bench --threads $threads --batch-sizes B --seconds $inproc_seconds\`"
-  echo "  (CpuMlpModel::forward() on random inputs, ≥ 0.5 s warm-up)"
-  echo "- replicas: \`wrk -t{1,2} -c<C> -d$duration --latency\` against \`POST $INFER_PATH\`, one"
+  echo "- in process: \`mlp_forward_bench --backend $backend --threads $threads --batch-sizes B --seconds $inproc_seconds\`"
+  echo "  (the back end's forward() on random inputs, ≥ 0.5 s warm-up)"
+  echo "- replicas: \`wrk -t<T> -c<C> -d$duration --latency\` against \`POST $INFER_PATH\`, one"
   echo "  [1,$inputs] FP32 sample per request (${#request_body}-byte JSON body); samples/s = requests/s."
   if ((warmup_s > 0)); then
     echo "  One unmeasured $warmup warm-up per replica at concurrency $max_conc first."
@@ -661,7 +694,7 @@ report=$work/report.md
     echo "| $t | ${PORT[$t]} | \`$(sed -n 's/^ *batching: //p' "$work/$t.yaml")\` | $code | $hbytes | $bbytes |"
   done
   echo
-  echo "Both: \`max_ongoing_requests: 64\`, \`ray_actor_options: {num_cpus: $threads}\`, \`model: {kind: mlp, name: $MODEL_NAME}\`."
+  echo "Both: \`max_ongoing_requests: 64\`, \`ray_actor_options: {num_cpus: $threads, num_gpus: $num_gpus}\`, \`model: {kind: mlp, name: $MODEL_NAME}\`."
   echo
   echo "## Results"
   echo

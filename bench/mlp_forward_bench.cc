@@ -1,9 +1,12 @@
-// The in-process baseline of bench/mlp_bench.sh: CpuMlpModel::forward(), the CPU back end's
-// forward pass that serve-replica calls, timed alone on random inputs, with no HTTP, JSON,
-// batcher or copies around it. The replica's samples per second divided by this program's, at
-// the same batch size, is the share of the model's throughput that serving leaves.
+// The in-process baseline of bench/mlp_bench.sh: the forward pass that serve-replica calls,
+// CpuMlpModel::forward() or, with --backend cuda, CudaMlpModel::forward() (host-to-device copy,
+// one cuBLASLt matmul per layer, softmax, copy back, synchronised), timed alone on random
+// inputs, with no HTTP, JSON, batcher or request copies around it. The replica's samples per
+// second divided by this program's, at the same batch size, is the share of the model's
+// throughput that serving leaves.
 //
-//   mlp_forward_bench --model PATH [--threads N] [--batch-sizes 1,8,32,64] [--seconds S]
+//   mlp_forward_bench --model PATH [--backend cpu|cuda] [--threads N] [--batch-sizes 1,8,32,64]
+//                     [--seconds S]
 //
 // For each batch size: unmeasured warm-up passes (at least 3, at least 0.5 s), then passes back
 // to back until S seconds have gone by. Prints a markdown table on stdout and, per batch size,
@@ -16,6 +19,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -25,6 +30,10 @@
 #include "replica/runtime/mlp_cpu.h"
 #include "replica/runtime/mlp_weights.h"
 #include "replica/runtime/safetensors.h"
+
+#ifdef SERVE_HAVE_CUDA
+#include "replica/runtime/cuda/mlp_cuda.h"
+#endif
 
 // OpenBLAS's own description of its build, for the report (declared here rather than through
 // cblas.h, whose include path is private to serve_replica_core).
@@ -37,15 +46,17 @@ using Clock = std::chrono::steady_clock;
 
 struct Flags {
   std::string model;
+  std::string backend = "cpu";
   int threads = 2;
   std::vector<int64_t> batch_sizes = {1, 8, 32, 64};
   double seconds = 3;
 };
 
 constexpr std::string_view kUsage =
-    "usage: mlp_forward_bench --model PATH [--threads N] [--batch-sizes 1,8,32,64] "
-    "[--seconds S]\n"
+    "usage: mlp_forward_bench --model PATH [--backend cpu|cuda] [--threads N] "
+    "[--batch-sizes 1,8,32,64] [--seconds S]\n"
     "  --model PATH        safetensors MLP (models/README.md)\n"
+    "  --backend B         cpu (OpenBLAS, default) or cuda (device 0 of CUDA_VISIBLE_DEVICES)\n"
     "  --threads N         OpenBLAS threads (default 2; the replica uses num_cpus)\n"
     "  --batch-sizes LIST  comma-separated rows per forward pass (default 1,8,32,64)\n"
     "  --seconds S         measured time per batch size (default 3)\n";
@@ -100,6 +111,11 @@ Flags parseFlags(int argc, char** argv) {
     }
     if (name == "--model") {
       flags.model = std::string(*value);
+    } else if (name == "--backend") {
+      if (*value != "cpu" && *value != "cuda") {
+        fail("--backend: expected cpu or cuda, got '" + std::string(*value) + "'");
+      }
+      flags.backend = std::string(*value);
     } else if (name == "--threads") {
       if (!parseNumber(*value, flags.threads) || flags.threads < 1 || flags.threads > 1024) {
         fail("--threads: expected an integer in 1..1024, got '" + std::string(*value) + "'");
@@ -140,10 +156,14 @@ struct Result {
   double min_ms = 0;
 };
 
-Result measure(serve::CpuMlpModel& model, int64_t batch, double seconds, std::mt19937& rng) {
+// One forward pass of `rows` rows from `x` into `y`, whichever back end runs it.
+using ForwardFn = std::function<void(const float* x, int64_t rows, std::vector<float>& y)>;
+
+Result measure(const ForwardFn& forward, int64_t inputs, int64_t batch, double seconds,
+               std::mt19937& rng) {
   // Inputs like the replica's: uniform in [0, 1), fresh per batch size.
   std::uniform_real_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(batch * model.inputs()));
+  std::vector<float> x(static_cast<size_t>(batch * inputs));
   for (float& v : x) {
     v = dist(rng);
   }
@@ -152,7 +172,7 @@ Result measure(serve::CpuMlpModel& model, int64_t batch, double seconds, std::mt
 
   Clock::time_point warm_start = Clock::now();
   for (int i = 0; i < 3 || msSince(warm_start) < 500; ++i) {
-    model.forward(x.data(), batch, y);
+    forward(x.data(), batch, y);
     sink = sink + y[0];
   }
 
@@ -161,7 +181,7 @@ Result measure(serve::CpuMlpModel& model, int64_t batch, double seconds, std::mt
   double total_ms = 0;
   while (total_ms < seconds * 1e3) {
     Clock::time_point t = Clock::now();
-    model.forward(x.data(), batch, y);
+    forward(x.data(), batch, y);
     sink = sink + y[0];
     pass_ms.push_back(msSince(t));
     total_ms = msSince(start);
@@ -201,20 +221,59 @@ int main(int argc, char** argv) {
     shape += "," + std::to_string(layer.out);
     params += layer.in * layer.out + layer.out;
   }
-  serve::CpuMlpModel model(*std::move(weights), "bench", flags.threads);
-
+  const int64_t inputs = weights->inputs();
   std::printf("model: %s (layers %s, %.1fM parameters, %.0f MB of F32 weights)\n",
               flags.model.c_str(), shape.c_str(), static_cast<double>(params) / 1e6,
               static_cast<double>(params) * 4 / 1e6);
-  std::printf("OpenBLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
-  std::printf("OpenBLAS threads: %d; %.1f s measured per batch size after >= 0.5 s warm-up\n\n",
-              flags.threads, flags.seconds);
+
+  std::unique_ptr<serve::CpuMlpModel> cpu;
+#ifdef SERVE_HAVE_CUDA
+  std::unique_ptr<serve::CudaMlpModel> cuda;
+#endif
+  ForwardFn forward;
+  if (flags.backend == "cpu") {
+    cpu = std::make_unique<serve::CpuMlpModel>(*std::move(weights), "bench", flags.threads);
+    forward = [&cpu](const float* x, int64_t rows, std::vector<float>& y) {
+      cpu->forward(x, rows, y);
+    };
+    std::printf("back end: cpu; OpenBLAS: %s (core %s), %d threads\n", openblas_get_config(),
+                openblas_get_corename(), flags.threads);
+  } else {
+#ifdef SERVE_HAVE_CUDA
+    if (serve::visibleCudaDevices() == 0) {
+      std::fprintf(stderr, "mlp_forward_bench: --backend cuda: no CUDA device is visible\n");
+      return 1;
+    }
+    int64_t max_rows = *std::max_element(flags.batch_sizes.begin(), flags.batch_sizes.end());
+    auto model =
+        serve::CudaMlpModel::create(*std::move(weights), "bench", 0, static_cast<int>(max_rows));
+    if (!model.ok()) {
+      std::fprintf(stderr, "mlp_forward_bench: %s\n",
+                   std::string(model.status().message()).c_str());
+      return 1;
+    }
+    cuda = *std::move(model);
+    forward = [&cuda](const float* x, int64_t rows, std::vector<float>& y) {
+      serve::Status st = cuda->forward(x, rows, y);
+      if (!st.ok()) {
+        std::fprintf(stderr, "mlp_forward_bench: forward pass failed: %s\n",
+                     std::string(st.message()).c_str());
+        std::exit(1);
+      }
+    };
+    std::printf("back end: cuda; device 0: %s\n", serve::cudaDeviceName(0).c_str());
+#else
+    std::fprintf(stderr, "mlp_forward_bench: --backend cuda: this build has no CUDA back end\n");
+    return 1;
+#endif
+  }
+  std::printf("%.1f s measured per batch size after >= 0.5 s warm-up\n\n", flags.seconds);
   std::fflush(stdout);
 
   std::mt19937 rng(0);
   std::vector<Result> results;
   for (int64_t batch : flags.batch_sizes) {
-    results.push_back(measure(model, batch, flags.seconds, rng));
+    results.push_back(measure(forward, inputs, batch, flags.seconds, rng));
     const Result& r = results.back();
     std::fprintf(stderr, "mlp_forward_bench: batch %lld: %.0f samples/s, %.3f ms/pass\n",
                  static_cast<long long>(r.batch), r.samples_per_s, r.ms_per_pass);

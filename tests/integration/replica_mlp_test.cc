@@ -2,42 +2,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 #include "tests/integration/replica_fixture.h"
+#include "tests/support/digits.h"
 #include "tests/support/json_file.h"
 #include "tests/support/safetensors_writer.h"
 
 using namespace serve::testing;
-
-namespace {
-
-std::string digitsConfig(const std::string& path, int max_batch, int num_gpus = 0) {
-  return "applications:\n"
-         "  - name: app\n"
-         "    route_prefix: /digits\n"
-         "    deployments:\n"
-         "      - name: d\n"
-         "        max_ongoing_requests: 32\n"
-         "        ray_actor_options: {num_gpus: " +
-         std::to_string(num_gpus) +
-         "}\n"
-         "        model: {kind: mlp, name: digits, path: " +
-         path +
-         "}\n"
-         "        batching: {max_batch_size: " +
-         std::to_string(max_batch) + ", batch_wait_timeout_s: 0.01}\n";
-}
-
-std::string digitsPath() { return std::string(SERVE_SOURCE_DIR) + "/models/digits.safetensors"; }
-
-std::string inferBodyFor(const nlohmann::json& pixels) {
-  return nlohmann::json{
-      {"inputs", {{{"name", "input"}, {"shape", {1, 64}}, {"datatype", "FP32"}, {"data", pixels}}}}}
-      .dump();
-}
-
-}  // namespace
 
 TEST_CASE("digits: the replica's predictions match the training script's on held-out samples") {
   nlohmann::json expected = readJson(std::string(SERVE_SOURCE_DIR) + "/models/digits.json");
@@ -54,30 +25,8 @@ TEST_CASE("digits: the replica's predictions match the training script's on held
   CHECK(meta["parameters"]["backend"] == "cpu");
 
   // Sent concurrently so that batches of several samples form.
-  std::vector<HttpResult> results(heldout.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < heldout.size(); ++i) {
-    threads.emplace_back(
-        [&, i] { results[i] = httpPost(r.url("/digits"), inferBodyFor(heldout[i]["inputs"])); });
-  }
-  for (auto& t : threads) {
-    t.join();
-  }
-  for (size_t i = 0; i < heldout.size(); ++i) {
-    CAPTURE(i);
-    REQUIRE(results[i].status == 200);
-    auto out = nlohmann::json::parse(results[i].body)["outputs"][0];
-    CHECK(out["name"] == "probabilities");
-    auto probs = out["data"].get<std::vector<double>>();
-    REQUIRE(probs.size() == 10);
-    auto predicted = std::max_element(probs.begin(), probs.end()) - probs.begin();
-    CHECK(predicted == heldout[i]["predicted"].get<int>());
-    auto want = heldout[i]["probabilities"].get<std::vector<double>>();
-    for (size_t c = 0; c < 10; ++c) {
-      CHECK(std::abs(probs[c] - want[c]) < 1e-4);
-    }
-  }
-  CHECK(metric(r, series("serve_model_requests_total")) == static_cast<double>(heldout.size()) + 0);
+  CHECK(checkHeldOut(r.url("/digits"), heldout) < 1e-4);
+  CHECK(metric(r, series("serve_model_requests_total")) == static_cast<double>(heldout.size()));
 }
 
 TEST_CASE("digits: a bad request in a batch fails alone, with the expected shape in the message") {
@@ -85,35 +34,14 @@ TEST_CASE("digits: a bad request in a batch fails alone, with the expected shape
   o.config_yaml = digitsConfig(digitsPath(), 16);
   ReplicaProcess r(o);
   REQUIRE(r.start());
-  nlohmann::json zeros = std::vector<double>(64, 0.0);
   nlohmann::json short_row = std::vector<double>(63, 0.0);
-  std::vector<HttpResult> results(8);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 8; ++i) {
-    threads.emplace_back([&, i] {
-      std::string body = i == 3 ? nlohmann::json{{"inputs",
-                                                  {{{"name", "input"},
-                                                    {"shape", {1, 63}},
-                                                    {"datatype", "FP32"},
-                                                    {"data", short_row}}}}}
-                                      .dump()
-                                : inferBodyFor(zeros);
-      results[i] = httpPost(r.url("/v2/models/digits/infer"), body);
-    });
-  }
-  for (auto& t : threads) {
-    t.join();
-  }
-  for (int i = 0; i < 8; ++i) {
-    CAPTURE(i);
-    if (i == 3) {
-      CHECK(results[i].status == 400);
-      CHECK(results[i].body ==
-            R"({"error":"input 'input': expected FP32 with shape [-1, 64], got FP32 [1, 63]"})");
-    } else {
-      CHECK(results[i].status == 200);
-    }
-  }
+  checkOneBadFailsAlone(
+      r.url("/v2/models/digits/infer"),
+      nlohmann::json{
+          {"inputs",
+           {{{"name", "input"}, {"shape", {1, 63}}, {"datatype", "FP32"}, {"data", short_row}}}}}
+          .dump(),
+      R"({"error":"input 'input': expected FP32 with shape [-1, 64], got FP32 [1, 63]"})");
   CHECK(metric(r, series("serve_model_requests_total")) == 7);
 }
 

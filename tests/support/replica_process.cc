@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -65,6 +66,11 @@ bool ReplicaProcess::start(std::chrono::milliseconds timeout) {
 
   std::map<std::string, std::string> env = {{"PATH", "/usr/bin:/bin"},
                                             {"RAY_SERVE_LOG_TO_STDERR", "1"}};
+  // The loader's search path is inherited: on a machine whose CUDA or other shared libraries
+  // live outside the default directories, the replica needs the same path as the test.
+  if (const char* ld = std::getenv("LD_LIBRARY_PATH"); ld != nullptr) {
+    env["LD_LIBRARY_PATH"] = ld;
+  }
   for (const auto& [k, v] : options_.env) {
     env[k] = v;
   }
