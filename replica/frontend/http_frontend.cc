@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/uuid.h"
 #include "replica/frontend/kserve_json.h"
@@ -16,6 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kJson = "application/json";
+// A response whose binary output data follows the JSON (binary tensor data extension).
+constexpr const char* kOctetStream = "application/octet-stream";
 constexpr const char* kText = "text/plain";
 constexpr std::string_view kModelsPrefix = "/v2/models/";
 
@@ -246,23 +249,46 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
   }
   auto deadline = timeout.count() > 0 ? ex.start + timeout : Clock::time_point::max();
 
-  StatusOr<InferRequest> request = parseInferRequest(ex.req.body);
-  if (!request.ok()) {
-    metrics_.recordBadRequest(
-        request.status().message() == "malformed JSON body" ? "malformed_json" : "invalid_input");
+  std::optional<size_t> json_length;
+  if (ex.req.has_header(kInferHeaderLengthHeader.data())) {
+    const std::string text = ex.req.get_header_value(kInferHeaderLengthHeader.data());
+    size_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+      metrics_.recordBadRequest("invalid_input");
+      ex.res.status = 400;
+      ex.res.set_content(
+          errorJson(std::string(kInferHeaderLengthHeader) +
+                    ": expected the size of the body's JSON part in bytes, got '" + text + "'"),
+          kJson);
+      return;
+    }
+    json_length = value;
+  }
+  StatusOr<ParsedInferBody> parsed = parseInferBody(ex.req.body, json_length);
+  if (!parsed.ok()) {
+    metrics_.recordBadRequest(parsed.status().message() == "malformed JSON body" ? "malformed_json"
+                                                                                 : "invalid_input");
     ex.res.status = 400;
-    ex.res.set_content(errorJson(messageOf(request.status())), kJson);
+    ex.res.set_content(errorJson(messageOf(parsed.status())), kJson);
     return;
   }
-  if (request->id.empty()) {
-    request->id = ex.request_id;
+  InferRequest& request = parsed->request;
+  if (request.id.empty()) {
+    request.id = ex.request_id;
   }
-  request->model = model_name;
+  request.model = model_name;
 
   StatusOr<InferResponse> result =
-      service_.infer(*std::move(request), deadline, [] { return HttpServer::currentClientGone(); });
+      service_.infer(std::move(request), deadline, [] { return HttpServer::currentClientGone(); });
   if (result.ok()) {
-    ex.res.set_content(inferResponseJson(*result), kJson);
+    EncodedResponse encoded = encodeInferResponse(*result, parsed->encoding);
+    if (encoded.json_length) {
+      ex.res.set_header(kInferHeaderLengthHeader.data(), std::to_string(*encoded.json_length));
+      ex.res.set_content(std::move(encoded.body), kOctetStream);
+    } else {
+      ex.res.set_content(std::move(encoded.body), kJson);
+    }
     return;
   }
   const Status& st = result.status();

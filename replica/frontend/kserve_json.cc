@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,11 @@
 #include <optional>
 
 namespace serve {
+
+// Binary tensor data is little-endian on the wire and copied as it is in memory.
+static_assert(std::endian::native == std::endian::little,
+              "the binary tensor data extension is implemented for little-endian hosts");
+
 namespace {
 
 using nlohmann::json;
@@ -180,7 +186,38 @@ std::optional<element> field(const simdjson::dom::object& obj, std::string_view 
   return e;
 }
 
-StatusOr<Tensor> parseTensor(const element& j, size_t index) {
+// The binary part of a body (what follows the JSON), handed out input by input.
+struct BinaryCursor {
+  std::string_view rest;
+  bool present = false;  // the request had an Inference-Header-Content-Length header
+  size_t used = 0;
+};
+
+// An input's "parameters": {"binary_data_size": N}; nullopt when it has none.
+StatusOr<std::optional<uint64_t>> binaryDataSize(const simdjson::dom::object& obj,
+                                                 const std::string& where) {
+  auto params = field(obj, "parameters");
+  if (!params) {
+    return std::optional<uint64_t>();
+  }
+  simdjson::dom::object p;
+  if (params->get_object().get(p) != simdjson::SUCCESS) {
+    return bad(where + ": parameters: expected an object");
+  }
+  auto size = field(p, "binary_data_size");
+  if (!size) {
+    return std::optional<uint64_t>();
+  }
+  if (size->type() == element_type::INT64 && size->get_int64().value_unsafe() >= 0) {
+    return std::optional<uint64_t>(static_cast<uint64_t>(size->get_int64().value_unsafe()));
+  }
+  if (size->type() == element_type::UINT64) {
+    return std::optional<uint64_t>(size->get_uint64().value_unsafe());
+  }
+  return bad(where + ": parameters.binary_data_size: expected a non-negative integer");
+}
+
+StatusOr<Tensor> parseTensor(const element& j, size_t index, BinaryCursor& binary) {
   std::string where = "inputs[" + std::to_string(index) + "]";
   simdjson::dom::object obj;
   if (j.get_object().get(obj) != simdjson::SUCCESS) {
@@ -226,9 +263,43 @@ StatusOr<Tensor> parseTensor(const element& j, size_t index) {
   if (!count.ok()) {
     return bad(where + ": " + messageOf(count.status()));
   }
+  size_t width = dataTypeSize(t.datatype);
   auto data = field(obj, "data");
+  StatusOr<std::optional<uint64_t>> binary_size = binaryDataSize(obj, where);
+  if (!binary_size.ok()) {
+    return binary_size.status();
+  }
+  if (binary_size->has_value()) {
+    const uint64_t size = **binary_size;
+    if (data) {
+      return bad(where + ": has both data and parameters.binary_data_size; send one");
+    }
+    if (!binary.present) {
+      return bad(where + ": parameters.binary_data_size needs the " +
+                 std::string(kInferHeaderLengthHeader) +
+                 " header (the size of the JSON part of the body)");
+    }
+    const uint64_t want = static_cast<uint64_t>(*count) * width;
+    if (size != want) {
+      return bad(where + ": binary_data_size " + std::to_string(size) + " does not match " +
+                 std::string(dataTypeName(t.datatype)) + " " + shapeText(t.shape) + " (" +
+                 std::to_string(want) + " bytes)");
+    }
+    if (size > binary.rest.size()) {
+      return bad(where + ": binary_data_size " + std::to_string(size) +
+                 " runs past the end of the body (" + std::to_string(binary.rest.size()) +
+                 " bytes of binary data left)");
+    }
+    t.data.resize(size);
+    if (size > 0) {
+      std::memcpy(t.data.data(), binary.rest.data(), size);
+    }
+    binary.rest.remove_prefix(size);
+    binary.used += size;
+    return t;
+  }
   if (!data) {
-    return bad(where + ": data: missing");
+    return bad(where + ": data: missing (or parameters.binary_data_size for binary data)");
   }
   std::vector<element> leaves;
   leaves.reserve(static_cast<size_t>(*count));
@@ -242,7 +313,6 @@ StatusOr<Tensor> parseTensor(const element& j, size_t index) {
   if (isNested(*data) && !nestingMatches(*data, t.shape, 0)) {
     return bad(where + ": nested data does not follow shape " + shapeText(t.shape));
   }
-  size_t width = dataTypeSize(t.datatype);
   t.data.resize(leaves.size() * width);
   for (size_t i = 0; i < leaves.size(); ++i) {
     if (!storeElement(t.datatype, leaves[i], t.data.data() + i * width)) {
@@ -360,25 +430,58 @@ json specsJson(const std::vector<TensorSpec>& specs) {
 
 }  // namespace
 
-StatusOr<InferRequest> parseInferRequest(std::string_view body) {
+bool ResponseEncoding::binary(std::string_view output) const {
+  auto named = [output](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), output) != names.end();
+  };
+  if (named(binary_outputs)) {
+    return true;
+  }
+  return all_binary && !named(json_outputs);
+}
+
+StatusOr<ParsedInferBody> parseInferBody(std::string_view body, std::optional<size_t> json_length) {
+  BinaryCursor binary;
+  std::string_view json_part = body;
+  if (json_length) {
+    if (*json_length > body.size()) {
+      return bad(std::string(kInferHeaderLengthHeader) + " " + std::to_string(*json_length) +
+                 " exceeds the body's " + std::to_string(body.size()) + " bytes");
+    }
+    json_part = body.substr(0, *json_length);
+    binary.rest = body.substr(*json_length);
+    binary.present = true;
+  }
   // One parser per thread: it keeps its buffers between requests, so parsing allocates only
   // when a body is larger than any this thread has seen.
   thread_local simdjson::dom::parser parser;
   element doc;
-  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) {
+  if (parser.parse(json_part.data(), json_part.size()).get(doc) != simdjson::SUCCESS) {
     return bad("malformed JSON body");
   }
   simdjson::dom::object top;
   if (doc.get_object().get(top) != simdjson::SUCCESS) {
     return bad("the body must be a JSON object with an \"inputs\" array");
   }
-  InferRequest req;
+  ParsedInferBody parsed;
+  InferRequest& req = parsed.request;
   if (auto id = field(top, "id")) {
     std::string_view text;
     if (id->get_string().get(text) != simdjson::SUCCESS) {
       return bad("id: expected a string");
     }
     req.id = std::string(text);
+  }
+  if (auto params = field(top, "parameters")) {
+    simdjson::dom::object p;
+    if (params->get_object().get(p) != simdjson::SUCCESS) {
+      return bad("parameters: expected an object");
+    }
+    if (auto all = field(p, "binary_data_output")) {
+      if (all->get_bool().get(parsed.encoding.all_binary) != simdjson::SUCCESS) {
+        return bad("parameters.binary_data_output: expected true or false");
+      }
+    }
   }
   auto inputs = field(top, "inputs");
   simdjson::dom::array input_array;
@@ -387,11 +490,17 @@ StatusOr<InferRequest> parseInferRequest(std::string_view body) {
     return bad("inputs: expected a non-empty array of tensors");
   }
   for (element in : input_array) {
-    StatusOr<Tensor> t = parseTensor(in, req.inputs.size());
+    StatusOr<Tensor> t = parseTensor(in, req.inputs.size(), binary);
     if (!t.ok()) {
       return t.status();
     }
     req.inputs.push_back(*std::move(t));
+  }
+  if (!binary.rest.empty()) {
+    return bad("the body has " + std::to_string(binary.rest.size()) +
+               " bytes of binary data that no input claims (the inputs' binary_data_size add "
+               "up to " +
+               std::to_string(binary.used) + ")");
   }
   if (auto outputs = field(top, "outputs")) {
     constexpr const char* kOutputsRule = "outputs: expected an array of {\"name\": ...} objects";
@@ -407,18 +516,54 @@ StatusOr<InferRequest> parseInferRequest(std::string_view body) {
         return bad(kOutputsRule);
       }
       req.requested_outputs.emplace_back(name);
+      auto params = field(out, "parameters");
+      if (!params) {
+        continue;
+      }
+      const std::string where =
+          "outputs[" + std::to_string(req.requested_outputs.size() - 1) + "].parameters";
+      simdjson::dom::object p;
+      if (params->get_object().get(p) != simdjson::SUCCESS) {
+        return bad(where + ": expected an object");
+      }
+      if (auto flag = field(p, "binary_data")) {
+        bool binary_data = false;
+        if (flag->get_bool().get(binary_data) != simdjson::SUCCESS) {
+          return bad(where + ".binary_data: expected true or false");
+        }
+        (binary_data ? parsed.encoding.binary_outputs : parsed.encoding.json_outputs)
+            .emplace_back(name);
+      }
     }
   }
-  return req;
+  return parsed;
 }
 
-std::string inferResponseJson(const InferResponse& response) {
-  std::string out;
-  size_t guess = 64;
-  for (const Tensor& t : response.outputs) {
-    guess += 64 + t.data.size() * 3;
+StatusOr<InferRequest> parseInferRequest(std::string_view body) {
+  StatusOr<ParsedInferBody> parsed = parseInferBody(body, std::nullopt);
+  if (!parsed.ok()) {
+    return parsed.status();
   }
-  out.reserve(guess);
+  return std::move(parsed->request);
+}
+
+EncodedResponse encodeInferResponse(const InferResponse& response,
+                                    const ResponseEncoding& encoding) {
+  EncodedResponse encoded;
+  std::string& out = encoded.body;
+  size_t guess = 64;
+  size_t binary_bytes = 0;
+  bool any_binary = false;
+  for (const Tensor& t : response.outputs) {
+    if (encoding.binary(t.name)) {
+      any_binary = true;
+      guess += 96;
+      binary_bytes += t.data.size();
+    } else {
+      guess += 64 + t.data.size() * 3;
+    }
+  }
+  out.reserve(guess + binary_bytes);
   out += "{\"model_name\":";
   appendQuoted(out, response.model);
   if (!response.id.empty()) {
@@ -437,12 +582,31 @@ std::string inferResponseJson(const InferResponse& response) {
     out += dataTypeName(t.datatype);
     out += "\",\"shape\":";
     appendShape(out, t.shape);
-    out += ",\"data\":";
-    appendData(out, t);
+    if (encoding.binary(t.name)) {
+      out += ",\"parameters\":{\"binary_data_size\":";
+      out += std::to_string(t.data.size());
+      out += '}';
+    } else {
+      out += ",\"data\":";
+      appendData(out, t);
+    }
     out += '}';
   }
   out += "]}";
-  return out;
+  if (!any_binary) {
+    return encoded;
+  }
+  encoded.json_length = out.size();
+  for (const Tensor& t : response.outputs) {
+    if (encoding.binary(t.name)) {
+      out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+    }
+  }
+  return encoded;
+}
+
+std::string inferResponseJson(const InferResponse& response) {
+  return encodeInferResponse(response, ResponseEncoding{}).body;
 }
 
 std::string modelMetadataJson(const ModelMetadata& m) {

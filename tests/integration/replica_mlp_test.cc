@@ -1,4 +1,5 @@
 // The example digits MLP end to end through a real replica, and refusals of bad weight files.
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -99,4 +100,61 @@ TEST_CASE("digits: a deployment that asks for a GPU where none is visible runs o
   CHECK(r.output().find("asks for a GPU") != std::string::npos);
   nlohmann::json zeros = std::vector<double>(64, 0.0);
   CHECK(httpPost(r.url("/digits"), inferBodyFor(zeros)).status == 200);
+}
+
+TEST_CASE("digits: binary tensor data in and out gives the JSON answer bit for bit") {
+  nlohmann::json expected = readJson(std::string(SERVE_SOURCE_DIR) + "/models/digits.json");
+  const auto pixels = expected["heldout"][0]["inputs"].get<std::vector<float>>();
+  REQUIRE(pixels.size() == 64);
+  ReplicaOptions o;
+  o.config_yaml = digitsConfig(digitsPath(), 1);
+  ReplicaProcess r(o);
+  REQUIRE(r.start());
+  const std::string url = r.url("/v2/models/digits/infer");
+
+  HttpResult as_json = httpPost(url, inferBodyFor(pixels));
+  REQUIRE(as_json.status == 200);
+  const nlohmann::json json_answer = nlohmann::json::parse(as_json.body);
+  std::vector<float> json_probs;
+  for (const auto& v : json_answer["outputs"][0]["data"]) {
+    json_probs.push_back(static_cast<float>(v.get<double>()));
+  }
+  REQUIRE(json_probs.size() == 10);
+
+  const std::string header =
+      R"({"parameters":{"binary_data_output":true},"inputs":[{"name":"input","shape":[1,64],)"
+      R"("datatype":"FP32","parameters":{"binary_data_size":256}}]})";
+  const std::string body =
+      header + std::string(reinterpret_cast<const char*>(pixels.data()), 64 * sizeof(float));
+  HttpResult as_binary =
+      httpPost(url, body,
+               {{"Content-Type", "application/octet-stream"},
+                {"Inference-Header-Content-Length", std::to_string(header.size())}});
+  REQUIRE(as_binary.status == 200);
+  CHECK(as_binary.headers["content-type"] == "application/octet-stream");
+  REQUIRE(as_binary.headers.count("inference-header-content-length") == 1);
+  const size_t json_length = std::stoul(as_binary.headers["inference-header-content-length"]);
+  REQUIRE(json_length + 40 == as_binary.body.size());
+  auto answer = nlohmann::json::parse(as_binary.body.substr(0, json_length));
+  CHECK(answer["outputs"][0]["name"] == "probabilities");
+  CHECK(answer["outputs"][0]["shape"] == nlohmann::json::array({1, 10}));
+  CHECK(answer["outputs"][0]["parameters"]["binary_data_size"] == 40);
+  CHECK_FALSE(answer["outputs"][0].contains("data"));
+  std::vector<float> binary_probs(10);
+  std::memcpy(binary_probs.data(), as_binary.body.data() + json_length, 40);
+  CHECK(binary_probs == json_probs);
+
+  // Bad framing is refused before the model sees it, naming the header.
+  HttpResult bad_header = httpPost(url, body, {{"Inference-Header-Content-Length", "12 bytes"}});
+  CHECK(bad_header.status == 400);
+  CHECK(
+      bad_header.body ==
+      R"({"error":"Inference-Header-Content-Length: expected the size of the body's JSON part in bytes, got '12 bytes'"})");
+  HttpResult too_long =
+      httpPost(url, body, {{"Inference-Header-Content-Length", std::to_string(body.size() + 1)}});
+  CHECK(too_long.status == 400);
+  CHECK(too_long.body == R"({"error":"Inference-Header-Content-Length )" +
+                             std::to_string(body.size() + 1) + " exceeds the body's " +
+                             std::to_string(body.size()) + R"( bytes"})");
+  CHECK(metric(r, series("serve_model_requests_total")) == 2);
 }

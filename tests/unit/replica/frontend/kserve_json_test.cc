@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -184,7 +185,8 @@ TEST_CASE("parseInferRequest rejects malformed requests with a message naming th
       {oneInput("FP32", R"(["2"])", "[1,2]"), kShape},
       {oneInput("FP32", "[100000,100000]", "[]"),
        "input 'x': shape describes more than 2^31 elements"},
-      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1]}]})", "input 'x': data: missing"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1]}]})",
+       "input 'x': data: missing (or parameters.binary_data_size for binary data)"},
       // Element count.
       {oneInput("FP32", "[2,2]", "[1,2,3]"),
        "input 'x': shape [2,2] has 4 elements but data has 3"},
@@ -328,6 +330,180 @@ TEST_CASE("a parsed request echoed through inferResponseJson reads back the same
   }
   CHECK(back == values<float>(req->inputs[0]));
   CHECK(j["outputs"][0]["shape"] == nlohmann::json::array({2, 3}));
+}
+
+// The raw little-endian bytes of `data`, as a binary tensor data body carries them.
+template <typename T>
+std::string bytesOf(const std::vector<T>& data) {
+  return std::string(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(T));
+}
+
+TEST_CASE("parseInferBody: binary inputs come from after the JSON, in input order") {
+  const std::string json =
+      R"({"id":"b1","inputs":[)"
+      R"({"name":"x","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}},)"
+      R"({"name":"y","datatype":"INT32","shape":[2],"data":[7,-7]},)"
+      R"({"name":"z","datatype":"UINT8","shape":[3],"parameters":{"binary_data_size":3}}]})";
+  const std::string body = json + bytesOf<float>({0.5f, -2.25f}) + bytesOf<uint8_t>({0, 200, 255});
+  auto parsed = parseInferBody(body, json.size());
+  REQUIRE_MESSAGE(parsed.ok(), messageOf(parsed.status()));
+  const InferRequest& req = parsed->request;
+  CHECK(req.id == "b1");
+  REQUIRE(req.inputs.size() == 3);
+  CHECK(req.inputs[0].shape == std::vector<int64_t>{1, 2});
+  CHECK(values<float>(req.inputs[0]) == std::vector<float>{0.5f, -2.25f});
+  CHECK(values<int32_t>(req.inputs[1]) == std::vector<int32_t>{7, -7});
+  CHECK(values<uint8_t>(req.inputs[2]) == std::vector<uint8_t>{0, 200, 255});
+  CHECK_FALSE(parsed->encoding.all_binary);
+  CHECK_FALSE(parsed->encoding.binary("anything"));
+
+  // A header equal to the body's length: all JSON, no binary part.
+  auto plain =
+      parseInferBody(oneInput("FP32", "[1]", "[1.5]"), oneInput("FP32", "[1]", "[1.5]").size());
+  REQUIRE(plain.ok());
+  CHECK(values<float>(plain->request.inputs[0]) == std::vector<float>{1.5f});
+  // An empty tensor takes zero bytes.
+  const std::string empty =
+      R"({"inputs":[{"name":"e","datatype":"FP32","shape":[0],"parameters":{"binary_data_size":0}}]})";
+  auto zero = parseInferBody(empty, empty.size());
+  REQUIRE(zero.ok());
+  CHECK(zero->request.inputs[0].data.empty());
+}
+
+TEST_CASE("parseInferBody: which outputs the response sends as binary") {
+  const std::string inputs = R"("inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}])";
+  struct Case {
+    std::string name;
+    std::string json;
+    std::vector<std::pair<std::string, bool>> want;  // output -> binary?
+  };
+  const std::vector<Case> cases = {
+      {"nothing asked: JSON", "{" + inputs + "}", {{"a", false}, {"b", false}}},
+      {"binary_data_output: every output",
+       R"({"parameters":{"binary_data_output":true},)" + inputs + "}",
+       {{"a", true}, {"b", true}}},
+      {"per output",
+       "{" + inputs +
+           R"(,"outputs":[{"name":"a","parameters":{"binary_data":true}},{"name":"b"}]})",
+       {{"a", true}, {"b", false}}},
+      {"binary_data false overrides binary_data_output",
+       R"({"parameters":{"binary_data_output":true},)" + inputs +
+           R"(,"outputs":[{"name":"a","parameters":{"binary_data":false}},{"name":"b"}]})",
+       {{"a", false}, {"b", true}}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    auto parsed = parseInferBody(c.json, std::nullopt);
+    REQUIRE_MESSAGE(parsed.ok(), messageOf(parsed.status()));
+    for (const auto& [output, binary] : c.want) {
+      CAPTURE(output);
+      CHECK(parsed->encoding.binary(output) == binary);
+    }
+  }
+}
+
+TEST_CASE("parseInferBody rejects malformed binary requests, naming the input and the bytes") {
+  const std::string x8 =
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]})";
+  const std::string floats = bytesOf<float>({1.0f, 2.0f});
+  struct Case {
+    std::string name;
+    std::string body;
+    std::optional<size_t> json_length;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"header larger than the body", x8, x8.size() + 1,
+       "Inference-Header-Content-Length " + std::to_string(x8.size() + 1) + " exceeds the body's " +
+           std::to_string(x8.size()) + " bytes"},
+      {"binary_data_size without the header", x8, std::nullopt,
+       "input 'x': parameters.binary_data_size needs the Inference-Header-Content-Length header "
+       "(the size of the JSON part of the body)"},
+      {"header cutting the JSON short", x8 + floats, x8.size() - 1, "malformed JSON body"},
+      {"binary data shorter than the input", x8 + floats.substr(0, 4), x8.size(),
+       "input 'x': binary_data_size 8 runs past the end of the body (4 bytes of binary data "
+       "left)"},
+      {"bytes no input claims", x8 + floats + "!!", x8.size(),
+       "the body has 2 bytes of binary data that no input claims (the inputs' binary_data_size "
+       "add up to 8)"},
+      {"size that does not match the shape",
+       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":6}}]})" +
+           floats.substr(0, 6),
+       x8.size(), "input 'x': binary_data_size 6 does not match FP32 [2] (8 bytes)"},
+      {"data and binary_data_size both",
+       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[1,2],"parameters":{"binary_data_size":8}}]})",
+       std::nullopt, "input 'x': has both data and parameters.binary_data_size; send one"},
+      {"negative size",
+       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":-8}}]})",
+       std::nullopt, "input 'x': parameters.binary_data_size: expected a non-negative integer"},
+      {"size as a string",
+       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":"8"}}]})",
+       std::nullopt, "input 'x': parameters.binary_data_size: expected a non-negative integer"},
+      {"input parameters not an object",
+       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"parameters":[]}]})", std::nullopt,
+       "input 'x': parameters: expected an object"},
+      {"neither data nor binary data", R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2]}]})",
+       std::nullopt, "input 'x': data: missing (or parameters.binary_data_size for binary data)"},
+      {"binary_data_output not a boolean",
+       R"({"parameters":{"binary_data_output":1},"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})",
+       std::nullopt, "parameters.binary_data_output: expected true or false"},
+      {"binary_data not a boolean",
+       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}],"outputs":[{"name":"y","parameters":{"binary_data":"yes"}}]})",
+       std::nullopt, "outputs[0].parameters.binary_data: expected true or false"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    auto parsed = parseInferBody(c.body, c.json_length);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(messageOf(parsed.status()) == c.message);
+  }
+}
+
+TEST_CASE("encodeInferResponse: binary outputs follow the JSON, whose length it reports") {
+  InferResponse resp{"r",
+                     "m",
+                     {tensor<float>("p", DataType::kFp32, {1, 2}, {0.25f, 0.75f}),
+                      tensor<int32_t>("k", DataType::kInt32, {1}, {3})}};
+  ResponseEncoding encoding;
+  encoding.binary_outputs = {"p"};
+  EncodedResponse out = encodeInferResponse(resp, encoding);
+  const std::string json =
+      R"({"model_name":"m","id":"r","outputs":[)"
+      R"({"name":"p","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}},)"
+      R"({"name":"k","datatype":"INT32","shape":[1],"data":[3]}]})";
+  REQUIRE(out.json_length.has_value());
+  CHECK(*out.json_length == json.size());
+  CHECK(out.body == json + bytesOf<float>({0.25f, 0.75f}));
+
+  encoding.all_binary = true;  // both, in output order
+  out = encodeInferResponse(resp, encoding);
+  const std::string both_json =
+      R"({"model_name":"m","id":"r","outputs":[)"
+      R"({"name":"p","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}},)"
+      R"({"name":"k","datatype":"INT32","shape":[1],"parameters":{"binary_data_size":4}}]})";
+  REQUIRE(out.json_length.has_value());
+  CHECK(*out.json_length == both_json.size());
+  CHECK(out.body == both_json + bytesOf<float>({0.25f, 0.75f}) + bytesOf<int32_t>({3}));
+
+  // No binary output: plain JSON and no length.
+  out = encodeInferResponse(resp, ResponseEncoding{});
+  CHECK_FALSE(out.json_length.has_value());
+  CHECK(out.body == inferResponseJson(resp));
+}
+
+TEST_CASE("binary in, binary out: a parsed request echoed back keeps every bit") {
+  const std::vector<float> x = {0.1f, std::numeric_limits<float>::denorm_min(), -0.0f,
+                                std::numeric_limits<float>::quiet_NaN()};
+  const std::string json =
+      R"({"parameters":{"binary_data_output":true},"inputs":[{"name":"x","datatype":"FP32",)"
+      R"("shape":[2,2],"parameters":{"binary_data_size":16}}]})";
+  auto parsed = parseInferBody(json + bytesOf(x), json.size());
+  REQUIRE(parsed.ok());
+  EncodedResponse out =
+      encodeInferResponse(InferResponse{"", "m", parsed->request.inputs}, parsed->encoding);
+  REQUIRE(out.json_length.has_value());
+  CHECK(out.body.substr(*out.json_length) == bytesOf(x));  // NaN and -0 survive, unlike JSON
 }
 
 TEST_CASE("errorJson quotes and escapes the message") {
