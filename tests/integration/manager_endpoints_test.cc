@@ -9,6 +9,12 @@
 namespace serve::testing {
 namespace {
 
+// GET /v2/health/ready on the node: status and body.
+std::pair<long, std::string> v2Ready(ManagerProcess& m) {
+  HttpResult r = httpGet(m.url("/v2/health/ready"));
+  return {r.status, r.body};
+}
+
 TEST_CASE("manager: HAProxy's own answers are exact") {
   for (const HaproxyBinary& haproxy : haproxyBinaries()) {
     CAPTURE(haproxy.version);
@@ -29,6 +35,18 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
     HttpResult no_replica = httpPost(m->url("/app"), kInferBody);
     CHECK(no_replica.status == 503);
     CHECK(no_replica.body == "No replica of application 'app' is available.");
+    // KServe v2 server health and errors, as KServe clients (tritonclient) read them.
+    HttpResult live = httpGet(m->url("/v2/health/live"));
+    CHECK(live.status == 200);
+    CHECK(live.headers["content-type"] == "application/json");
+    CHECK(live.body == R"({"live":true})");
+    CHECK(v2Ready(*m) == std::pair<long, std::string>{503, R"({"ready":false})"});
+    HttpResult no_model = httpPost(m->url("/v2/models/nope/infer"), kInferBody);
+    CHECK(no_model.status == 404);
+    CHECK(no_model.headers["content-type"] == "application/json");
+    CHECK(nlohmann::json::parse(no_model.body)["error"] ==
+          "Path '/v2/models/nope/infer' not found. Ping http://127.0.0.1:" +
+              std::to_string(m->httpPort()) + "/-/routes for available routes.");
 
     auto app = addReplica(*m, config, "app", "d", "app-1");
     health = httpGet(m->url("/-/healthz"));
@@ -41,6 +59,8 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
     CHECK(httpPost(m->url("/v2/models/echo/infer"), kInferBody).status == 200);
     CHECK(httpGet(m->url("/v2/models/echo/ready")).body == R"({"ready":true})");
     CHECK(httpGet(m->url("/v2/models/unknown/ready")).status == 404);
+    // Ready needs every application: `slow` has no replica yet.
+    CHECK(v2Ready(*m) == std::pair<long, std::string>{503, R"({"ready":false})"});
 
     // Node drain.
     CHECK(m->post("/drain").status == 200);
@@ -68,6 +88,10 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
     CHECK(timed_out.body == "The request timed out before a replica answered.\n");
     CHECK(timed_out.seconds > 1.4);
     CHECK(timed_out.seconds < 3.0);
+    CHECK(v2Ready(*m) == std::pair<long, std::string>{200, R"({"ready":true})"});
+    CHECK(m->post("/drain").status == 200);
+    CHECK(v2Ready(*m) == std::pair<long, std::string>{503, R"({"ready":false})"});
+    CHECK(m->post("/undrain").status == 200);
     hang.stop();
     hang_thread.join();
 

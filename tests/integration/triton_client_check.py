@@ -1,40 +1,53 @@
 #!/usr/bin/env python3
-"""Triton's own Python gRPC client (tritonclient[grpc], from PyPI) against a node, unmodified.
+"""Triton's own Python clients (tritonclient[grpc,http], from PyPI) against a node, unmodified.
 
-Nobody in this project wrote that client, so it checks the KServe v2 gRPC wire contract from the
-outside: the `application` request metadata picks the application, tensors travel as raw bytes
-(raw_input_contents, the client's default), and the digits classifier answers with the classes
-recorded in models/digits.json. Uses only tritonclient.grpc and numpy.
+Nobody in this project wrote those clients, so they check the KServe v2 wire contracts from the
+outside, and the digits classifier must answer with the classes recorded in models/digits.json.
+Uses only tritonclient and numpy.
+
+  --protocol grpc: HAProxy's gRPC front end; the `application` request metadata picks the
+      application, tensors travel as raw bytes (raw_input_contents, the client's default).
+  --protocol http: HAProxy's HTTP front end; the model name in /v2/models/<model>/... picks the
+      application, tensors travel as binary tensor data both ways (Inference-Header-Content-
+      Length; binary_data=True is tritonclient.http's default), not as JSON numbers.
 
   * server and model: is_server_live, is_server_ready, is_model_ready, get_model_metadata;
   * every held-out sample in ONE ModelInfer (a [n, 64] batch), then the first few one at a time;
-  * one ModelInfer without the `application` metadata: its status code and message are printed
-    (NOT_FOUND from HAProxy when the node serves several applications; it passes with one).
+  * grpc: one ModelInfer without the `application` metadata: its status code and message are
+    printed (NOT_FOUND from HAProxy when the node serves several applications);
+    http: one infer for a model no application serves: its status and message are printed.
 
-Usage: triton_client_check.py --url 127.0.0.1:9000 --application digits --model digits
+Usage: triton_client_check.py [--protocol grpc] --url 127.0.0.1:9000 --application digits
+                              --model digits --expected models/digits.json
+       triton_client_check.py --protocol http --url 127.0.0.1:8000 --model digits
                               --expected models/digits.json
 Last line: "triton-check: <correct> of <total> correct"; exits 1 on any failure or mismatch.
 """
 
 import argparse
+import importlib
 import json
 import sys
 
 try:
     import numpy as np
-    import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 except ImportError as e:
-    print(f"triton-check: cannot import tritonclient.grpc ({e}); run `bash scripts/setup.sh` "
+    print(f"triton-check: cannot import tritonclient ({e}); run `bash scripts/setup.sh` "
           "and put .tools/tritonclient on PYTHONPATH")
     sys.exit(2)
+
+# Set by main() from --protocol: "grpc" or "http", and tritonclient.grpc or tritonclient.http.
+PROTOCOL = "grpc"
+client_module = None
 
 SINGLE_SAMPLES = 5
 TIMEOUT_S = 30.0  # per call, so a stuck node fails the check instead of hanging it
 
 
 def status_name(error):
-    # tritonclient reports grpc.StatusCode as its str(), e.g. "StatusCode.NOT_FOUND".
+    # tritonclient.grpc reports grpc.StatusCode as its str(), e.g. "StatusCode.NOT_FOUND";
+    # tritonclient.http the HTTP status.
     return str(error.status()).removeprefix("StatusCode.")
 
 
@@ -42,38 +55,64 @@ def classes(result, output_name):
     return [int(c) for c in np.argmax(result.as_numpy(output_name), axis=1)]
 
 
-def infer(client, model, input_meta, pixels, headers):
-    tensor = grpcclient.InferInput(input_meta["name"], list(pixels.shape), input_meta["datatype"])
+def infer(client, model, input_meta, output_name, pixels, headers):
+    tensor = client_module.InferInput(input_meta["name"], list(pixels.shape),
+                                      input_meta["datatype"])
+    if PROTOCOL == "http":
+        tensor.set_data_from_numpy(pixels, binary_data=True)
+        output = client_module.InferRequestedOutput(output_name, binary_data=True)
+        return client.infer(model, [tensor], outputs=[output], headers=headers)
     tensor.set_data_from_numpy(pixels)  # sent as raw_input_contents
     return client.infer(model, [tensor], headers=headers, client_timeout=TIMEOUT_S)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", required=True, help="HOST:PORT of HAProxy's gRPC front end")
-    parser.add_argument("--application", required=True, help="the `application` metadata value")
+    parser.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    parser.add_argument("--url", required=True, help="HOST:PORT of HAProxy's front end")
+    parser.add_argument("--application", help="the `application` metadata value (grpc)")
     parser.add_argument("--model", required=True, help="model name (ModelInfer model_name)")
     parser.add_argument("--expected", required=True, help="models/digits.json (heldout samples)")
     args = parser.parse_args()
+    global PROTOCOL, client_module
+    PROTOCOL = args.protocol
+    try:
+        client_module = importlib.import_module(f"tritonclient.{PROTOCOL}")
+    except ImportError as e:
+        print(f"triton-check: cannot import tritonclient.{PROTOCOL} ({e}); run "
+              "`bash scripts/setup.sh` and put .tools/tritonclient on PYTHONPATH")
+        return 2
 
     with open(args.expected) as f:
         heldout = json.load(f)["heldout"]
     pixels = np.array([s["inputs"] for s in heldout], dtype=np.float32)
     expected = [int(s["predicted"]) for s in heldout]
 
-    headers = {"application": args.application}
-    client = grpcclient.InferenceServerClient(args.url)
     failures = []
+    if PROTOCOL == "http":
+        headers = None
+        client = client_module.InferenceServerClient(args.url, connection_timeout=TIMEOUT_S,
+                                                     network_timeout=TIMEOUT_S)
+        timeout = {}
+    else:
+        if not args.application:
+            parser.error("--application is required with --protocol grpc")
+        headers = {"application": args.application}
+        client = client_module.InferenceServerClient(args.url)
+        timeout = {"client_timeout": TIMEOUT_S}
 
-    live = client.is_server_live(headers=headers, client_timeout=TIMEOUT_S)
-    ready = client.is_server_ready(headers=headers, client_timeout=TIMEOUT_S)
-    model_ready = client.is_model_ready(args.model, headers=headers, client_timeout=TIMEOUT_S)
+    live = client.is_server_live(headers=headers, **timeout)
+    ready = client.is_server_ready(headers=headers, **timeout)
+    model_ready = client.is_model_ready(args.model, headers=headers, **timeout)
     print(f"server: live={live} ready={ready}; model {args.model}: ready={model_ready}")
     if not (live and ready and model_ready):
         failures.append("server or model not ready")
 
-    metadata = client.get_model_metadata(args.model, headers=headers, as_json=True,
-                                         client_timeout=TIMEOUT_S)
+    if PROTOCOL == "http":
+        metadata = client.get_model_metadata(args.model, headers=headers)
+    else:
+        metadata = client.get_model_metadata(args.model, headers=headers, as_json=True,
+                                             client_timeout=TIMEOUT_S)
     inputs = [(i["name"], i["datatype"], [int(d) for d in i["shape"]]) for i in metadata["inputs"]]
     outputs = [(o["name"], o["datatype"], [int(d) for d in o["shape"]])
                for o in metadata["outputs"]]
@@ -87,7 +126,14 @@ def main():
 
     correct = 0
     total = 0
-    batch = infer(client, args.model, input_meta, pixels, headers)
+    batch = infer(client, args.model, input_meta, output_name, pixels, headers)
+    if PROTOCOL == "http":
+        # The answer's JSON must describe the output as binary data, not carry numbers.
+        described = batch.get_response()["outputs"][0]
+        print(f"batch: output parameters {described.get('parameters')}, "
+              f"data in JSON: {'data' in described}")
+        if "data" in described or "binary_data_size" not in described.get("parameters", {}):
+            failures.append(f"output not sent as binary data: {described}")
     got = classes(batch, output_name)
     batch_correct = sum(g == e for g, e in zip(got, expected))
     print(f"batch: {len(heldout)} samples in one ModelInfer, {batch_correct} correct")
@@ -97,7 +143,8 @@ def main():
     total += len(heldout)
 
     for i in range(SINGLE_SAMPLES):
-        got = classes(infer(client, args.model, input_meta, pixels[i:i + 1], headers), output_name)
+        got = classes(infer(client, args.model, input_meta, output_name, pixels[i:i + 1], headers),
+                      output_name)
         print(f"single: sample {heldout[i]['index']}: class {got[0]}, expected {expected[i]}")
         if got == [expected[i]]:
             correct += 1
@@ -105,12 +152,20 @@ def main():
             failures.append(f"sample {heldout[i]['index']}: class {got[0]}, expected {expected[i]}")
         total += 1
 
-    # No `application` metadata: HAProxy cannot pick an application when there are several.
-    try:
-        infer(client, args.model, input_meta, pixels[:1], headers=None)
-        print("no-application: OK")
-    except InferenceServerException as e:
-        print(f"no-application: {status_name(e)} {e.message()}")
+    if PROTOCOL == "http":
+        # A model no application serves: HAProxy answers for the node.
+        try:
+            infer(client, "no_such_model", input_meta, output_name, pixels[:1], headers)
+            print("unknown-model: OK")
+        except InferenceServerException as e:
+            print(f"unknown-model: {status_name(e)} {e.message()}")
+    else:
+        # No `application` metadata: HAProxy cannot pick an application when there are several.
+        try:
+            infer(client, args.model, input_meta, output_name, pixels[:1], headers=None)
+            print("no-application: OK")
+        except InferenceServerException as e:
+            print(f"no-application: {status_name(e)} {e.message()}")
 
     for failure in failures:
         print(f"FAILED: {failure}")

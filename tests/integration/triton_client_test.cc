@@ -1,7 +1,7 @@
-// A gRPC client that nobody in this project wrote, unmodified: Triton's Python client
-// (tritonclient[grpc] from PyPI, which scripts/setup.sh puts under .tools/tritonclient) runs
-// tests/integration/triton_client_check.py against a real node through HAProxy's gRPC front end.
-// Without the package the test says so loudly and skips.
+// Clients that nobody in this project wrote, unmodified: Triton's Python clients
+// (tritonclient[grpc,http] from PyPI, which scripts/setup.sh puts under .tools/tritonclient) run
+// tests/integration/triton_client_check.py against a real node through HAProxy's gRPC and HTTP
+// front ends. Without the package each test says so loudly and skips.
 #include "tests/integration/manager_fixture.h"
 #include "tests/support/json_file.h"
 
@@ -44,30 +44,65 @@ std::string lastLine(std::string output) {
 // triton_client_check.py's SINGLE_SAMPLES: held-out samples it also sends one at a time.
 constexpr std::size_t kSingleSamples = 5;
 
-TEST_CASE("node: Triton's unmodified Python client tritonclient classifies the digits over gRPC") {
-  const auto [import_code, import_output] = runShell(python("-c 'import tritonclient.grpc'"));
-  if (import_code != 0) {
-    MESSAGE("!!!!! tritonclient[grpc] is not importable from ", kTritonClientDir,
-            " (install it with `bash scripts/setup.sh`): this test is SKIPPED !!!!!\n",
-            import_output);
-    return;
+// False (with a loud message that CTest turns into "Skipped") when tritonclient.<module> cannot
+// be imported.
+bool clientInstalled(const std::string& module) {
+  const auto [code, output] = runShell(python("-c 'import tritonclient." + module + "'"));
+  if (code != 0) {
+    MESSAGE("!!!!! tritonclient[", module, "] is not importable from ", kTritonClientDir,
+            " (install it with `bash scripts/setup.sh`): this test is SKIPPED !!!!!\n", output);
   }
+  return code == 0;
+}
 
+const std::string kExpected = std::string(SERVE_SOURCE_DIR) + "/models/digits.json";
+
+// Starts a node serving twoAppConfig() and runs triton_client_check.py over `protocol` ("grpc"
+// or "http") against HAProxy's front end for it. Checks the last line: every held-out sample in
+// one call, then the first few again one at a time, all classified as the training script did.
+// Returns the check's output for the protocol's own assertions.
+std::string runCheck(const std::string& protocol) {
   auto m = startNode(twoAppConfig());
   REQUIRE(eventually([&] { return allServing(*m, "digits", 1) && allServing(*m, "echo", 1); },
                      std::chrono::seconds(30)));
-
-  const std::string expected = std::string(SERVE_SOURCE_DIR) + "/models/digits.json";
+  const int port = protocol == "http" ? m->httpPort() : m->grpcPort();
   const auto [code, output] =
       runShell(python(std::string(SERVE_SOURCE_DIR) + "/tests/integration/triton_client_check.py" +
-                      " --url 127.0.0.1:" + std::to_string(m->grpcPort()) +
-                      " --application digits --model digits --expected " + expected));
+                      " --protocol " + protocol + " --url 127.0.0.1:" + std::to_string(port) +
+                      (protocol == "grpc" ? " --application digits" : "") +
+                      " --model digits --expected " + kExpected));
   INFO(output);
   CHECK(code == 0);
-  // Every held-out sample in one ModelInfer, then the first few again one at a time.
-  const std::string total = std::to_string(readJson(expected)["heldout"].size() + kSingleSamples);
+  const std::string total = std::to_string(readJson(kExpected)["heldout"].size() + kSingleSamples);
   CHECK(lastLine(output) == "triton-check: " + total + " of " + total + " correct");
+  return output;
+}
+
+TEST_CASE("node: Triton's unmodified Python client tritonclient classifies the digits over gRPC") {
+  if (!clientInstalled("grpc")) {
+    return;
+  }
+  const std::string output = runCheck("grpc");
+  INFO(output);
   CHECK(output.find("\nno-application: NOT_FOUND Request metadata 'application' is missing") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "node: Triton's unmodified Python HTTP client classifies the digits with binary tensor data") {
+  if (!clientInstalled("http")) {
+    return;
+  }
+  const std::string output = runCheck("http");
+  INFO(output);
+  // The answer to the batch carried the probabilities as bytes, not JSON numbers.
+  const size_t heldout = readJson(kExpected)["heldout"].size();
+  CHECK(output.find(
+            "batch: output parameters {'binary_data_size': " + std::to_string(heldout * 10 * 4) +
+            "}, data in JSON: False\n") != std::string::npos);
+  // HAProxy's 404 for a model no application serves is KServe's JSON error, which the client
+  // reads as a message.
+  CHECK(output.find("\nunknown-model: 404 Path '/v2/models/no_such_model/infer' not found.") !=
         std::string::npos);
 }
 
