@@ -46,6 +46,7 @@ options:
                             with --backend cuda, replicas with num_gpus: 1
   -b, --binary              send the sample as binary tensor data and ask for binary outputs
                             (KServe's binary tensor data extension) instead of JSON numbers
+      --linger F            batching_on's linger_fraction (default: the replica's, 0.25)
       --wrk-threads N       wrk threads (default: 1 at concurrency 1, else 2; the 2-core
                             machines share their cores with the replica)
   -m, --model FILE          model file (default: BUILD_DIR/models/large_mlp.safetensors,
@@ -82,6 +83,7 @@ inproc_seconds=3
 threads=2
 gpu=0
 binary=0
+linger=""
 wrk_threads_flag=""
 model=""
 rounds=1
@@ -99,6 +101,8 @@ while (($#)); do
     --threads=*) threads=${1#*=}; shift ;;
     -g | --gpu) gpu=1; shift ;;
     -b | --binary) binary=1; shift ;;
+    --linger) need_value "$1" $#; linger=$2; shift 2 ;;
+    --linger=*) linger=${1#*=}; shift ;;
     --wrk-threads) need_value "$1" $#; wrk_threads_flag=$2; shift 2 ;;
     --wrk-threads=*) wrk_threads_flag=${1#*=}; shift ;;
     -m | --model) need_value "$1" $#; model=$2; shift 2 ;;
@@ -146,6 +150,7 @@ done
 [[ $inproc_seconds =~ ^[1-9][0-9]*$ ]] || die "bad --seconds '$inproc_seconds' (whole seconds)"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "bad --threads '$threads'"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds '$rounds'"
+[[ -z $linger || $linger =~ ^(0|1|0?\.[0-9]+)$ ]] || die "bad --linger '$linger' (a number in [0, 1])"
 [[ -z $wrk_threads_flag || $wrk_threads_flag =~ ^[1-9][0-9]*$ ]] ||
   die "bad --wrk-threads '$wrk_threads_flag'"
 backend=cpu
@@ -523,7 +528,11 @@ fi
 levels=${#conc_list[@]}
 log "$((levels * rounds)) levels x (${inproc_seconds}s in process + 2 x $duration), plus start-up and ${warmup} warm-up per replica: about $((levels * rounds * (inproc_seconds + 2 + 2 * duration_s) + 2 * warmup_s + 10))s"
 
-write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: 0.002}"
+if [[ -n $linger ]]; then
+  write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: 0.002, linger_fraction: $linger}"
+else
+  write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: 0.002}"
+fi
 write_config batching_off "{max_batch_size: 1}"
 for t in $TARGETS; do
   start_replica "$t"
@@ -673,6 +682,7 @@ cmdline="bench/mlp_bench.sh ${build_dir#"$ROOT"/} $duration -c \"${conc_list[*]}
 ((threads == 2)) || cmdline+=" -T $threads"
 ((gpu == 0)) || cmdline+=" --gpu"
 ((binary == 0)) || cmdline+=" --binary"
+[[ -z $linger ]] || cmdline+=" --linger $linger"
 [[ -z $wrk_threads_flag ]] || cmdline+=" --wrk-threads $wrk_threads_flag"
 ((rounds == 1)) || cmdline+=" -r $rounds"
 [[ $warmup == 2s ]] || cmdline+=" -w $warmup"

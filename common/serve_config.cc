@@ -542,7 +542,8 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
 }
 
 StatusOr<BatchingSpec> ConfigParser::parseBatching(const Field& field) {
-  StatusOr<Mapping> batching = mapping(field, {"max_batch_size", "batch_wait_timeout_s"});
+  StatusOr<Mapping> batching =
+      mapping(field, {"max_batch_size", "batch_wait_timeout_s", "linger_fraction"});
   if (!batching.ok()) {
     return batching.status();
   }
@@ -560,6 +561,13 @@ StatusOr<BatchingSpec> ConfigParser::parseBatching(const Field& field) {
       return value.status();
     }
     result.batch_wait_timeout_s = *value;
+  }
+  if (const Field* linger = batching->find("linger_fraction")) {
+    StatusOr<double> value = number(*linger, 0, 1, false, "a number in [0, 1]");
+    if (!value.ok()) {
+      return value.status();
+    }
+    result.linger_fraction = *value;
   }
   return result;
 }

@@ -32,6 +32,11 @@ struct ModelSpec {
 struct BatchingSpec {
   int max_batch_size = 1;  // 1 = batching off
   double batch_wait_timeout_s = 0;
+  // How long, as a fraction of the last forward pass, an idle model may wait for the callers
+  // that pass answered (replica/batch/batch_policy.h); 0 turns it off.
+  double linger_fraction = kDefaultLingerFraction;
+
+  static constexpr double kDefaultLingerFraction = 0.25;
 };
 
 struct ActorOptions {

@@ -40,11 +40,11 @@ std::string fingerprint(const ServeConfig& config, const DeploymentSpec& d) {
   const auto& m = d.model;
   const auto& b = d.batching;
   const auto& h = config.http_options;
-  return absl::StrCat(m.kind, "|", m.name, "|", m.path, "|", m.sleep_ms, "|",
-                      d.max_ongoing_requests, "|", d.max_queued_requests, "|", b.max_batch_size,
-                      "|", b.batch_wait_timeout_s, "|", d.ray_actor_options.num_cpus, "|",
-                      d.ray_actor_options.num_gpus, "|", d.graceful_shutdown_timeout_s, "|",
-                      h.request_timeout_s, "|", h.keep_alive_timeout_s);
+  return absl::StrCat(
+      m.kind, "|", m.name, "|", m.path, "|", m.sleep_ms, "|", d.max_ongoing_requests, "|",
+      d.max_queued_requests, "|", b.max_batch_size, "|", b.batch_wait_timeout_s, "|",
+      b.linger_fraction, "|", d.ray_actor_options.num_cpus, "|", d.ray_actor_options.num_gpus, "|",
+      d.graceful_shutdown_timeout_s, "|", h.request_timeout_s, "|", h.keep_alive_timeout_s);
 }
 
 const char* stateName(int s) {

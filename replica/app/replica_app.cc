@@ -161,6 +161,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   inference.batching.max_batch_size = static_cast<size_t>(deployment->batching.max_batch_size);
   inference.batching.batch_wait_timeout = std::chrono::nanoseconds(
       static_cast<int64_t>(deployment->batching.batch_wait_timeout_s * 1e9));
+  inference.batching.linger_fraction = deployment->batching.linger_fraction;
   app->service_ = std::make_unique<InferenceService>(*std::move(model), inference, *app->metrics_);
 
   InferenceService* service = app->service_.get();

@@ -6,6 +6,13 @@ namespace serve {
 
 using std::chrono::steady_clock;
 
+namespace {
+
+// Passes without lingering after a linger that did not fill, at most.
+constexpr size_t kMaxLingerBackoff = 64;
+
+}  // namespace
+
 Batcher::Batcher(Model& model, BatchConfig config, std::function<void()> release_slot,
                  BatchObserver observer)
     : model_(model),
@@ -43,12 +50,13 @@ void Batcher::submit(std::shared_ptr<Call> call) {
     cv_.notify_one();
     return;
   }
-  runBatch(batch);
+  const size_t answered = batch.size();
+  const std::chrono::nanoseconds took = runBatch(batch);
   bool more = false;
   {
     std::lock_guard lock(mu_);
     --running_;
-    last_progress_ = steady_clock::now();
+    recordPassLocked(steady_clock::now(), took, answered);
     more = !queue_.empty() || stopping_;
   }
   if (more) {
@@ -64,12 +72,7 @@ bool Batcher::takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<C
       return false;
     }
   }
-  BatchQueueView view;
-  view.queued = queue_.size();
-  view.oldest = queue_.front()->queued_at;
-  view.incoming = static_cast<size_t>(std::max<long>(0, incoming_));
-  view.now = now;
-  BatchDecision decision = decideBatch(config_, view);
+  BatchDecision decision = decideBatch(config_, viewLocked(now));
   if (decision.action != BatchDecision::Action::kRun) {
     return false;
   }
@@ -77,13 +80,47 @@ bool Batcher::takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<C
   return true;
 }
 
+BatchQueueView Batcher::viewLocked(TimePoint now) const {
+  BatchQueueView view;
+  view.queued = queue_.size();
+  view.oldest = queue_.empty() ? now : queue_.front()->queued_at;
+  view.incoming = stopping_ ? 0 : static_cast<size_t>(std::max<long>(0, incoming_));
+  view.now = now;
+  view.last = last_pass_;
+  view.linger_allowed = !stopping_ && linger_skip_ == 0;
+  return view;
+}
+
+void Batcher::recordPassLocked(TimePoint ended, std::chrono::nanoseconds duration,
+                               size_t answered) {
+  last_progress_ = ended;
+  last_pass_.ended = ended;
+  last_pass_.duration = duration;
+  last_pass_.answered = answered;
+  last_pass_.queued_at_end = queue_.size();
+  if (linger_skip_ > 0) {
+    --linger_skip_;
+  }
+}
+
 void Batcher::takeFrontLocked(size_t count, std::vector<std::shared_ptr<Call>>& batch) {
+  if (linger_target_ > 0) {
+    // A linger that gathered its batch keeps the rule on; one that ran out of time turns it
+    // off for longer each time, so callers that return too slowly stop costing model time.
+    if (count >= linger_target_) {
+      linger_backoff_ = 1;
+    } else {
+      linger_skip_ = linger_backoff_;
+      linger_backoff_ = std::min(linger_backoff_ * 2, kMaxLingerBackoff);
+    }
+    linger_target_ = 0;
+  }
   auto end = queue_.begin() + static_cast<long>(count);
   batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
   queue_.erase(queue_.begin(), end);
 }
 
-void Batcher::runBatch(std::vector<std::shared_ptr<Call>>& batch) {
+std::chrono::nanoseconds Batcher::runBatch(std::vector<std::shared_ptr<Call>>& batch) {
   std::vector<const InferRequest*> requests;
   requests.reserve(batch.size());
   for (const auto& c : batch) {
@@ -106,6 +143,7 @@ void Batcher::runBatch(std::vector<std::shared_ptr<Call>>& batch) {
     observer_.on_batch(batch.size(), started - batch.front()->queued_at, ended - started);
   }
   batch.clear();
+  return ended - started;
 }
 
 void Batcher::addIncoming(int delta) {
@@ -186,12 +224,7 @@ void Batcher::loop() {
       lock.lock();
       continue;
     }
-    BatchQueueView view;
-    view.queued = queue_.size();
-    view.oldest = queue_.empty() ? now : queue_.front()->queued_at;
-    view.incoming = stopping_ ? 0 : static_cast<size_t>(std::max<long>(0, incoming_));
-    view.now = now;
-    BatchDecision decision = decideBatch(config_, view);
+    BatchDecision decision = decideBatch(config_, viewLocked(now));
     if (running_ >= max_concurrent_) {
       cv_.wait(lock);  // every pass the model allows is running; the first to end wakes us
       continue;
@@ -204,6 +237,9 @@ void Batcher::loop() {
       continue;
     }
     if (decision.action == BatchDecision::Action::kWaitUntil) {
+      if (decision.linger_target > 0) {
+        linger_target_ = decision.linger_target;
+      }
       // Wake for the deadline of the oldest call too, so an expired call frees its slot.
       TimePoint until = decision.wait_until;
       for (const auto& c : queue_) {
@@ -214,11 +250,12 @@ void Batcher::loop() {
     }
     takeFrontLocked(decision.count, batch);
     ++running_;
+    const size_t answered = batch.size();
     lock.unlock();
-    runBatch(batch);
+    const std::chrono::nanoseconds took = runBatch(batch);
     lock.lock();
     --running_;
-    last_progress_ = steady_clock::now();
+    recordPassLocked(steady_clock::now(), took, answered);
   }
 }
 

@@ -63,10 +63,15 @@ class Batcher {
   // Calls that no longer need running are answered by their front end already; drop them.
   void dropAbandonedLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& dropped);
   void finish(std::vector<std::shared_ptr<Call>>& dropped);
+  // Takes the first `count` calls and settles a linger that was waiting for them.
   void takeFrontLocked(size_t count, std::vector<std::shared_ptr<Call>>& batch);
   bool takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& batch);
-  // One forward pass; completes every call and gives back their slots. Runs unlocked.
-  void runBatch(std::vector<std::shared_ptr<Call>>& batch);
+  BatchQueueView viewLocked(TimePoint now) const;
+  // After a forward pass: what the linger rule needs to know about it.
+  void recordPassLocked(TimePoint ended, std::chrono::nanoseconds duration, size_t answered);
+  // One forward pass; completes every call and gives back their slots. Runs unlocked. Returns
+  // how long the model took.
+  std::chrono::nanoseconds runBatch(std::vector<std::shared_ptr<Call>>& batch);
 
   Model& model_;
   const BatchConfig config_;
@@ -82,6 +87,13 @@ class Batcher {
   bool stopping_ = false;
   TimePoint busy_since_{};     // when the batcher last went from idle to having work
   TimePoint last_progress_{};  // when the last forward pass finished
+  // The linger rule (batch_policy.h): the last pass, the batch a linger in progress waits for
+  // (0: none), and the back-off after lingers that did not fill: skip the rule for
+  // linger_skip_ passes, doubling up to kMaxLingerBackoff after each miss.
+  BatchQueueView::LastPass last_pass_;
+  size_t linger_target_ = 0;
+  size_t linger_skip_ = 0;
+  size_t linger_backoff_ = 1;
 
   std::thread thread_;  // started last, after every member it reads
 };

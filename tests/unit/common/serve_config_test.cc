@@ -144,6 +144,7 @@ TEST_CASE("parseServeConfig fills defaults for keys left out") {
   CHECK(d.model.name == "d");  // defaults to the deployment name
   CHECK(d.batching.max_batch_size == 1);
   CHECK(d.batching.batch_wait_timeout_s == 0);
+  CHECK(d.batching.linger_fraction == 0.25);
 }
 
 TEST_CASE("parseServeConfig accepts the value forms YAML allows") {
@@ -164,7 +165,7 @@ applications:
         model:
           kind: sleep
           sleep_ms: 2.5
-        batching: {max_batch_size: 4096, batch_wait_timeout_s: 60}
+        batching: {max_batch_size: 4096, batch_wait_timeout_s: 60, linger_fraction: 0}
 )",
       "test.yaml");
   REQUIRE_MESSAGE(parsed.ok(), parsed.status().message());
@@ -186,6 +187,7 @@ applications:
   CHECK(d.model.sleep_ms == 2.5);
   CHECK(d.batching.max_batch_size == 4096);
   CHECK(d.batching.batch_wait_timeout_s == 60);
+  CHECK(d.batching.linger_fraction == 0);
 }
 
 TEST_CASE("parseServeConfig accepts host names and addresses for http_options.host") {
@@ -491,7 +493,8 @@ TEST_CASE("parseServeConfig checks deployments") {
       {"num_gpus a word", withDeployment("        ray_actor_options: {num_gpus: all}\n" + noop),
        d + "ray_actor_options.num_gpus: expected a number >= 0, got the string \"all\""},
       {"batching unknown key", withDeployment("        batching: {max_batch: 2}\n" + noop),
-       d + "batching.max_batch: unknown key (allowed: max_batch_size, batch_wait_timeout_s)"},
+       d + "batching.max_batch: unknown key (allowed: max_batch_size, batch_wait_timeout_s, "
+           "linger_fraction)"},
       {"max_batch_size 0", withDeployment("        batching: {max_batch_size: 0}\n" + noop),
        d + "batching.max_batch_size: expected an integer in [1, 4096], got 0"},
       {"max_batch_size 4097", withDeployment("        batching: {max_batch_size: 4097}\n" + noop),
@@ -501,6 +504,10 @@ TEST_CASE("parseServeConfig checks deployments") {
        d + "batching.batch_wait_timeout_s: expected a number in [0, 60], got -0.001"},
       {"batch wait 61", withDeployment("        batching: {batch_wait_timeout_s: 61}\n" + noop),
        d + "batching.batch_wait_timeout_s: expected a number in [0, 60], got 61"},
+      {"linger over 1", withDeployment("        batching: {linger_fraction: 1.5}\n" + noop),
+       d + "batching.linger_fraction: expected a number in [0, 1], got 1.5"},
+      {"linger negative", withDeployment("        batching: {linger_fraction: -0.1}\n" + noop),
+       d + "batching.linger_fraction: expected a number in [0, 1], got -0.1"},
   });
 }
 

@@ -145,5 +145,139 @@ TEST_CASE("decideBatch: run, wait or idle from the queue snapshot") {
   }
 }
 
+TEST_CASE("decideBatch: an idle model lingers for the callers the last pass answered") {
+  // The last pass ran 8 ms, answered 4 calls and left 2 queued; lingering may last 25% of it
+  // (2 ms) after it ended, capped by the 50 ms batch wait. Every case has calls incoming = 0
+  // and an oldest call far past its batch wait, so without the rule each would run at once.
+  struct Case {
+    std::string name;
+    double fraction;
+    bool allowed;
+    size_t answered;
+    size_t queued;
+    milliseconds since_pass;  // now - last.ended
+    milliseconds timeout;
+    Action action;
+    size_t count;           // kRun: how many
+    milliseconds wait_for;  // kWaitUntil: wait_until - last.ended
+    size_t target;          // kWaitUntil: linger_target
+  };
+  const std::vector<Case> cases = {
+      {"waits for queued-at-end + answered", 0.25, true, 4, 2, milliseconds(0), milliseconds(50),
+       Action::kWaitUntil, 0, milliseconds(2), 6},
+      {"a call that came back does not end it early", 0.25, true, 4, 5, milliseconds(1),
+       milliseconds(50), Action::kWaitUntil, 0, milliseconds(2), 6},
+      {"target reached: runs",
+       0.25,
+       true,
+       4,
+       6,
+       milliseconds(1),
+       milliseconds(50),
+       Action::kRun,
+       6,
+       {},
+       0},
+      {"window over: runs what came",
+       0.25,
+       true,
+       4,
+       3,
+       milliseconds(2),
+       milliseconds(50),
+       Action::kRun,
+       3,
+       {},
+       0},
+      {"the target never exceeds max_batch_size (8)", 0.25, true, 7, 7, milliseconds(0),
+       milliseconds(50), Action::kWaitUntil, 0, milliseconds(2), 8},
+      {"capped by batch_wait_timeout", 0.25, true, 4, 2, milliseconds(0), milliseconds(1),
+       Action::kWaitUntil, 0, milliseconds(1), 6},
+      {"batch_wait_timeout 0: never lingers",
+       0.25,
+       true,
+       4,
+       2,
+       milliseconds(0),
+       milliseconds(0),
+       Action::kRun,
+       2,
+       {},
+       0},
+      {"fraction 0: off", 0, true, 4, 2, milliseconds(0), milliseconds(50), Action::kRun, 2, {}, 0},
+      {"backed off: off",
+       0.25,
+       false,
+       4,
+       2,
+       milliseconds(0),
+       milliseconds(50),
+       Action::kRun,
+       2,
+       {},
+       0},
+      {"no pass yet: off",
+       0.25,
+       true,
+       0,
+       2,
+       milliseconds(0),
+       milliseconds(50),
+       Action::kRun,
+       2,
+       {},
+       0},
+      {"a lone caller (answered 1, nothing queued) does not wait",
+       0.25,
+       true,
+       1,
+       1,
+       milliseconds(0),
+       milliseconds(50),
+       Action::kRun,
+       1,
+       {},
+       0},
+      {"a long-idle model does not wait",
+       0.25,
+       true,
+       4,
+       1,
+       milliseconds(500),
+       milliseconds(50),
+       Action::kRun,
+       1,
+       {},
+       0},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    BatchConfig config;
+    config.max_batch_size = 8;
+    config.batch_wait_timeout = c.timeout;
+    config.linger_fraction = c.fraction;
+    BatchQueueView view;
+    view.last.ended = kT0;
+    view.last.duration = milliseconds(8);
+    view.last.answered = c.answered;
+    view.last.queued_at_end = c.answered == 1 ? 0 : 2;
+    view.linger_allowed = c.allowed;
+    view.queued = c.queued;
+    view.oldest = kT0 - milliseconds(100);
+    view.now = kT0 + c.since_pass;
+    view.incoming = 0;
+
+    const BatchDecision d = decideBatch(config, view);
+    CHECK(std::string(actionName(d.action)) == actionName(c.action));
+    if (c.action == Action::kRun) {
+      CHECK(d.count == c.count);
+      CHECK(d.linger_target == 0);
+    } else {
+      CHECK(d.wait_until == kT0 + c.wait_for);
+      CHECK(d.linger_target == c.target);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace serve
