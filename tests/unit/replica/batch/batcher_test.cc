@@ -661,85 +661,88 @@ BatchConfig lingerConfig(double fraction) {
   return c;
 }
 
+// A batcher whose pass 1 runs [a] alone and is held in the model while `queued` are
+// submitted behind it; release() opens the model after `hold` and waits for a's answer.
+struct HeldFirstPass {
+  GateModel model;
+  std::vector<std::chrono::nanoseconds> oldest_waits;  // per pass, from the observer
+  std::atomic<int> releases{0};
+  Batcher batcher;
+  OpenOnExit open_on_exit{model};
+  std::shared_ptr<Call> a = makeCall("a", 1.0f);
+  std::chrono::nanoseconds held{0};  // how long pass 1 was held after `queued` were in
+
+  HeldFirstPass(double fraction, const std::vector<std::shared_ptr<Call>>& queued)
+      : batcher(
+            model, lingerConfig(fraction), [this] { ++releases; }, observer()) {
+    model.shut();
+    batcher.submit(a);
+    REQUIRE(model.waitForBatches(1));
+    for (const auto& call : queued) {
+      batcher.submit(call);
+    }
+  }
+
+  BatchObserver observer() {
+    BatchObserver o;
+    o.on_batch = [this](size_t, std::chrono::nanoseconds oldest_wait, std::chrono::nanoseconds) {
+      oldest_waits.push_back(oldest_wait);
+    };
+    return o;
+  }
+
+  void release(milliseconds hold) {
+    const auto from = steady_clock::now();
+    std::this_thread::sleep_for(hold);
+    held = steady_clock::now() - from;
+    model.open();
+    REQUIRE(finished(*a));
+  }
+};
+
 TEST_CASE("Batcher: an idle model lingers for the caller its last pass answered") {
   // Pass 1 runs [a] while b and c queue. When it ends, a's caller sends again at once; the
   // model waits for it (up to the whole pass's duration, fraction 1) instead of running [b, c]
   // and leaving a2 for a third pass. Only lower bounds of time matter here, so scheduling
   // delays on a loaded machine cannot make it fail.
-  GateModel model;
-  Counters counters;
-  Batcher batcher(model, lingerConfig(1.0), counters.releaseSlot(), counters.observer());
-  OpenOnExit open_on_exit{model};
-  model.shut();
-  auto a = makeCall("a", 1.0f);
-  batcher.submit(a);
-  REQUIRE(model.waitForBatches(1));
   auto b = makeCall("b", 2.0f);
   auto c = makeCall("c", 3.0f);
-  batcher.submit(b);
-  batcher.submit(c);
-  std::this_thread::sleep_for(milliseconds(300));  // pass 1 lasts at least this long
-  model.open();
-  REQUIRE(finished(*a));
+  HeldFirstPass t(1.0, {b, c});
+  t.release(milliseconds(300));  // pass 1 lasts at least this long
   auto a2 = makeCall("a2", 4.0f);
-  batcher.submit(a2);
+  t.batcher.submit(a2);
   REQUIRE(finished(*b));
   REQUIRE(finished(*c));
   REQUIRE(finished(*a2));
-  batcher.stop();
-  CHECK(model.batches() == Batches{{"a"}, {"b", "c", "a2"}});
+  t.batcher.stop();
+  CHECK(t.model.batches() == Batches{{"a"}, {"b", "c", "a2"}});
 }
 
 TEST_CASE("Batcher: a linger nobody fills ends after its share of the last pass") {
   // Pass 1 runs [a] for >= 200 ms while b queues; a's caller never comes back. With fraction
   // 0.5 the model idles >= 100 ms after the pass before running [b]: b waited at least the
   // hold plus half of it.
-  GateModel model;
-  Counters counters;
-  std::vector<std::chrono::nanoseconds> oldest_waits;
-  BatchObserver observer;
-  observer.on_batch = [&](size_t, std::chrono::nanoseconds oldest_wait, std::chrono::nanoseconds) {
-    oldest_waits.push_back(oldest_wait);
-  };
-  Batcher batcher(model, lingerConfig(0.5), counters.releaseSlot(), observer);
-  OpenOnExit open_on_exit{model};
-  model.shut();
-  auto a = makeCall("a", 1.0f);
-  batcher.submit(a);
-  REQUIRE(model.waitForBatches(1));
   auto b = makeCall("b", 2.0f);
-  batcher.submit(b);
-  const auto held_from = steady_clock::now();
-  std::this_thread::sleep_for(milliseconds(200));
-  const auto hold = steady_clock::now() - held_from;
-  model.open();
-  REQUIRE(finished(*a));
+  HeldFirstPass t(0.5, {b});
+  t.release(milliseconds(200));
   REQUIRE(finished(*b));
-  batcher.stop();
-  CHECK(model.batches() == Batches{{"a"}, {"b"}});
-  REQUIRE(oldest_waits.size() == 2);
-  CAPTURE(std::chrono::duration_cast<milliseconds>(oldest_waits[1]).count());
-  CHECK(oldest_waits[1] >= hold + hold / 2);
+  t.batcher.stop();
+  CHECK(t.model.batches() == Batches{{"a"}, {"b"}});
+  REQUIRE(t.oldest_waits.size() == 2);
+  CAPTURE(std::chrono::duration_cast<milliseconds>(t.oldest_waits[1]).count());
+  CHECK(t.oldest_waits[1] >= t.held + t.held / 2);
 }
 
 TEST_CASE("Batcher: with linger_fraction 0 the queue runs as soon as the pass ends") {
   // The same start without the rule: b runs right after pass 1 instead of waiting out the 60 s
   // batch wait (finished() would give up after kPatience).
-  GateModel model;
-  Counters counters;
-  Batcher batcher(model, lingerConfig(0), counters.releaseSlot(), counters.observer());
-  OpenOnExit open_on_exit{model};
-  model.shut();
-  auto a = makeCall("a", 1.0f);
-  batcher.submit(a);
-  REQUIRE(model.waitForBatches(1));
   auto b = makeCall("b", 2.0f);
-  batcher.submit(b);
-  model.open();
-  REQUIRE(finished(*a));
+  HeldFirstPass t(0, {b});
+  t.release(milliseconds(0));
   REQUIRE(finished(*b));
-  batcher.stop();
-  CHECK(model.batches() == Batches{{"a"}, {"b"}});
+  t.batcher.stop();
+  CHECK(t.model.batches() == Batches{{"a"}, {"b"}});
+  CHECK(t.releases.load() == 2);
 }
 
 }  // namespace
