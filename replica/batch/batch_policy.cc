@@ -21,7 +21,7 @@ BatchDecision decideBatch(const BatchConfig& config, const BatchQueueView& view)
                                    view.last.duration * config.linger_fraction),
                                config.batch_wait_timeout);
     const auto until = view.last.ended + span;
-    if (view.queued < target && view.now < until) {
+    if (view.queued < target && view.now < until && span >= config.min_linger_window) {
       d.action = BatchDecision::Action::kWaitUntil;
       d.wait_until = until;
       d.linger_target = target;

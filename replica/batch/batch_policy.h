@@ -15,9 +15,10 @@
 //     docs/benchmarks.md). The wait lasts until the queue holds what was queued when the pass
 //     ended plus the calls it answered (never more than max_batch_size), and at most
 //     linger_fraction of the last pass's duration after it ended, capped by batch_wait_timeout.
-//     The batcher turns it off for a while after a wait that did not fill (`linger_allowed`),
-//     so where callers take longer to come back than that (a GPU pass of 0.1 ms, say) it
-//     costs almost nothing.
+//     A window shorter than min_linger_window is skipped: passes that short (a GPU's 0.1 ms)
+//     end before any caller can come back. The batcher also turns the rule off for a while
+//     after a wait that did not fill (`linger_allowed`), so callers that come back more slowly
+//     than the window cost little.
 #include <chrono>
 #include <cstddef>
 
@@ -27,6 +28,10 @@ struct BatchConfig {
   size_t max_batch_size = 1;
   std::chrono::nanoseconds batch_wait_timeout{0};
   double linger_fraction = 0;  // 0: never wait for the last pass's callers
+  // A linger window shorter than this is not worth waiting: no caller gets an answer and sends
+  // again over loopback HTTP that fast (about 0.1 ms at best, measured on an H100 machine), so
+  // with passes this short (a GPU's) waiting could only idle the model.
+  std::chrono::nanoseconds min_linger_window = std::chrono::microseconds(200);
 };
 
 struct BatchQueueView {
