@@ -47,6 +47,7 @@ options:
   -b, --binary              send the sample as binary tensor data and ask for binary outputs
                             (KServe's binary tensor data extension) instead of JSON numbers
       --linger F            batching_on's linger_fraction (default: the replica's, 0.25)
+      --batch-wait S        batching_on's batch_wait_timeout_s (default: 0.002)
       --wrk-threads N       wrk threads (default: 1 at concurrency 1, else 2; the 2-core
                             machines share their cores with the replica)
   -m, --model FILE          model file (default: BUILD_DIR/models/large_mlp.safetensors,
@@ -84,6 +85,7 @@ threads=2
 gpu=0
 binary=0
 linger=""
+batch_wait=0.002
 wrk_threads_flag=""
 model=""
 rounds=1
@@ -102,6 +104,8 @@ while (($#)); do
     -g | --gpu) gpu=1; shift ;;
     -b | --binary) binary=1; shift ;;
     --linger) need_value "$1" $#; linger=$2; shift 2 ;;
+    --batch-wait) need_value "$1" $#; batch_wait=$2; shift 2 ;;
+    --batch-wait=*) batch_wait=${1#*=}; shift ;;
     --linger=*) linger=${1#*=}; shift ;;
     --wrk-threads) need_value "$1" $#; wrk_threads_flag=$2; shift 2 ;;
     --wrk-threads=*) wrk_threads_flag=${1#*=}; shift ;;
@@ -151,6 +155,7 @@ done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "bad --threads '$threads'"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds '$rounds'"
 [[ -z $linger || $linger =~ ^(0|1|0?\.[0-9]+)$ ]] || die "bad --linger '$linger' (a number in [0, 1])"
+[[ $batch_wait =~ ^[0-9]*\.?[0-9]+$ ]] || die "bad --batch-wait '$batch_wait' (seconds)"
 [[ -z $wrk_threads_flag || $wrk_threads_flag =~ ^[1-9][0-9]*$ ]] ||
   die "bad --wrk-threads '$wrk_threads_flag'"
 backend=cpu
@@ -529,9 +534,9 @@ levels=${#conc_list[@]}
 log "$((levels * rounds)) levels x (${inproc_seconds}s in process + 2 x $duration), plus start-up and ${warmup} warm-up per replica: about $((levels * rounds * (inproc_seconds + 2 + 2 * duration_s) + 2 * warmup_s + 10))s"
 
 if [[ -n $linger ]]; then
-  write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: 0.002, linger_fraction: $linger}"
+  write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: $batch_wait, linger_fraction: $linger}"
 else
-  write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: 0.002}"
+  write_config batching_on "{max_batch_size: 64, batch_wait_timeout_s: $batch_wait}"
 fi
 write_config batching_off "{max_batch_size: 1}"
 for t in $TARGETS; do
@@ -683,6 +688,7 @@ cmdline="bench/mlp_bench.sh ${build_dir#"$ROOT"/} $duration -c \"${conc_list[*]}
 ((gpu == 0)) || cmdline+=" --gpu"
 ((binary == 0)) || cmdline+=" --binary"
 [[ -z $linger ]] || cmdline+=" --linger $linger"
+[[ $batch_wait == 0.002 ]] || cmdline+=" --batch-wait $batch_wait"
 [[ -z $wrk_threads_flag ]] || cmdline+=" --wrk-threads $wrk_threads_flag"
 ((rounds == 1)) || cmdline+=" -r $rounds"
 [[ $warmup == 2s ]] || cmdline+=" -w $warmup"
