@@ -14,6 +14,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+BENCH_NAME=grpc_bench
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 CONFIG=$BENCH/configs/grpc_noop.yaml
 ALL_TARGETS="grpc_haproxy grpc_direct http_haproxy http_direct"
 # HAProxy's listeners come from the config file; the rest is pinned here so that nothing of a
@@ -60,19 +63,6 @@ options:
 EOF
 }
 
-die() {
-  echo "grpc_bench: $*" >&2
-  exit 1
-}
-
-log() {
-  echo "grpc_bench: $*" >&2
-}
-
-need_value() {  # option, number of remaining args
-  (($2 >= 2)) || die "$1 needs a value (see --help)"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Arguments
 
@@ -112,16 +102,6 @@ done
 build_dir=${positional[0]:-build}
 duration=${positional[1]:-10s}
 
-duration_seconds() {  # N, Ns or Nm -> seconds on stdout
-  [[ $1 =~ ^([0-9]+)(s|m)?$ ]] || die "bad duration '$1' (want N, Ns or Nm)"
-  local n=$((10#${BASH_REMATCH[1]}))
-  ((n > 0)) || die "duration must be positive: '$1'"
-  if [[ ${BASH_REMATCH[2]} == m ]]; then
-    echo $((n * 60))
-  else
-    echo "$n"
-  fi
-}
 duration_s=$(duration_seconds "$duration")
 warmup_s=0
 if [[ $warmup != 0 ]]; then
@@ -179,12 +159,6 @@ request_body=$(sed -n "s/^local body = '\(.*\)'\$/\1/p" "$BENCH/post.lua")
 [[ $request_body == *'"shape":[1,4]'*'"data":[1,2,3,4]'* ]] ||
   die "bench/post.lua no longer sends [1,4] = 1,2,3,4; change grpc_load's --elements to match"
 
-port_busy() {  # port
-  if command -v ss >/dev/null; then
-    [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]] && return 0
-  fi
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 for p in "$HTTP_PORT" "$GRPC_PORT" "$METRICS_PORT" "$STATS_PORT" "$CONTROL_PORT" \
          $(seq "${REPLICA_HTTP_PORTS[0]}" $((REPLICA_HTTP_PORTS[1] - 1))) \
          $(seq "${REPLICA_GRPC_PORTS[0]}" $((REPLICA_GRPC_PORTS[1] - 1))); do
@@ -200,14 +174,6 @@ mkdir -p "$work/haproxy" "$work/logs"
 manager_pid=""
 client_pid=""
 node_pids=()  # HAProxy master and replica, from the manager's status: checked after it stops
-
-is_running() {  # pid; false for a zombie, which a child is until it has been waited for
-  local stat
-  [[ -r /proc/$1/stat ]] || return 1
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
-}
 
 stop_pid() {  # pid, name, timeout_s: SIGTERM, wait, SIGKILL
   local pid=$1 name=$2 deadline=$((SECONDS + $3))
@@ -242,21 +208,7 @@ stop_all() {
   node_pids=()
 }
 
-cleanup() {
-  local rc=$?
-  set +e
-  trap - INT TERM
-  stop_all
-  if ((rc == 0)); then
-    rm -rf "$work"
-  else
-    log "failed (exit $rc); logs and client output kept in $work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 show_logs() {
   local f

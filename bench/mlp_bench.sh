@@ -15,6 +15,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+BENCH_NAME=mlp_bench
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 TARGETS="batching_on batching_off"
 # Fixed loopback ports, one per replica; their gRPC listeners get PORT + 100.
 declare -A PORT=([batching_on]=18091 [batching_off]=18092)
@@ -61,19 +64,6 @@ options:
 
 Ports 127.0.0.1:18091-18092 (and 18191-18192 for the replicas' gRPC) must be free.
 EOF
-}
-
-die() {
-  echo "mlp_bench: $*" >&2
-  exit 1
-}
-
-log() {
-  echo "mlp_bench: $*" >&2
-}
-
-need_value() {  # option, number of remaining args
-  (($2 >= 2)) || die "$1 needs a value (see --help)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -128,17 +118,6 @@ done
 build_dir=${positional[0]:-build}
 duration=${positional[1]:-10s}
 
-# wrk takes N, Ns, Nm; the seconds bound the run's timeout.
-duration_seconds() {  # duration -> seconds on stdout
-  [[ $1 =~ ^([0-9]+)(s|m)?$ ]] || die "bad duration '$1' (want N, Ns or Nm)"
-  local n=$((10#${BASH_REMATCH[1]}))
-  ((n > 0)) || die "duration must be positive: '$1'"
-  if [[ ${BASH_REMATCH[2]} == m ]]; then
-    echo $((n * 60))
-  else
-    echo "$n"
-  fi
-}
 duration_s=$(duration_seconds "$duration")
 warmup_s=0
 if [[ $warmup != 0 ]]; then
@@ -209,14 +188,6 @@ fi
 [[ -f $model ]] || die "model $model not found"
 model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
 
-port_busy() {  # port
-  if command -v ss >/dev/null; then
-    [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]] && return 0
-  fi
-  # Something answering on the port also counts (and covers machines without ss).
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 for t in $TARGETS; do
   for p in "${PORT[$t]}" $((PORT[$t] + 100)); do
     ! port_busy "$p" || die "port 127.0.0.1:$p (for $t) is in use; free it and rerun"
@@ -229,49 +200,8 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/mlp-bench.XXXXXX")
 declare -A PIDS=()
 
-is_running() {  # pid; false for a zombie, which a child is until it has been waited for
-  local stat
-  [[ -r /proc/$1/stat ]] || return 1
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
-}
-
-stop_all() {
-  local name pid deadline
-  for name in "${!PIDS[@]}"; do
-    kill -TERM "${PIDS[$name]}" 2>/dev/null || true
-  done
-  deadline=$((SECONDS + STOP_TIMEOUT_S))
-  for name in "${!PIDS[@]}"; do
-    pid=${PIDS[$name]}
-    while is_running "$pid" && ((SECONDS < deadline)); do
-      sleep 0.1
-    done
-    if is_running "$pid"; then
-      log "$name (pid $pid) still running ${STOP_TIMEOUT_S}s after SIGTERM; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    unset "PIDS[$name]"
-  done
-}
-
-cleanup() {
-  local rc=$?
-  set +e
-  trap - INT TERM
-  stop_all
-  if ((rc == 0)) || [[ -z $(ls -A "$work" 2>/dev/null) ]]; then
-    rm -rf "$work"
-  else
-    log "failed (exit $rc); server output and wrk logs kept in $work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_all() { stop_started; }
+install_cleanup
 
 show_logs() {  # name: the tail of what a process wrote, for a failure message
   local f
@@ -281,13 +211,6 @@ show_logs() {  # name: the tail of what a process wrote, for a failure message
       tail -n 20 "$f" >&2
     fi
   done
-}
-
-start() {  # name, command...: runs the command in the background with its output in files
-  local name=$1
-  shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" </dev/null &
-  PIDS[$name]=$!
 }
 
 # Waits for serve-replica's {"event":"ready","http_port":N,...} line.

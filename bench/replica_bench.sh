@@ -14,6 +14,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+BENCH_NAME=replica_bench
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 ALL_TARGETS="nginx bare_httplib replica_noop replica_noop_batched"
 # Fixed loopback ports, one per target; the replicas' gRPC listeners get PORT + 100.
 declare -A PORT=([nginx]=18081 [bare_httplib]=18082 [replica_noop]=18083
@@ -50,19 +53,6 @@ Ports 127.0.0.1:18081-18084 (and 18183-18184 for the replicas' gRPC) must be fre
 EOF
 }
 
-die() {
-  echo "replica_bench: $*" >&2
-  exit 1
-}
-
-log() {
-  echo "replica_bench: $*" >&2
-}
-
-need_value() {  # option, number of remaining args
-  (($2 >= 2)) || die "$1 needs a value (see --help)"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Arguments
 
@@ -96,17 +86,6 @@ done
 build_dir=${positional[0]:-build}
 duration=${positional[1]:-10s}
 
-# wrk takes N, Ns, Nm; the seconds bound the run's timeout.
-duration_seconds() {  # duration -> seconds on stdout
-  [[ $1 =~ ^([0-9]+)(s|m)?$ ]] || die "bad duration '$1' (want N, Ns or Nm)"
-  local n=$((10#${BASH_REMATCH[1]}))
-  ((n > 0)) || die "duration must be positive: '$1'"
-  if [[ ${BASH_REMATCH[2]} == m ]]; then
-    echo $((n * 60))
-  else
-    echo "$n"
-  fi
-}
 duration_s=$(duration_seconds "$duration")
 warmup_s=0
 if [[ $warmup != 0 ]]; then
@@ -179,14 +158,6 @@ fi
 request_body=$(sed -n "s/^local body = '\(.*\)'\$/\1/p" "$BENCH/post.lua")
 [[ -n $request_body ]] || die "cannot read the request body from $BENCH/post.lua"
 
-port_busy() {  # port
-  if command -v ss >/dev/null; then
-    [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]] && return 0
-  fi
-  # Something answering on the port also counts (and covers machines without ss).
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 for t in "${target_list[@]}"; do
   ports=("${PORT[$t]}")
   if [[ $t == replica_* ]]; then
@@ -203,49 +174,8 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/replica-bench.XXXXXX")
 declare -A PIDS=()
 
-is_running() {  # pid; false for a zombie, which a child is until it has been waited for
-  local stat
-  [[ -r /proc/$1/stat ]] || return 1
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
-}
-
-stop_all() {
-  local name pid deadline
-  for name in "${!PIDS[@]}"; do
-    kill -TERM "${PIDS[$name]}" 2>/dev/null || true
-  done
-  deadline=$((SECONDS + STOP_TIMEOUT_S))
-  for name in "${!PIDS[@]}"; do
-    pid=${PIDS[$name]}
-    while is_running "$pid" && ((SECONDS < deadline)); do
-      sleep 0.1
-    done
-    if is_running "$pid"; then
-      log "$name (pid $pid) still running ${STOP_TIMEOUT_S}s after SIGTERM; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    unset "PIDS[$name]"
-  done
-}
-
-cleanup() {
-  local rc=$?
-  set +e
-  trap - INT TERM
-  stop_all
-  if ((rc == 0)) || [[ -z $(ls -A "$work" 2>/dev/null) ]]; then
-    rm -rf "$work"
-  else
-    log "failed (exit $rc); server output and wrk logs kept in $work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_all() { stop_started; }
+install_cleanup
 
 
 show_logs() {  # name: the tail of what a server wrote, for a failure message
@@ -259,13 +189,6 @@ show_logs() {  # name: the tail of what a server wrote, for a failure message
       tail -n 20 "$f" >&2
     fi
   done
-}
-
-start() {  # name, command...: runs the command in the background with its output in files
-  local name=$1
-  shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" </dev/null &
-  PIDS[$name]=$!
 }
 
 # Waits for serve-replica's (and bare_httplib_server's) {"event":"ready","http_port":N,...} line.
