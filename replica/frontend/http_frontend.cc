@@ -156,7 +156,10 @@ void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res)
     });
   } else if (path == "/v2") {
     getOnly("/v2", [&] {
-      res.set_content(R"({"name":"serve-replica","version":"0.1.0","extensions":[]})", kJson);
+      // The HTTP API speaks the binary tensor data extension (kserve_json.h).
+      res.set_content(
+          R"({"name":"serve-replica","version":"0.1.0","extensions":["binary_tensor_data"]})",
+          kJson);
     });
   } else if (path.starts_with(kModelsPrefix)) {
     std::string_view rest = std::string_view(path).substr(kModelsPrefix.size());

@@ -37,6 +37,11 @@ TEST_CASE("replica: health, routes and KServe v2 metadata endpoints") {
   CHECK(ready.status == 200);
   CHECK(ready.body == R"({"ready":true})");
 
+  auto server = httpGet(r->url("/v2"));
+  CHECK(server.status == 200);
+  CHECK(server.body ==
+        R"({"name":"serve-replica","version":"0.1.0","extensions":["binary_tensor_data"]})");
+
   auto meta = httpGet(r->url("/v2/models/echo"));
   REQUIRE(meta.status == 200);
   auto m = nlohmann::json::parse(meta.body);
