@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/version.h"
 #include "kainjow/mustache.hpp"
 
 namespace serve::manager {
@@ -181,6 +182,7 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   data.set("metrics_port", std::to_string(g.metrics_port));
   data.set("stats_port", std::to_string(g.stats_port));
   data.set("control_port", std::to_string(g.control_port));
+  data.set("server_version", std::string(kServeVersion));
   data.set("node_map", statePath(g, kNodeMap));
   data.set("models_map", statePath(g, kModelsMap));
   data.set("routes_exact_map", statePath(g, kRoutesExactMap));

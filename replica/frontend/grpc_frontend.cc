@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "common/uuid.h"
+#include "common/version.h"
 #include "replica/frontend/kserve_grpc.h"
 #include "replica/frontend/wire_status.h"
 
@@ -137,7 +138,7 @@ grpc::Status GrpcFrontend::ServerMetadata(grpc::ServerContext* ctx,
   Exchange ex{*ctx, "ServerMetadata"};
   // The same answer as GET /v2.
   resp->set_name("serve-replica");
-  resp->set_version("0.1.0");
+  resp->set_version(std::string(kServeVersion));
   return finish(ex, grpc::Status::OK);
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "common/uuid.h"
+#include "common/version.h"
 #include "replica/frontend/kserve_json.h"
 #include "replica/frontend/wire_status.h"
 
@@ -157,9 +158,9 @@ void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res)
   } else if (path == "/v2") {
     getOnly("/v2", [&] {
       // The HTTP API speaks the binary tensor data extension (kserve_json.h).
-      res.set_content(
-          R"({"name":"serve-replica","version":"0.1.0","extensions":["binary_tensor_data"]})",
-          kJson);
+      res.set_content(R"({"name":"serve-replica","version":")" + std::string(kServeVersion) +
+                          R"(","extensions":["binary_tensor_data"]})",
+                      kJson);
     });
   } else if (path.starts_with(kModelsPrefix)) {
     std::string_view rest = std::string_view(path).substr(kModelsPrefix.size());

@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <stdio.h>
 
+#include "common/version.h"
 #include "tests/integration/manager_fixture.h"
 
 namespace serve::testing {
@@ -41,6 +42,10 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
     CHECK(live.headers["content-type"] == "application/json");
     CHECK(live.body == R"({"live":true})");
     CHECK(v2Ready(*m) == std::pair<long, std::string>{503, R"({"ready":false})"});
+    HttpResult server = httpGet(m->url("/v2"));
+    CHECK(server.status == 200);
+    CHECK(server.body == R"({"name":"haproxy-serve","version":")" + std::string(kServeVersion) +
+                             R"(","extensions":["binary_tensor_data"]})");
     HttpResult no_model = httpPost(m->url("/v2/models/nope/infer"), kInferBody);
     CHECK(no_model.status == 404);
     CHECK(no_model.headers["content-type"] == "application/json");

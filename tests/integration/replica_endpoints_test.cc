@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "common/version.h"
 #include "tests/integration/replica_fixture.h"
 
 using namespace serve::testing;
@@ -39,8 +40,9 @@ TEST_CASE("replica: health, routes and KServe v2 metadata endpoints") {
 
   auto server = httpGet(r->url("/v2"));
   CHECK(server.status == 200);
-  CHECK(server.body ==
-        R"({"name":"serve-replica","version":"0.1.0","extensions":["binary_tensor_data"]})");
+  CHECK(server.body == R"({"name":"serve-replica","version":")" +
+                           std::string(serve::kServeVersion) +
+                           R"(","extensions":["binary_tensor_data"]})");
 
   auto meta = httpGet(r->url("/v2/models/echo"));
   REQUIRE(meta.status == 200);

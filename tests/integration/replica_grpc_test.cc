@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/version.h"
 #include "proto/health.grpc.pb.h"
 #include "tests/integration/grpc_fixture.h"
 #include "tests/integration/replica_fixture.h"
@@ -129,7 +130,7 @@ TEST_CASE("grpc: ServerLive, ServerReady, ModelReady, ServerMetadata and ModelMe
     inference::ServerMetadataResponse resp;
     REQUIRE(stub->ServerMetadata(&ctx, {}, &resp).ok());
     CHECK(resp.name() == "serve-replica");
-    CHECK(resp.version() == "0.1.0");
+    CHECK(resp.version() == serve::kServeVersion);
     CHECK(resp.extensions_size() == 0);
   }
   {

@@ -102,10 +102,8 @@ TEST_CASE("renderer: with an ingress log socket, the http frontend logs every re
   CHECK(frontend.find("\n  log /run/serve/ingress.sock len 4096 format priority local0 info\n"
                       "  log-format \"serve1 %b %[var(txn.route)] %ST %Ta %ts %{+Q}HM\"\n"
                       "  option dontlognull\n") != std::string::npos);
-  CHECK(
-      frontend.find(
-          "  http-request set-var(txn.route) path if healthz || routes || v2_live || v2_ready\n") !=
-      std::string::npos);
+  CHECK(frontend.find("  http-request set-var(txn.route) path if healthz || routes || v2_live || "
+                      "v2_ready || v2_server\n") != std::string::npos);
   CHECK(frontend.find("  http-request set-var(txn.route) path,field(1,/,4) if "
                       "{ var(txn.backend) -m found }\n") != std::string::npos);
   CHECK(frontend.find("  http-request set-var(txn.route) path,concat(/),"
