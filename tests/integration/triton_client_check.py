@@ -11,7 +11,8 @@ Uses only tritonclient and numpy.
       application, tensors travel as binary tensor data both ways (Inference-Header-Content-
       Length; binary_data=True is tritonclient.http's default), not as JSON numbers.
 
-  * server and model: is_server_live, is_server_ready, is_model_ready, get_model_metadata;
+  * server and model: is_server_live, is_server_ready, get_server_metadata, is_model_ready,
+    get_model_metadata;
   * every held-out sample in ONE ModelInfer (a [n, 64] batch), then the first few one at a time;
   * grpc: one ModelInfer without the `application` metadata: its status code and message are
     printed (NOT_FOUND from HAProxy when the node serves several applications);
@@ -107,6 +108,12 @@ def main():
     print(f"server: live={live} ready={ready}; model {args.model}: ready={model_ready}")
     if not (live and ready and model_ready):
         failures.append("server or model not ready")
+    if PROTOCOL == "http":
+        server = client.get_server_metadata(headers=headers)
+    else:
+        server = client.get_server_metadata(headers=headers, as_json=True, **timeout)
+    # as_json leaves out a repeated field that is empty.
+    print(f"server-metadata: name={server['name']} extensions={server.get('extensions', [])}")
 
     if PROTOCOL == "http":
         metadata = client.get_model_metadata(args.model, headers=headers)

@@ -86,6 +86,8 @@ TEST_CASE("node: Triton's unmodified Python client tritonclient classifies the d
   INFO(output);
   CHECK(output.find("\nno-application: NOT_FOUND Request metadata 'application' is missing") !=
         std::string::npos);
+  // Server-level calls go to the application's replica.
+  CHECK(output.find("\nserver-metadata: name=serve-replica extensions=[]\n") != std::string::npos);
 }
 
 TEST_CASE(
@@ -95,6 +97,9 @@ TEST_CASE(
   }
   const std::string output = runCheck("http");
   INFO(output);
+  // HAProxy answers for the node.
+  CHECK(output.find("\nserver-metadata: name=haproxy-serve extensions=['binary_tensor_data']\n") !=
+        std::string::npos);
   // The answer to the batch carried the probabilities as bytes, not JSON numbers.
   const size_t heldout = readJson(kExpected)["heldout"].size();
   CHECK(output.find(
