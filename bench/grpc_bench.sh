@@ -175,19 +175,6 @@ manager_pid=""
 client_pid=""
 node_pids=()  # HAProxy master and replica, from the manager's status: checked after it stops
 
-stop_pid() {  # pid, name, timeout_s: SIGTERM, wait, SIGKILL
-  local pid=$1 name=$2 deadline=$((SECONDS + $3))
-  kill -TERM "$pid" 2>/dev/null || true
-  while is_running "$pid" && ((SECONDS < deadline)); do
-    sleep 0.1
-  done
-  if is_running "$pid"; then
-    log "$name (pid $pid) still running $3s after SIGTERM; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
 stop_all() {
   local pid
   if [[ -n $client_pid ]]; then

@@ -51,24 +51,35 @@ start() {  # name, command...: runs the command in the background with its outpu
   PIDS[$name]=$!
 }
 
-# Everything start() launched: SIGTERM to all, then up to STOP_TIMEOUT_S for them to exit,
-# then SIGKILL.
+# Waits until `deadline` (in SECONDS) for a process that was sent SIGTERM, then SIGKILLs it,
+# and reaps it when it is this shell's child.
+reap_or_kill() {  # pid, name, deadline, timeout_s (for the message)
+  local pid=$1 name=$2 deadline=$3
+  while is_running "$pid" && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  if is_running "$pid"; then
+    log "$name (pid $pid) still running $4s after SIGTERM; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_pid() {  # pid, name, timeout_s: SIGTERM, wait, SIGKILL
+  kill -TERM "$1" 2>/dev/null || true
+  reap_or_kill "$1" "$2" $((SECONDS + $3)) "$3"
+}
+
+# Everything start() launched: SIGTERM to all at once, then up to STOP_TIMEOUT_S in all for
+# them to exit, then SIGKILL.
 stop_started() {
-  local name pid deadline
+  local name deadline
   for name in "${!PIDS[@]}"; do
     kill -TERM "${PIDS[$name]}" 2>/dev/null || true
   done
   deadline=$((SECONDS + STOP_TIMEOUT_S))
   for name in "${!PIDS[@]}"; do
-    pid=${PIDS[$name]}
-    while is_running "$pid" && ((SECONDS < deadline)); do
-      sleep 0.1
-    done
-    if is_running "$pid"; then
-      log "$name (pid $pid) still running ${STOP_TIMEOUT_S}s after SIGTERM; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    reap_or_kill "${PIDS[$name]}" "$name" "$deadline" "$STOP_TIMEOUT_S"
     unset "PIDS[$name]"
   done
 }
