@@ -109,8 +109,9 @@ RUN mkdir -p /out \
 # ---------------------------------------------------------------------------------------------
 FROM ${RUNTIME_BASE} AS runtime
 
-# socat for the admin socket, curl for the health check and for looking around, and the packages
-# the binaries need (the build and haproxy stages listed them by the names of this distribution).
+# socat for the admin socket, curl for the health check and for looking around, Python 3 with numpy
+# for Python deployments (kind: python), and the packages the binaries need (the build and haproxy
+# stages listed them by the names of this distribution).
 COPY --from=build /out/runtime-packages /tmp/serve-packages
 COPY --from=haproxy /out/runtime-packages /tmp/haproxy-packages
 # hadolint ignore=DL3008
@@ -118,7 +119,7 @@ RUN apt-get update \
  && cat /tmp/serve-packages /tmp/haproxy-packages >/tmp/runtime-packages \
  && xargs -a /tmp/runtime-packages \
       env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      socat curl ca-certificates \
+      socat curl ca-certificates python3 python3-numpy \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /tmp/serve-packages /tmp/haproxy-packages \
       /tmp/runtime-packages
 
@@ -128,6 +129,9 @@ COPY --from=build /src/build/haproxy-manager/haproxy-manager /src/build/replica/
 # The manager looks for its templates at <exe dir>/../share/haproxy-serve/templates
 # (defaultTemplateDir in haproxy-manager/app/cli.cc) and for serve-replica next to itself.
 COPY templates/ /usr/local/share/haproxy-serve/templates/
+# The haproxy_serve Python package (the worker and the Ray-compatible API): serve-replica looks
+# for it at <exe dir>/../share/haproxy-serve/python.
+COPY python/haproxy_serve/ /usr/local/share/haproxy-serve/python/haproxy_serve/
 # examples/serve.yaml names ../models/digits.safetensors relative to its own folder.
 COPY examples/ /opt/haproxy-serve/examples/
 COPY models/*.safetensors /opt/haproxy-serve/models/

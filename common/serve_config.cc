@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <system_error>
 #include <utility>
 
@@ -135,6 +136,39 @@ Kind kindOf(const YAML::Node& node) {
   return Kind::kString;
 }
 
+// "pkg.module:Name" (one colon, not first or last) or "pkg.module.Name", each part a Python
+// identifier, as Ray Serve accepts.
+bool validImportPath(absl::string_view path) {
+  if (path.empty() || path.size() > 512 || path.find(':') != path.rfind(':')) {
+    return false;
+  }
+  const bool has_colon = path.find(':') != absl::string_view::npos;
+  bool start = true;
+  int dots = 0;
+  for (char c : path) {
+    if (c == '.' || c == ':') {
+      if (start) {
+        return false;
+      }
+      dots += c == '.';
+      start = true;
+      continue;
+    }
+    const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    const bool digit = c >= '0' && c <= '9';
+    if (!letter && !(digit && !start)) {
+      return false;
+    }
+    start = false;
+  }
+  return !start && (has_colon || dots > 0);
+}
+
+// A YAML value as JSON, for values handed to Python unchanged (init_args, user_config). Scalars
+// keep the type YAML gives them (quoted ones stay strings); an integer too large for 64 bits, a
+// non-finite float or a key that is not a string is an error naming the value.
+StatusOr<nlohmann::json> yamlToJson(const YAML::Node& node);
+
 // What the user wrote, for "expected X, got Y".
 std::string describe(const YAML::Node& node) {
   switch (kindOf(node)) {
@@ -153,6 +187,73 @@ std::string describe(const YAML::Node& node) {
       return absl::StrCat("the string ", quoteForMessage(node.Scalar()));
   }
   return "an unknown value";
+}
+
+StatusOr<nlohmann::json> yamlToJson(const YAML::Node& node) {
+  switch (kindOf(node)) {
+    case Kind::kNull:
+      return nullptr;
+    case Kind::kBool: {
+      const std::string& t = node.Scalar();
+      return t == "true" || t == "True" || t == "TRUE";
+    }
+    case Kind::kInt: {
+      std::int64_t value = 0;
+      absl::string_view t = node.Scalar();
+      if (t.front() == '+') {
+        t.remove_prefix(1);
+      }
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+      if (ec != std::errc() || end != t.data() + t.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("integer ", quoteForMessage(node.Scalar()), " does not fit in 64 bits"));
+      }
+      return value;
+    }
+    case Kind::kFloat: {
+      double value = 0;
+      absl::string_view t = node.Scalar();
+      if (t.front() == '+') {
+        t.remove_prefix(1);
+      }
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+      if (ec != std::errc() || end != t.data() + t.size() || !std::isfinite(value)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("number ", quoteForMessage(node.Scalar()), " is not a finite float"));
+      }
+      return value;
+    }
+    case Kind::kString:
+      return node.Scalar();
+    case Kind::kList: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) {
+        StatusOr<nlohmann::json> value = yamlToJson(item);
+        if (!value.ok()) {
+          return value.status();
+        }
+        out.push_back(*std::move(value));
+      }
+      return out;
+    }
+    case Kind::kMapping: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& entry : node) {
+        const YAML::Node key(entry.first);
+        if (kindOf(key) != Kind::kString && kindOf(key) != Kind::kInt) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("keys must be strings, got ", describe(key)));
+        }
+        StatusOr<nlohmann::json> value = yamlToJson(YAML::Node(entry.second));
+        if (!value.ok()) {
+          return value.status();
+        }
+        out[key.Scalar()] = *std::move(value);
+      }
+      return out;
+    }
+  }
+  return nullptr;
 }
 
 std::string joinPath(absl::string_view path, absl::string_view key) {
@@ -278,6 +379,7 @@ class ConfigParser {
   StatusOr<ActorOptions> parseActorOptions(const Field& field);
   StatusOr<ModelSpec> parseModel(const Field& field, const Field& deployment_name,
                                  const std::string& deployment_path);
+  Status parsePythonModel(const Mapping& model, const Field& field, ModelSpec& result);
   StatusOr<BatchingSpec> parseBatching(const Field& field);
 
   const std::string& source_;
@@ -455,7 +557,9 @@ StatusOr<ActorOptions> ConfigParser::parseActorOptions(const Field& field) {
 
 StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& deployment_name,
                                              const std::string& deployment_path) {
-  StatusOr<Mapping> model = mapping(field, {"kind", "name", "path", "sleep_ms"});
+  StatusOr<Mapping> model =
+      mapping(field, {"kind", "name", "path", "sleep_ms", "import_path", "init_args", "init_kwargs",
+                      "working_dir", "python", "arena_mb"});
   if (!model.ok()) {
     return model.status();
   }
@@ -464,12 +568,13 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
   if (kind == nullptr) {
     return missing(*model, "kind");
   }
-  constexpr absl::string_view kKindRule = "one of mlp, noop, sleep";
+  constexpr absl::string_view kKindRule = "one of mlp, python, noop, sleep";
   StatusOr<std::string> kind_value = text(*kind, kKindRule);
   if (!kind_value.ok()) {
     return kind_value.status();
   }
-  if (*kind_value != "mlp" && *kind_value != "noop" && *kind_value != "sleep") {
+  if (*kind_value != "mlp" && *kind_value != "python" && *kind_value != "noop" &&
+      *kind_value != "sleep") {
     return expected(*kind, kKindRule);
   }
   result.kind = *kind_value;
@@ -530,7 +635,82 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
     }
     result.sleep_ms = *value;
   }
+  if (Status st = parsePythonModel(*model, field, result); !st.ok()) {
+    return st;
+  }
   return result;
+}
+
+Status ConfigParser::parsePythonModel(const Mapping& model, const Field& field, ModelSpec& result) {
+  static constexpr absl::string_view kPythonKeys[] = {"import_path", "init_args", "init_kwargs",
+                                                      "working_dir", "python",    "arena_mb"};
+  if (result.kind != "python") {
+    for (absl::string_view key : kPythonKeys) {
+      if (const Field* f = model.find(key)) {
+        return error(f->key_node, f->path,
+                     absl::StrCat("only allowed for model kind python, not ", result.kind));
+      }
+    }
+    return absl::OkStatus();
+  }
+  PythonModelSpec& py = result.python;
+  const Field* import_path = model.find("import_path");
+  if (import_path == nullptr) {
+    return error(model.node, joinPath(field.path, "import_path"),
+                 "required key is missing (model kind python imports the class from it, e.g. "
+                 "\"my_module:MyDeployment\")");
+  }
+  constexpr absl::string_view kImportRule =
+      "a Python import path \"package.module:Name\" or \"package.module.Name\" of identifiers";
+  StatusOr<std::string> import_value = text(*import_path, kImportRule);
+  if (!import_value.ok()) {
+    return import_value.status();
+  }
+  if (!validImportPath(*import_value)) {
+    return expected(*import_path, kImportRule);
+  }
+  py.import_path = *import_value;
+
+  if (const Field* args = model.find("init_args")) {
+    if (kindOf(args->value) != Kind::kList) {
+      return expected(*args, "a list of arguments for the class's __init__");
+    }
+    StatusOr<nlohmann::json> value = yamlToJson(args->value);
+    if (!value.ok()) {
+      return error(args->value, args->path, std::string(value.status().message()));
+    }
+    py.init_args_json = value->dump();
+  }
+  if (const Field* kwargs = model.find("init_kwargs")) {
+    if (kindOf(kwargs->value) != Kind::kMapping) {
+      return expected(*kwargs, "a mapping of keyword arguments for the class's __init__");
+    }
+    StatusOr<nlohmann::json> value = yamlToJson(kwargs->value);
+    if (!value.ok()) {
+      return error(kwargs->value, kwargs->path, std::string(value.status().message()));
+    }
+    py.init_kwargs_json = value->dump();
+  }
+  for (auto [key, target] : {std::pair{"working_dir", &py.working_dir}, {"python", &py.python}}) {
+    if (const Field* f = model.find(key)) {
+      StatusOr<std::string> value = text(*f, "a non-empty path");
+      if (!value.ok()) {
+        return value.status();
+      }
+      if (value->empty()) {
+        return expected(*f, "a non-empty path");
+      }
+      *target = *value;
+    }
+  }
+  if (const Field* arena = model.find("arena_mb")) {
+    StatusOr<std::int64_t> value = integer(*arena, 1, 4096, "an integer in [1, 4096]");
+    if (!value.ok()) {
+      return value.status();
+    }
+    py.arena_mb = static_cast<int>(*value);
+  }
+  return absl::OkStatus();
 }
 
 StatusOr<BatchingSpec> ConfigParser::parseBatching(const Field& field) {
@@ -570,7 +750,8 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
   StatusOr<Mapping> deployment =
       mapping(node, path,
               {"name", "num_replicas", "max_ongoing_requests", "max_queued_requests",
-               "graceful_shutdown_timeout_s", "ray_actor_options", "model", "batching"});
+               "graceful_shutdown_timeout_s", "ray_actor_options", "model", "batching",
+               "user_config", "health_check_period_s", "health_check_timeout_s"});
   if (!deployment.ok()) {
     return deployment.status();
   }
@@ -650,6 +831,34 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
       return value.status();
     }
     result.batching = *value;
+    result.batching_configured = true;
+  }
+  if (const Field* user_config = deployment->find("user_config")) {
+    if (result.model.kind != "python") {
+      return error(user_config->key_node, user_config->path,
+                   absl::StrCat("only allowed for model kind python (it goes to the class's "
+                                "reconfigure), not ",
+                                result.model.kind));
+    }
+    const Kind kind = kindOf(user_config->value);
+    if (kind != Kind::kMapping && kind != Kind::kNull) {
+      return expected(*user_config, "a mapping (Ray Serve's user_config)");
+    }
+    StatusOr<nlohmann::json> value = yamlToJson(user_config->value);
+    if (!value.ok()) {
+      return error(user_config->value, user_config->path, std::string(value.status().message()));
+    }
+    result.user_config_json = value->dump();
+  }
+  for (auto [key, target] : {std::pair{"health_check_period_s", &result.health_check_period_s},
+                             {"health_check_timeout_s", &result.health_check_timeout_s}}) {
+    if (const Field* f = deployment->find(key)) {
+      StatusOr<double> value = number(*f, 0, 3600, true, "a number in (0, 3600]");
+      if (!value.ok()) {
+        return value.status();
+      }
+      *target = *value;
+    }
   }
   return result;
 }

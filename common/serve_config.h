@@ -22,11 +22,22 @@ struct GrpcOptions {
   int port = 9000;  // HAProxy's h2c gRPC listener; 0 = none (and no gRPC backends)
 };
 
+// kind: python (docs/python.md): the user's class, run by a Python worker process.
+struct PythonModelSpec {
+  std::string import_path;              // "pkg.module:Name" or "pkg.module.Name"
+  std::string init_args_json = "[]";    // init_args, as JSON
+  std::string init_kwargs_json = "{}";  // init_kwargs, as JSON
+  std::string working_dir;  // put first on the worker's import path and made its cwd; "" = none
+  std::string python;       // the interpreter; "" = SERVE_PYTHON, else python3 on PATH
+  int arena_mb = 64;        // the shared-memory arena for payloads
+};
+
 struct ModelSpec {
-  std::string kind;     // "mlp", or the built-in test models "noop" and "sleep"
+  std::string kind;     // "mlp", "python", or the built-in test models "noop" and "sleep"
   std::string name;     // the KServe v2 model name; defaults to the deployment name
   std::string path;     // weights file (mlp only)
   double sleep_ms = 0;  // sleep only: time one forward pass takes
+  PythonModelSpec python;
 };
 
 struct BatchingSpec {
@@ -53,6 +64,10 @@ struct DeploymentSpec {
   ActorOptions ray_actor_options;
   ModelSpec model;
   BatchingSpec batching;
+  bool batching_configured = false;       // `batching:` was given (else a Python @batch's settings)
+  std::string user_config_json = "null";  // Ray's user_config, as JSON (a mapping, or null)
+  double health_check_period_s = 10;      // how often a Python class's check_health runs
+  double health_check_timeout_s = 30;     // how long one may take before it counts as failed
   int line = 0;  // 1-based line of the deployment in the file, for messages
 };
 

@@ -110,7 +110,7 @@ cleanup() {
   if ((keep)); then
     log "kept: container $container, image $image_tag, base $base_tag"
   else
-    podman "${podman_common[@]}" rm -f -t 0 "$container" >/dev/null 2>&1 || true
+    podman "${podman_common[@]}" rm -f -i -t 0 "$container" "$container-python" >/dev/null 2>&1 || true
     podman rmi -f "$image_tag" >/dev/null 2>&1 || true
     podman rmi -f "$base_tag" >/dev/null 2>&1 || true
     # Stage images the build left untagged, made from this run's base (none when --layers=false
@@ -349,6 +349,32 @@ check_stop() {
     echo "the entrypoint did not report a clean stop"
 }
 check "podman stop with 4 requests in flight: all answered 200, exit 0" check_stop
+
+check_python() {
+  # The image's Python example: a Ray-style class (numpy, @serve.batch, user_config) and a stream.
+  local py_container="$container-python" py_port body
+  py_port=$(free_port)
+  podman run "${podman_common[@]}" "${ulimits[@]}" -d --name "$py_container" \
+    -e RAY_SERVE_ENABLE_HA_PROXY=1 -p "127.0.0.1:$py_port:8000" --health-interval disable \
+    "$image_tag" --config /opt/haproxy-serve/examples/python.yaml >/dev/null 2>>"$work/podman.log"
+  local until=$((SECONDS + 120))
+  until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$py_port/-/healthz" || true) == 200 ]]; do
+    if ((SECONDS > until)); then
+      echo "the Python example did not come up within 120 s: $(podman logs "$py_container" 2>&1 | tail -n 5)"
+      podman rm -f -t 0 "$py_container" >/dev/null 2>&1
+      return
+    fi
+    sleep 1
+  done
+  body=$(curl -s -XPOST "http://127.0.0.1:$py_port/classify" -d "{\"pixels\":$(python3 -c \
+    'import json,sys; print(json.dumps(json.load(sys.stdin)["inputs"][0]["data"]))' <<<"$sample")}")
+  expect_eq "POST /classify" "$body" '{"digit":2,"probability":0.9992}'
+  body=$(curl -sN "http://127.0.0.1:$py_port/count?to=3&delay=0.01")
+  expect_eq "GET /count (streamed)" "$body" $'1\n2\n3'
+  podman stop -t 60 "$py_container" >/dev/null 2>>"$work/podman.log"
+  podman rm -f -t 0 "$py_container" >/dev/null 2>&1
+}
+check "examples/python.yaml in the image: the Ray-style classifier and the stream answer" check_python
 
 echo "image: $image_tag, $((size / 1000000)) MB, built in $build_s s (HAPROXY_SOURCE=$haproxy_source)"
 echo "$passed passed, $failed failed"

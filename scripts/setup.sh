@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev
   libopenblas-dev libabsl-dev libkainjow-mustache-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  haproxy socat curl wrk nginx-light python3-pip
+  haproxy socat curl wrk nginx-light python3-pip python3-numpy
 )
 
 missing=()

@@ -189,12 +189,15 @@ Plan diff(const RoutingTable& running, const RoutingTable& desired) {
       }
       additions.push_back(absl::StrCat("add map ", models_map, " ", to.model_name, " ", name));
     }
-    if (from.route_prefix != to.route_prefix || from.model_name != to.model_name) {
-      if (!from.route_prefix.empty()) {
+    if (from.route_prefix != to.route_prefix || from.model_name != to.model_name ||
+        from.passthrough != to.passthrough) {
+      if (!from.route_prefix.empty() && !from.passthrough) {
         removals.push_back(absl::StrCat("del map ", rewrite_map, " ", exactRouteKey(from)));
       }
-      additions.push_back(
-          absl::StrCat("add map ", rewrite_map, " ", exactRouteKey(to), " ", replicaInferPath(to)));
+      if (!to.passthrough) {
+        additions.push_back(absl::StrCat("add map ", rewrite_map, " ", exactRouteKey(to), " ",
+                                         replicaInferPath(to)));
+      }
     }
     // HTTP slots first: a gRPC slot takes its health from the HTTP slot it tracks.
     std::vector<std::string> backend_names = {name};

@@ -86,6 +86,9 @@ struct Backend {
   std::string route_prefix;      // checked by validateRoutePrefix()
   std::string model_name;        // KServe v2 name: /v2/models/<model_name>/... routes here
   int max_ongoing_requests = 5;  // per-server maxconn
+  // The replicas answer HTTP at the route themselves (kind python): requests keep their path.
+  // Otherwise the route prefix is rewritten to /v2/models/<model_name>/infer.
+  bool passthrough = false;
   std::vector<Slot> slots;       // slot i is HAProxy server "slot<i+1>"; size() = capacity
 
   friend bool operator==(const Backend&, const Backend&) = default;

@@ -329,9 +329,10 @@ int64_t Manager::quiesce() {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (busy != 0) {
-    spdlog::warn("haproxy-manager: {} request(s) still queued or in progress after {} s; stopping "
-                 "the replicas anyway",
-                 busy, grace_s);
+    spdlog::warn(
+        "haproxy-manager: {} request(s) still queued or in progress after {} s; stopping "
+        "the replicas anyway",
+        busy, grace_s);
   }
   return busy;
 }

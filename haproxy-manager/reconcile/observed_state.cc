@@ -88,6 +88,15 @@ RoutingTable observedTable(const RoutingTable& running, const std::vector<Observ
     if (reported) {
       backend.model_name = model;
     }
+    // A route with no rewrite entry is passed through to the replicas unchanged.
+    if (auto it = maps.find(statePath(g, kRoutesRewriteMap)); it != maps.end()) {
+      backend.passthrough = true;
+      for (const auto& entry : it->second) {
+        if (entry.first == backend.route_prefix) {
+          backend.passthrough = false;
+        }
+      }
+    }
   }
   if (auto it = maps.find(statePath(g, kNodeMap)); it != maps.end()) {
     for (const auto& [key, value] : it->second) {

@@ -219,7 +219,9 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
     exact.emplace_back(exactRouteKey(backend), backendName(backend));
     prefix.emplace_back(prefixRouteKey(backend), backendName(backend));
     models.emplace_back(backend.model_name, backendName(backend));
-    rewrites.emplace_back(exactRouteKey(backend), replicaInferPath(backend));
+    if (!backend.passthrough) {
+      rewrites.emplace_back(exactRouteKey(backend), replicaInferPath(backend));
+    }
     labels.emplace_back(prefixRouteKey(backend), routeLabel(backend));
   }
   data.set("backends", backends);

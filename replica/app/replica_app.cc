@@ -142,14 +142,21 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
           ? env.omp_num_threads
           : std::max(1, static_cast<int>(deployment->ray_actor_options.num_cpus));
   model_context.want_gpu = deployment->ray_actor_options.num_gpus > 0;
+  model_context.application = spec->name;
+  model_context.route_prefix = spec->route_prefix;
+  model_context.deployment = deployment;
   StatusOr<std::unique_ptr<Model>> model = createModel(deployment->model, model_context);
   if (!model.ok()) {
     return model.status();
   }
-  // Ready means able to compute: one forward pass before the port is bound.
-  if (Status st = warmUp(**model); !st.ok()) {
-    return st;
+  // Ready means able to compute: one forward pass before the port is bound. (A Python class is
+  // ready once its __init__ has returned: it may not take tensors at all.)
+  if (!(*model)->servesHttp()) {
+    if (Status st = warmUp(**model); !st.ok()) {
+      return st;
+    }
   }
+  auto* python_model = dynamic_cast<python::PythonModel*>(model->get());
   spdlog::info("model '{}' ({}) loaded; forward passes run on the {}", (*model)->metadata().name,
                deployment->model.kind, (*model)->metadata().backend);
 
@@ -162,6 +169,16 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   inference.batching.batch_wait_timeout = std::chrono::nanoseconds(
       static_cast<int64_t>(deployment->batching.batch_wait_timeout_s * 1e9));
   inference.batching.linger_fraction = deployment->batching.linger_fraction;
+  if (python_model != nullptr && !deployment->batching_configured) {
+    // No `batching:` in the config: a @serve.batch on the class says how to batch, as in Ray.
+    if (std::optional<python::DeclaredBatching> declared = python_model->declaredBatching()) {
+      inference.batching.max_batch_size = static_cast<size_t>(declared->max_batch_size);
+      inference.batching.batch_wait_timeout =
+          std::chrono::nanoseconds(static_cast<int64_t>(declared->batch_wait_timeout_s * 1e9));
+      spdlog::info("batching from @serve.batch: max_batch_size {}, batch_wait_timeout_s {}",
+                   declared->max_batch_size, declared->batch_wait_timeout_s);
+    }
+  }
   app->service_ = std::make_unique<InferenceService>(*std::move(model), inference, *app->metrics_);
 
   InferenceService* service = app->service_.get();
@@ -169,6 +186,16 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   app->health_ = std::make_unique<HealthMonitor>(
       [service](HealthMonitor::TimePoint now) { return service->stalledFor(now); },
       secondsToMs(flags.watchdog_timeout_s), [self](HealthState) { self->syncGrpcHealth(); });
+  app->python_model_ = python_model;
+  if (python_model != nullptr) {
+    HealthMonitor* health = app->health_.get();
+    python_model->startHealthChecks([health](const Status& st) {
+      if (!st.ok()) {
+        spdlog::error("health check failed: {}", std::string(st.message()));
+      }
+      health->setModelHealthy(st.ok());
+    });
+  }
 
   HttpServerOptions server_options;
   server_options.host = flags.host.value_or(env.http_host);
@@ -225,6 +252,9 @@ void ReplicaApp::syncGrpcHealth() {
 }
 
 ReplicaApp::~ReplicaApp() {
+  if (python_model_ != nullptr) {
+    python_model_->stopHealthChecks();  // its reports go to health_, which is destroyed first
+  }
   {
     // The health monitor outlives the gRPC server (members go in reverse order): stop it from
     // reaching a server that is gone.

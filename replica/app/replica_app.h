@@ -18,6 +18,7 @@
 #include "replica/frontend/http_server.h"
 #include "replica/health/health_monitor.h"
 #include "replica/metrics/replica_metrics.h"
+#include "replica/runtime/python/python_model.h"
 
 namespace serve {
 
@@ -52,6 +53,7 @@ class ReplicaApp {
   std::unique_ptr<RequestLog> request_log_;
   std::unique_ptr<ReplicaMetrics> metrics_;
   std::unique_ptr<InferenceService> service_;
+  python::PythonModel* python_model_ = nullptr;  // service_'s model, when it is kind python
   std::unique_ptr<HealthMonitor> health_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpFrontend> frontend_;

@@ -1,12 +1,15 @@
 #include "replica/frontend/http_frontend.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "common/uuid.h"
 #include "common/version.h"
 #include "replica/frontend/kserve_json.h"
@@ -14,6 +17,14 @@
 
 namespace serve {
 namespace {
+
+// The prefix itself or a path below it ("/" covers every path).
+bool underRoutePrefix(std::string_view path, std::string_view prefix) {
+  if (prefix == "/") {
+    return path.starts_with('/');
+  }
+  return path == prefix || (path.starts_with(prefix) && path[prefix.size()] == '/');
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -191,6 +202,9 @@ void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res)
         res.set_content(ready ? R"({"ready":true})" : R"({"ready":false})", kJson);
       }
     }
+  } else if (service_.model().servesHttp() && underRoutePrefix(path, options_.route_prefix)) {
+    ex.route = options_.route_prefix;
+    handleModelHttp(ex);
   } else if (path == options_.route_prefix) {
     ex.route = options_.route_prefix;
     if (req.method != "POST") {
@@ -240,18 +254,11 @@ void HttpFrontend::handleMetrics(Exchange& ex) {
 }
 
 void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
-  std::chrono::nanoseconds timeout = options_.default_timeout;
-  if (ex.req.has_header("x-request-timeout-seconds")) {
-    auto parsed = parseTimeoutHeader(ex.req.get_header_value("x-request-timeout-seconds"));
-    if (!parsed.ok()) {
-      metrics_.recordBadRequest("bad_timeout_header");
-      ex.res.status = 400;
-      ex.res.set_content(errorJson(messageOf(parsed.status())), kJson);
-      return;
-    }
-    timeout = parsed->value_or(std::chrono::nanoseconds(0));
+  std::optional<std::chrono::nanoseconds> timeout = requestTimeout(ex);
+  if (!timeout) {
+    return;
   }
-  auto deadline = timeout.count() > 0 ? ex.start + timeout : Clock::time_point::max();
+  auto deadline = timeout->count() > 0 ? ex.start + *timeout : Clock::time_point::max();
 
   std::optional<size_t> json_length;
   if (ex.req.has_header(kInferHeaderLengthHeader.data())) {
@@ -295,7 +302,24 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
     }
     return;
   }
-  const Status& st = result.status();
+  writeError(ex, result.status(), *timeout);
+}
+
+std::optional<std::chrono::nanoseconds> HttpFrontend::requestTimeout(Exchange& ex) {
+  if (!ex.req.has_header("x-request-timeout-seconds")) {
+    return options_.default_timeout;
+  }
+  auto parsed = parseTimeoutHeader(ex.req.get_header_value("x-request-timeout-seconds"));
+  if (!parsed.ok()) {
+    metrics_.recordBadRequest("bad_timeout_header");
+    ex.res.status = 400;
+    ex.res.set_content(errorJson(messageOf(parsed.status())), kJson);
+    return std::nullopt;
+  }
+  return parsed->value_or(std::chrono::nanoseconds(0));
+}
+
+void HttpFrontend::writeError(Exchange& ex, const Status& st, std::chrono::nanoseconds timeout) {
   ex.res.status = httpStatusFor(st);
   switch (st.code()) {
     case absl::StatusCode::kInvalidArgument:
@@ -317,6 +341,73 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
       ex.res.set_content(errorJson(messageOf(st)), kJson);
       break;
   }
+}
+
+void HttpFrontend::handleModelHttp(Exchange& ex) {
+  std::optional<std::chrono::nanoseconds> timeout = requestTimeout(ex);
+  if (!timeout) {
+    return;
+  }
+  auto deadline = timeout->count() > 0 ? ex.start + *timeout : Clock::time_point::max();
+
+  auto payload = std::make_shared<HttpPayload>();
+  payload->method = ex.req.method;
+  payload->path = ex.req.path;
+  if (std::size_t q = ex.req.target.find('?'); q != std::string::npos) {
+    payload->query = ex.req.target.substr(q + 1);
+  }
+  for (const auto& [name, value] : ex.req.headers) {
+    // cpp-httplib adds these for its own bookkeeping; they did not come from the client.
+    if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" ||
+        name == "LOCAL_PORT") {
+      continue;
+    }
+    payload->headers.emplace_back(absl::AsciiStrToLower(name), value);
+  }
+  payload->body = ex.req.body;
+  InferRequest request;
+  request.id = ex.request_id;
+  request.model = service_.model().metadata().name;
+  request.http = std::move(payload);
+
+  StatusOr<InferResponse> result =
+      service_.infer(std::move(request), deadline, [] { return HttpServer::currentClientGone(); });
+  if (result.ok() && result->http != nullptr) {
+    std::shared_ptr<HttpReply> reply = result->http;
+    ex.res.status = reply->status;
+    std::string content_type = "text/plain; charset=utf-8";
+    for (const auto& [name, value] : reply->headers) {
+      if (absl::EqualsIgnoreCase(name, "content-type")) {
+        content_type = value;
+      } else if (!absl::EqualsIgnoreCase(name, "content-length") &&
+                 !absl::EqualsIgnoreCase(name, "transfer-encoding") &&
+                 !absl::EqualsIgnoreCase(name, "connection")) {
+        ex.res.set_header(name.c_str(), value);
+      }
+    }
+    if (reply->stream == nullptr) {
+      ex.res.set_content(std::move(reply->body), content_type.c_str());
+      return;
+    }
+    // Each chunk goes to the client as the class yields it (HAProxy passes chunks on unbuffered).
+    std::shared_ptr<ChunkStream> stream = reply->stream;
+    ex.res.set_chunked_content_provider(content_type, [stream](size_t, httplib::DataSink& sink) {
+      std::optional<std::string> chunk = stream->next();
+      if (!chunk) {
+        if (!stream->error().empty()) {
+          spdlog::error("stream broke off: {}", stream->error());
+          return false;  // the connection closes without the last chunk: the client sees it
+        }
+        sink.done();
+        return true;
+      }
+      return sink.write(chunk->data(), chunk->size());
+    });
+    return;
+  }
+  writeError(ex,
+             result.ok() ? absl::InternalError("the model gave no HTTP answer") : result.status(),
+             *timeout);
 }
 
 void HttpFrontend::finish(Exchange& ex) {

@@ -4,6 +4,7 @@
 // at the application's route prefix, and /metrics. Owns the HTTP codec and the mapping of
 // results to status codes; inference itself goes through InferenceService.
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "common/logging.h"
@@ -32,6 +33,13 @@ class HttpFrontend {
   struct Exchange;
   void dispatch(const httplib::Request& req, httplib::Response& res);
   void handleInfer(Exchange& ex, const std::string& model_name);
+  // A request at the route prefix for a model that answers HTTP itself (a Python __call__).
+  void handleModelHttp(Exchange& ex);
+  // options_.default_timeout, or x-request-timeout-seconds; nullopt after answering 400 for a bad
+  // header.
+  std::optional<std::chrono::nanoseconds> requestTimeout(Exchange& ex);
+  // An inference failure as its status code and body (wire_status.h's mapping).
+  void writeError(Exchange& ex, const Status& st, std::chrono::nanoseconds timeout);
   void handleHealthz(Exchange& ex);
   void handleMetrics(Exchange& ex);
   void finish(Exchange& ex);

@@ -27,7 +27,17 @@ HealthState HealthMonitor::state() const {
   if (draining_.load(std::memory_order_relaxed)) {
     return HealthState::kDraining;
   }
-  return stalled_.load(std::memory_order_relaxed) ? HealthState::kUnhealthy : HealthState::kHealthy;
+  return stalled_.load(std::memory_order_relaxed) ||
+                 model_unhealthy_.load(std::memory_order_relaxed)
+             ? HealthState::kUnhealthy
+             : HealthState::kHealthy;
+}
+
+void HealthMonitor::setModelHealthy(bool healthy) {
+  const bool was_unhealthy = model_unhealthy_.exchange(!healthy);
+  if (was_unhealthy == healthy && on_change_) {
+    on_change_(state());
+  }
 }
 
 void HealthMonitor::startDraining() {

@@ -27,6 +27,9 @@ class HealthMonitor {
 
   HealthState state() const;
   void startDraining();
+  // The model's own health check (a Python class's check_health): false makes the replica
+  // UNHEALTHY until a later check passes.
+  void setModelHealthy(bool healthy);
 
  private:
   void watch();
@@ -36,6 +39,7 @@ class HealthMonitor {
   std::function<void(HealthState)> on_change_;
   std::atomic<bool> stalled_{false};
   std::atomic<bool> draining_{false};
+  std::atomic<bool> model_unhealthy_{false};
 
   std::mutex mu_;  // guards stop_
   std::condition_variable cv_;

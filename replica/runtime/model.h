@@ -41,6 +41,10 @@ class Model {
   // models with per-pass state such as scratch buffers or a device stream.
   virtual int maxConcurrentPasses() const { return 1; }
 
+  // True for models that answer HTTP requests at the route prefix themselves (InferRequest::http)
+  // rather than KServe tensors there; such models are not warmed up with a zero tensor.
+  virtual bool servesHttp() const { return false; }
+
   // One forward pass over a batch; returns one result per request, in order. A failure that
   // concerns one request is returned in its slot and does not fail the others.
   virtual std::vector<StatusOr<InferResponse>> run(std::span<const InferRequest* const> batch) = 0;

@@ -1,10 +1,13 @@
 #include "replica/runtime/model_factory.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "replica/runtime/builtin_models.h"
 #include "replica/runtime/mlp_cpu.h"
 #include "replica/runtime/mlp_weights.h"
+#include "replica/runtime/python/python_model.h"
 #include "replica/runtime/safetensors.h"
 
 #ifdef SERVE_HAVE_CUDA
@@ -28,6 +31,28 @@ StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelC
   if (spec.kind == "sleep") {
     return makeSleepModel(spec.name,
                           std::chrono::microseconds(static_cast<int64_t>(spec.sleep_ms * 1000)));
+  }
+  if (spec.kind == "python") {
+    python::PythonModelOptions options;
+    options.spec = spec;
+    options.application = context.application;
+    options.route_prefix = context.route_prefix;
+    options.config_dir = context.config_dir;
+    options.replica_id = std::to_string(::getpid());
+    if (const DeploymentSpec* d = context.deployment) {
+      options.deployment = d->name;
+      options.max_ongoing_requests = d->max_ongoing_requests;
+      options.user_config_json = d->user_config_json;
+      options.health_check_period_s = d->health_check_period_s;
+      options.health_check_timeout_s = d->health_check_timeout_s;
+    }
+    StatusOr<std::unique_ptr<python::PythonModel>> model =
+        python::PythonModel::create(std::move(options));
+    if (!model.ok()) {
+      return absl::Status(model.status().code(),
+                          "model '" + spec.name + "': " + std::string(model.status().message()));
+    }
+    return std::unique_ptr<Model>(*std::move(model));
   }
   if (spec.kind == "mlp") {
     std::filesystem::path path(spec.path);

@@ -13,6 +13,10 @@ struct ModelContext {
   std::string config_dir;  // relative weight paths resolve against the config file's folder
   int cpu_threads = 1;     // BLAS threads for CPU back ends
   bool want_gpu = false;   // ray_actor_options.num_gpus > 0
+  // For kind python: who the worker serves, and the deployment's Ray options.
+  std::string application;
+  std::string route_prefix;
+  const DeploymentSpec* deployment = nullptr;
 };
 
 // Builds the model a deployment names. Errors name the model, the file and why it cannot load.

@@ -62,10 +62,11 @@ NOT_IN_BUILD_STAGE = {
     "haproxy": "the haproxy stage brings HAProxy (docker/haproxy-stage.sh)",
     "socat": "runtime stage",
     "curl": "runtime stage",
+    "python3-numpy": "runtime stage (Python deployments)",
 }
 # Packages the build stage installs that scripts/setup.sh does not list, and why.
 EXTRA_IN_BUILD_STAGE = {}
-RUNTIME_PACKAGES = ["socat", "curl", "ca-certificates"]
+RUNTIME_PACKAGES = ["socat", "curl", "ca-certificates", "python3", "python3-numpy"]
 
 
 @dataclass
@@ -503,7 +504,17 @@ def main():
                                                  "share/haproxy-serve/templates/haproxy.cfg.mustache"))
         if template != want:
             problems.append(f"templates land at {template}, the manager looks at {want}")
-    c.check("binaries in one folder; templates where haproxy-manager looks for them", problems)
+    model_cc = read("replica/runtime/python/python_model.cc")
+    if '"share" / "haproxy-serve" / "python"' not in model_cc:
+        problems.append("python_model.cc's packageDir no longer looks in <exe dir>/../share/haproxy-serve/python")
+    worker = image_path_of("python/haproxy_serve/worker.py")
+    if replica:
+        want = posixpath.normpath(posixpath.join(posixpath.dirname(replica), "..",
+                                                 "share/haproxy-serve/python/haproxy_serve/worker.py"))
+        if worker != want:
+            problems.append(f"the haproxy_serve package lands at {worker}, serve-replica looks at {want}")
+    c.check("binaries in one folder; templates and the Python package where they look for them",
+            problems)
 
     problems = []
     example = "examples/serve.yaml"

@@ -120,9 +120,10 @@ TEST_CASE("CudaMlpModel grows its buffers on demand and reuses them (needs a GPU
   MlpWeights w = randomMlp({33, 65, 17}, true, 5);  // widths that are not multiples of 4
   std::unique_ptr<CudaMlpModel> model = createOrFail(w, "m", 16);
   CHECK(model->capacityRows() == 16);
-  for (auto [rows, capacity_at_least] :
+  for (auto row_case :
        {std::pair<int64_t, int64_t>{5, 16}, {16, 16}, {300, 300}, {3, 300}, {300, 300}}) {
-    CAPTURE(rows);
+    auto [rows, capacity_at_least] = row_case;
+    CAPTURE(row_case.first);
     std::vector<float> x = randomInputs(rows, 33, static_cast<uint64_t>(rows) + 100);
     std::vector<float> y;
     Status st = model->forward(x.data(), rows, y);
@@ -158,9 +159,10 @@ TEST_CASE(
   const InferRequest* batch[] = {&ra, &rb};
   auto results = model->run(batch);
   REQUIRE(results.size() == 2);
-  for (auto [res, x, rows, id] : {std::tuple{&results[0], &a, int64_t{2}, "a"},
-                                  std::tuple{&results[1], &b, int64_t{3}, "b"}}) {
-    REQUIRE_MESSAGE(res->ok(), messageOf(res->status()));
+  for (auto result_case : {std::tuple{&results[0], &a, int64_t{2}, "a"},
+                           std::tuple{&results[1], &b, int64_t{3}, "b"}}) {
+    auto [res, x, rows, id] = result_case;
+    REQUIRE_MESSAGE(std::get<0>(result_case)->ok(), messageOf(std::get<0>(result_case)->status()));
     CHECK((*res)->id == id);
     CHECK((*res)->model == "m");
     const Tensor& out = (*res)->outputs.at(0);

@@ -149,7 +149,9 @@ TEST_CASE("manager: the CLI drains the node and waits for requests in progress")
                      {{"PATH", "/usr/bin:/bin"}}));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto started = std::chrono::steady_clock::now();
-  const auto [rc, out] = run("drain");
+  const std::pair<int, std::string> drain = run("drain");
+  const int rc = drain.first;
+  const std::string& out = drain.second;  // not a structured binding: INFO captures it
   const double waited =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   INFO(out);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "tests/integration/manager_fixture.h"
+#include "tests/support/digits.h"
 #include "tests/support/json_file.h"
 
 namespace serve::testing {
@@ -16,16 +17,6 @@ std::string digitsBody(const nlohmann::json& pixels) {
   return nlohmann::json{
       {"inputs", {{{"name", "input"}, {"shape", {1, 64}}, {"datatype", "FP32"}, {"data", pixels}}}}}
       .dump();
-}
-
-int argmax(const nlohmann::json& values) {
-  int best = 0;
-  for (int i = 1; i < static_cast<int>(values.size()); ++i) {
-    if (values[i].get<double>() > values[best].get<double>()) {
-      best = i;
-    }
-  }
-  return best;
 }
 
 TEST_CASE("node: examples/serve.yaml alone serves the digits classifier at both paths") {

@@ -66,11 +66,13 @@ std::string runCheck(const std::string& protocol) {
   REQUIRE(eventually([&] { return allServing(*m, "digits", 1) && allServing(*m, "echo", 1); },
                      std::chrono::seconds(30)));
   const int port = protocol == "http" ? m->httpPort() : m->grpcPort();
-  const auto [code, output] =
+  const std::pair<int, std::string> result =
       runShell(python(std::string(SERVE_SOURCE_DIR) + "/tests/integration/triton_client_check.py" +
                       " --protocol " + protocol + " --url 127.0.0.1:" + std::to_string(port) +
                       (protocol == "grpc" ? " --application digits" : "") +
                       " --model digits --expected " + kExpected));
+  const int code = result.first;
+  const std::string& output = result.second;  // not a structured binding: INFO captures it
   INFO(output);
   CHECK(code == 0);
   const std::string total = std::to_string(readJson(kExpected)["heldout"].size() + kSingleSamples);

@@ -16,6 +16,17 @@
 
 namespace serve::testing {
 
+// The index of the largest value of a JSON array of numbers (the predicted class).
+inline int argmax(const nlohmann::json& values) {
+  int best = 0;
+  for (int i = 1; i < static_cast<int>(values.size()); ++i) {
+    if (values[i].get<double>() > values[best].get<double>()) {
+      best = i;
+    }
+  }
+  return best;
+}
+
 // One application `app` at /digits with one deployment `d` serving the model at `path`.
 inline std::string digitsConfig(const std::string& path, int max_batch, int num_gpus = 0) {
   return "applications:\n"

@@ -213,7 +213,8 @@ TEST_CASE("an unknown key names its file, line, path and the allowed keys") {
   CHECK(errorOf(yaml) ==
         "test.yaml:7: applications[0].deployments[0].max_ongoing: unknown key (allowed: name, "
         "num_replicas, max_ongoing_requests, max_queued_requests, graceful_shutdown_timeout_s, "
-        "ray_actor_options, model, batching)");
+        "ray_actor_options, model, batching, user_config, health_check_period_s, "
+        "health_check_timeout_s)");
 }
 
 TEST_CASE("parseServeConfig rejects a bad document") {
@@ -511,19 +512,98 @@ TEST_CASE("parseServeConfig checks deployments") {
   });
 }
 
+TEST_CASE("parseServeConfig reads a Python deployment and hands its values on as JSON") {
+  StatusOr<ServeConfig> config = parseServeConfig(
+      withDeployment(
+          R"(        user_config: {threshold: 0.5, labels: [a, "1"], nested: {on: true}, none: null}
+        health_check_period_s: 2
+        health_check_timeout_s: 0.5
+        model:
+          kind: python
+          import_path: my_pkg.models:app
+          init_args: [1, 2.5, "x", 007, true]
+          init_kwargs: {path: weights.bin, size: -3}
+          working_dir: code
+          python: /usr/bin/python3
+          arena_mb: 8
+)"),
+      "test.yaml");
+  REQUIRE_MESSAGE(config.ok(), messageOf(config.status()));
+  const DeploymentSpec& d = config->applications[0].deployments[0];
+  CHECK(d.model.kind == "python");
+  CHECK(d.model.name == "d");
+  CHECK(d.model.python.import_path == "my_pkg.models:app");
+  CHECK(d.model.python.init_args_json == R"([1,2.5,"x",7,true])");
+  CHECK(d.model.python.init_kwargs_json == R"({"path":"weights.bin","size":-3})");
+  CHECK(d.model.python.working_dir == "code");
+  CHECK(d.model.python.python == "/usr/bin/python3");
+  CHECK(d.model.python.arena_mb == 8);
+  CHECK(d.user_config_json ==
+        R"({"labels":["a","1"],"nested":{"on":true},"none":null,"threshold":0.5})");
+  CHECK(d.health_check_period_s == 2);
+  CHECK(d.health_check_timeout_s == 0.5);
+  CHECK_FALSE(d.batching_configured);
+}
+
+TEST_CASE("parseServeConfig checks Python deployments") {
+  const std::string d = "test.yaml:6: applications[0].deployments[0].";
+  const std::string rule =
+      "expected a Python import path \"package.module:Name\" or \"package.module.Name\" of "
+      "identifiers";
+  checkErrors({
+      {"import_path missing", withDeployment("        model: {kind: python}\n"),
+       d + "model.import_path: required key is missing (model kind python imports the class from "
+           "it, e.g. \"my_module:MyDeployment\")"},
+      {"import_path without module",
+       withDeployment("        model: {kind: python, import_path: app}\n"),
+       d + "model.import_path: " + rule + ", got the string \"app\""},
+      {"import_path two colons",
+       withDeployment("        model: {kind: python, import_path: 'a:b:c'}\n"),
+       d + "model.import_path: " + rule + ", got the string \"a:b:c\""},
+      {"import_path not an identifier",
+       withDeployment("        model: {kind: python, import_path: 'my-pkg:app'}\n"),
+       d + "model.import_path: " + rule + ", got the string \"my-pkg:app\""},
+      {"init_args not a list",
+       withDeployment("        model: {kind: python, import_path: m:a, init_args: {a: 1}}\n"),
+       d + "model.init_args: expected a list of arguments for the class's __init__, got a mapping"},
+      {"init_kwargs not a mapping",
+       withDeployment("        model: {kind: python, import_path: m:a, init_kwargs: [1]}\n"),
+       d + "model.init_kwargs: expected a mapping of keyword arguments for the class's __init__, "
+           "got a list"},
+      {"arena too large",
+       withDeployment("        model: {kind: python, import_path: m:a, arena_mb: 5000}\n"),
+       d + "model.arena_mb: expected an integer in [1, 4096], got 5000"},
+      {"import_path on mlp",
+       withDeployment("        model: {kind: mlp, path: w, import_path: m:a}\n"),
+       d + "model.import_path: only allowed for model kind python, not mlp"},
+      {"user_config on noop",
+       withDeployment("        user_config: {a: 1}\n        model: {kind: noop}\n"),
+       d + "user_config: only allowed for model kind python (it goes to the class's reconfigure), "
+           "not noop"},
+      {"user_config a list",
+       withDeployment(
+           "        user_config: [1]\n        model: {kind: python, import_path: m:a}\n"),
+       d + "user_config: expected a mapping (Ray Serve's user_config), got a list"},
+      {"health period zero",
+       withDeployment("        health_check_period_s: 0\n        model: {kind: noop}\n"),
+       d + "health_check_period_s: expected a number in (0, 3600], got 0"},
+  });
+}
+
 TEST_CASE("parseServeConfig checks models") {
   const std::string d = "test.yaml:6: applications[0].deployments[0].";
   checkErrors({
       {"model not a mapping", withDeployment("        model: noop\n"),
        d + "model: expected a mapping, got the string \"noop\""},
       {"model unknown key", withDeployment("        model: {kind: noop, weights: x}\n"),
-       d + "model.weights: unknown key (allowed: kind, name, path, sleep_ms)"},
+       d + "model.weights: unknown key (allowed: kind, name, path, sleep_ms, import_path, "
+           "init_args, init_kwargs, working_dir, python, arena_mb)"},
       {"kind missing", withDeployment("        model: {name: m}\n"),
        d + "model.kind: required key is missing"},
       {"kind unknown", withDeployment("        model: {kind: torch}\n"),
-       d + "model.kind: expected one of mlp, noop, sleep, got the string \"torch\""},
+       d + "model.kind: expected one of mlp, python, noop, sleep, got the string \"torch\""},
       {"kind a number", withDeployment("        model: {kind: 1}\n"),
-       d + "model.kind: expected one of mlp, noop, sleep, got 1"},
+       d + "model.kind: expected one of mlp, python, noop, sleep, got 1"},
       {"mlp without path", withDeployment("        model: {kind: mlp}\n"),
        d + "model.path: required key is missing (model kind mlp loads its weights from it)"},
       {"mlp with empty path", withDeployment("        model: {kind: mlp, path: ''}\n"),

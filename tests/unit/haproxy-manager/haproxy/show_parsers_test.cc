@@ -103,8 +103,9 @@ TEST_CASE("parseShowProc rejects what is not show proc output") {
       {"#<PID> <type>\n100 master 0 [failed: 0] 0d00h00m01s 2.6\n# zombies\n",
        "line 3: unknown section"},
   };
-  for (const auto& [text, expected] : cases) {
-    CAPTURE(text);
+  for (const auto& c : cases) {
+    const auto& [text, expected] = c;  // clang 14 cannot capture a binding in CAPTURE's lambda
+    CAPTURE(c.first);
     StatusOr<ShowProc> proc = parseShowProc(text);
     REQUIRE_FALSE(proc.ok());
     CHECK(proc.status().code() == absl::StatusCode::kInvalidArgument);
@@ -114,9 +115,10 @@ TEST_CASE("parseShowProc rejects what is not show proc output") {
 }
 
 TEST_CASE("parseShowStat reads rows by column name on 2.6 and 2.8") {
-  for (const auto& [file, frontend_slim] : std::vector<std::pair<std::string, int>>{
-           {"show_stat_2.6.csv", 9977}, {"show_stat_2.8.csv", 9971}}) {
-    CAPTURE(file);
+  for (const auto& c : std::vector<std::pair<std::string, int>>{{"show_stat_2.6.csv", 9977},
+                                                                {"show_stat_2.8.csv", 9971}}) {
+    const auto& [file, frontend_slim] = c;
+    CAPTURE(c.first);
     StatusOr<std::vector<StatRow>> rows = parseShowStat(testdata(file));
     REQUIRE_MESSAGE(rows.ok(), rows.status().message());
     REQUIRE(rows->size() == 9);
@@ -195,8 +197,9 @@ TEST_CASE("parseShowStat rejects malformed CSV") {
       {"# pxname,svname,qcur,scur,status\npx,\"srv,0,1,UP\n", "line 2: unterminated quoted field"},
       {"# pxname,svname,qcur,scur,status,type\npx,srv,0,1,UP,7\n", "line 2: unknown type \"7\""},
   };
-  for (const auto& [text, expected] : cases) {
-    CAPTURE(text);
+  for (const auto& c : cases) {
+    const auto& [text, expected] = c;  // clang 14 cannot capture a binding in CAPTURE's lambda
+    CAPTURE(c.first);
     StatusOr<std::vector<StatRow>> rows = parseShowStat(text);
     REQUIRE_FALSE(rows.ok());
     CHECK(rows.status().code() == absl::StatusCode::kInvalidArgument);
@@ -263,8 +266,9 @@ TEST_CASE("parseServersState rejects malformed input") {
       {"1\n" + header + "3 be 1 s 127.0.0.1 2 0 http 0\n",
        "line 3: srv_port is not an integer: \"http\""},
   };
-  for (const auto& [text, expected] : cases) {
-    CAPTURE(text);
+  for (const auto& c : cases) {
+    const auto& [text, expected] = c;  // clang 14 cannot capture a binding in CAPTURE's lambda
+    CAPTURE(c.first);
     StatusOr<std::vector<ServerStateRow>> rows = parseServersState(text);
     REQUIRE_FALSE(rows.ok());
     CHECK_MESSAGE(messageOf(rows.status()).find(expected) != std::string::npos,
@@ -334,8 +338,9 @@ TEST_CASE("parseShowInfo rejects malformed input") {
       {"Version: 2.6\nPid: twelve\n", "line 2: Pid is not an integer: \"twelve\""},
       {"Unknown command.\n", "line 1: expected \"<name>: <value>\""},
   };
-  for (const auto& [text, expected] : cases) {
-    CAPTURE(text);
+  for (const auto& c : cases) {
+    const auto& [text, expected] = c;  // clang 14 cannot capture a binding in CAPTURE's lambda
+    CAPTURE(c.first);
     StatusOr<ShowInfo> info = parseShowInfo(text);
     REQUIRE_FALSE(info.ok());
     CHECK_MESSAGE(messageOf(info.status()).find(expected) != std::string::npos,

@@ -395,8 +395,9 @@ TEST_CASE("parseInferBody: which outputs the response sends as binary") {
     CAPTURE(c.name);
     auto parsed = parseInferBody(c.json, std::nullopt);
     REQUIRE_MESSAGE(parsed.ok(), messageOf(parsed.status()));
-    for (const auto& [output, binary] : c.want) {
-      CAPTURE(output);
+    for (const auto& want : c.want) {
+      const auto& [output, binary] = want;
+      CAPTURE(want.first);
       CHECK(parsed->encoding.binary(output) == binary);
     }
   }

@@ -1,0 +1,197 @@
+// kind: python end to end: the real serve-replica with a real Python worker, alone and behind
+// HAProxy on a node the manager runs. The failure cases run against the replica directly; the
+// examples (examples/python.yaml) run through HAProxy.
+#include <signal.h>
+
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/manager_fixture.h"
+#include "tests/integration/replica_fixture.h"
+#include "tests/support/digits.h"
+
+namespace serve::testing {
+namespace {
+
+const std::string kAppsDir = std::string(SERVE_SOURCE_DIR) + "/tests/integration/python_apps";
+
+std::string pythonConfig(const std::string& import_path, const std::string& extra = "") {
+  return "http_options: {request_timeout_s: 1}\n"
+         "applications:\n"
+         "  - name: app\n"
+         "    route_prefix: /faults\n"
+         "    deployments:\n"
+         "      - name: d\n"
+         "        max_ongoing_requests: 8\n"
+         "        health_check_period_s: 0.2\n" +
+         extra + "        model: {kind: python, name: faults, import_path: \"" + import_path +
+         "\", working_dir: " + kAppsDir + "}\n";
+}
+
+std::map<std::string, std::string> pythonEnv() { return {{"SERVE_PYTHON", SERVE_TEST_PYTHON}}; }
+
+std::unique_ptr<ReplicaProcess> startPythonReplica(const std::string& config) {
+  ReplicaOptions o;
+  o.config_yaml = config;
+  o.env = pythonEnv();
+  auto r = std::make_unique<ReplicaProcess>(o);
+  const bool started = r->start(std::chrono::seconds(20));
+  INFO(r->output());
+  REQUIRE(started);
+  return r;
+}
+
+TEST_CASE("python replica: a user exception is a 500 with its type and message, and only that") {
+  auto r = startPythonReplica(pythonConfig("faults_app:app"));
+  const HttpResult bad = httpPost(r->url("/faults/raise"), "{}");
+  CHECK(bad.status == 500);
+  CHECK(bad.body == R"({"error":"ValueError: bad input 7"})");
+  const HttpResult unserialisable = httpGet(r->url("/faults/unserialisable"));
+  CHECK(unserialisable.status == 500);
+  CHECK(unserialisable.body ==
+        R"({"error":"TypeError: Object of type object is not JSON serializable"})");
+  const HttpResult ok = httpGet(r->url("/faults"));
+  CHECK(ok.status == 200);
+  CHECK(ok.body.starts_with("ok pid="));
+  // The traceback is in the replica's log, not in the answer.
+  CHECK(eventually(
+      [&] { return r->output().find("Traceback (most recent call last)") != std::string::npos; }));
+}
+
+TEST_CASE("python replica: a worker killed mid-request fails that request and is restarted") {
+  auto r = startPythonReplica(pythonConfig("faults_app:app"));
+  const std::string first = httpGet(r->url("/faults")).body;
+  const HttpResult crashed = httpGet(r->url("/faults/crash"));
+  CHECK(crashed.status == 500);
+  CHECK(
+      crashed.body ==
+      R"({"error":"the Python worker was killed by signal 9 (Killed) while handling this request"})");
+  // The next request starts a new worker (the first restart waits for no backoff).
+  const HttpResult again = httpGet(r->url("/faults"));
+  CHECK(again.status == 200);
+  CHECK(again.body.starts_with("ok pid="));
+  CHECK(again.body != first);
+}
+
+TEST_CASE("python replica: a hung worker still gets its request answered 408 at the deadline") {
+  auto r = startPythonReplica(pythonConfig("faults_app:app"));
+  const HttpResult hung = httpGet(r->url("/faults/hang"));
+  CHECK(hung.status == 408);
+  CHECK(hung.body.find("timed out after 1s.") != std::string::npos);
+  CHECK(hung.seconds < 2.0);
+}
+
+TEST_CASE("python replica: what user code prints is logged and does not disturb the protocol") {
+  auto r = startPythonReplica(pythonConfig("faults_app:app"));
+  const HttpResult printed = httpGet(r->url("/faults/print"));
+  CHECK(printed.status == 200);
+  CHECK(printed.body == "printed");
+  CHECK(eventually([&] {
+    const std::string out = r->output();
+    return out.find("stdout: a line on stdout") != std::string::npos &&
+           out.find("stderr: a line on stderr") != std::string::npos;
+  }));
+  CHECK(httpGet(r->url("/faults")).status == 200);
+}
+
+TEST_CASE("python replica: check_health raising makes the replica unhealthy") {
+  auto r = startPythonReplica(pythonConfig("faults_app:app"));
+  CHECK(httpGet(r->url("/-/healthz")).body == "success");
+  CHECK(httpGet(r->url("/faults/unhealthy")).body == "now unhealthy");
+  CHECK(eventually([&] {
+    const HttpResult h = httpGet(r->url("/-/healthz"));
+    return h.status == 503 && h.body == "UNHEALTHY";
+  }));
+  CHECK(r->output().find("health check failed: check_health raised RuntimeError: told to be "
+                         "unhealthy") != std::string::npos);
+}
+
+TEST_CASE("python replica: an import error or a failing __init__ stops the start with the error") {
+  struct Case {
+    std::string import_path;
+    std::string message;
+  };
+  for (const Case& c : {Case{"no_such_module:app",
+                             "ModuleNotFoundError: No module named "
+                             "'no_such_module'"},
+                        Case{"faults_app:Missing", "faults_app:Missing"},
+                        Case{"faults_app:BrokenInit", "RuntimeError: cannot load weights"}}) {
+    CAPTURE(c.import_path);
+    ReplicaOptions o;
+    o.config_yaml = pythonConfig(c.import_path);
+    o.env = pythonEnv();
+    ReplicaProcess r(o);
+    CHECK_FALSE(r.start(std::chrono::seconds(20)));
+    const std::optional<int> code = r.wait(std::chrono::seconds(5));
+    REQUIRE(code.has_value());
+    CHECK(*code != 0);
+    INFO(r.output());
+    CHECK(r.output().find(c.message) != std::string::npos);
+  }
+}
+
+TEST_CASE("node: examples/python.yaml serves its three classes through HAProxy") {
+  auto m = startNode("", std::string(SERVE_SOURCE_DIR) + "/examples/python.yaml", pythonEnv());
+  REQUIRE(eventually(
+      [&] {
+        return allServing(*m, "classify", 1) && allServing(*m, "count", 1) &&
+               allServing(*m, "hello", 1);
+      },
+      std::chrono::seconds(30)));
+  const std::string base = "http://127.0.0.1:8000";  // the port the example config names
+  const std::string two =
+      "[0,0,7,16,14,3,0,0,0,0,9,14,11,15,0,0,0,0,1,5,0,15,5,0,0,0,0,0,0,16,5,0,0,0,0,0,3,16,4,0,"
+      "0,0,0,1,12,14,1,0,0,0,5,12,16,16,14,1,0,0,8,16,14,10,13,3]";
+
+  // The README's smallest class: a query parameter in, JSON out.
+  const HttpResult hello = httpGet(base + "/hello?name=ray");
+  CHECK(hello.status == 200);
+  CHECK(hello.body == R"({"hello":"ray"})");
+
+  // Text in, text out, through @serve.batch and await request.json().
+  HttpResult text = httpPost(base + "/classify", R"({"pixels":)" + two + "}");
+  CHECK(text.status == 200);
+  CHECK(text.body == R"({"digit":2,"probability":0.9992})");
+  CHECK(text.headers["content-type"] == "application/json");
+
+  // KServe v2 by model name: named numpy arrays in and out of the class's infer().
+  const HttpResult kserve = httpPost(
+      base + "/v2/models/digits_py/infer",
+      R"({"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":)" + two + "}]}");
+  REQUIRE(kserve.status == 200);
+  const auto reply = nlohmann::json::parse(kserve.body);
+  CHECK(reply["model_name"] == "digits_py");
+  CHECK(reply["outputs"][0]["name"] == "probabilities");
+  CHECK(reply["outputs"][0]["shape"] == nlohmann::json::array({1, 10}));
+  CHECK(argmax(reply["outputs"][0]["data"]) == 2);
+  // kind: mlp gives 0.99918795 for this sample (the C++ back end, same weights).
+  CHECK(std::abs(reply["outputs"][0]["data"][2].get<double>() - 0.99918795) < 1e-5);
+
+  // A bad request fails alone, with the class's own message.
+  const HttpResult bad = httpPost(base + "/classify", R"({"pixels":[1,2]})");
+  CHECK(bad.status == 500);
+  CHECK(bad.body == R"({"error":"ValueError: expected 64 pixels, got 2"})");
+
+  // Streaming: chunks pass through HAProxy as they are produced, not at the end.
+  const std::pair<int, std::string> streamed =
+      runShell("curl -sN -w '\\n%{time_starttransfer} %{time_total} %{content_type}' '" + base +
+               "/count?to=3&delay=0.4'");
+  const int rc = streamed.first;
+  const std::string& out = streamed.second;
+  REQUIRE(rc == 0);
+  INFO(out);
+  CHECK(out.starts_with("1\n2\n3\n\n"));
+  std::istringstream tail(out.substr(out.rfind('\n') + 1));
+  std::string content_type;
+  double first_byte = 0;
+  double total = 0;
+  tail >> first_byte >> total >> std::ws;
+  std::getline(tail, content_type);
+  CHECK(content_type == "text/plain; charset=utf-8");
+  CHECK(total - first_byte > 0.6);  // two more chunks, 0.4 s apart, after the first byte
+  const auto [sse_rc, sse] = runShell("curl -sN '" + base + "/count?to=2&delay=0.01&sse=1'");
+  CHECK(sse == "data: 1\n\ndata: 2\n\n");
+}
+
+}  // namespace
+}  // namespace serve::testing
