@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/grpc_fixture.h"
 #include "tests/integration/manager_fixture.h"
 #include "tests/integration/replica_fixture.h"
 #include "tests/support/digits.h"
@@ -166,6 +167,22 @@ TEST_CASE("node: examples/python.yaml serves its three classes through HAProxy")
   CHECK(argmax(reply["outputs"][0]["data"]) == 2);
   // kind: mlp gives 0.99918795 for this sample (the C++ back end, same weights).
   CHECK(std::abs(reply["outputs"][0]["data"][2].get<double>() - 0.99918795) < 1e-5);
+
+  // The same through HAProxy's gRPC listener (:9000, the application picked by metadata).
+  std::vector<float> pixels;
+  for (const auto& v : nlohmann::json::parse(two)) {
+    pixels.push_back(v.get<float>());
+  }
+  auto stub = inferenceStub(9000);
+  const InferResult grpc_reply = infer(*stub, rawRequest("digits_py", pixels, {1, 64}, "input"),
+                                       std::chrono::seconds(10), {{"application", "classify"}});
+  INFO(grpc_reply.status.error_message());
+  REQUIRE(grpc_reply.status.ok());
+  REQUIRE(grpc_reply.response.raw_output_contents_size() == 1);
+  const std::vector<float> probabilities = rawFloats(grpc_reply.response.raw_output_contents(0));
+  REQUIRE(probabilities.size() == 10);
+  CHECK(std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin() == 2);
+  CHECK(std::abs(probabilities[2] - 0.99918795) < 1e-5);
 
   // A bad request fails alone, with the class's own message.
   const HttpResult bad = httpPost(base + "/classify", R"({"pixels":[1,2]})");
