@@ -4,6 +4,7 @@
 #   scripts/bench.sh mlp [DURATION] [options]      the large MLP: in process vs the replica
 #   scripts/bench.sh propagation [ITERATIONS]       manager: registration -> routed, vs reload
 #   scripts/bench.sh grpc [DURATION] [options]     unary gRPC and HTTP through HAProxy vs direct
+#   scripts/bench.sh python [options]              the Python worker boundary vs in process
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ case "$what" in
     exec bash bench/mlp_bench.sh build "${@:-10s}" ;;
   propagation) exec bash bench/propagation_bench.sh build "${@:-200}" ;;
   grpc) exec bash bench/grpc_bench.sh build "${@:-10s}" ;;
-  *) echo "usage: scripts/bench.sh replica|mlp|propagation|grpc [DURATION] [options of bench/<what>_bench.sh]" >&2
+  python) exec bash bench/python_bench.sh "$@" ;;
+  *) echo "usage: scripts/bench.sh replica|mlp|propagation|grpc|python [DURATION] [options of bench/<what>_bench.sh]" >&2
      exit 2 ;;
 esac
