@@ -161,6 +161,10 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
                deployment->model.kind, (*model)->metadata().backend);
 
   app->metrics_ = std::make_unique<ReplicaMetrics>(spec->name, deployment->name);
+  if (python_model != nullptr) {
+    ReplicaMetrics* metrics = app->metrics_.get();
+    python_model->onWorkerRestart([metrics] { metrics->python_worker_restarts.inc(); });
+  }
   app->metrics_->setBackend((*model)->metadata().backend);
   InferenceOptions inference;
   inference.max_ongoing_requests = deployment->max_ongoing_requests;

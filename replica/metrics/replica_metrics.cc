@@ -63,7 +63,13 @@ ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string
       connections(registry_
                       .gauge("serve_replica_open_connections", "Open client connections.",
                              {"application", "deployment"})
-                      .with({application, deployment})) {
+                      .with({application, deployment})),
+      python_worker_restarts(
+          registry_
+              .counter("serve_python_worker_restarts_total",
+                       "Python workers started again after the previous one died (kind python).",
+                       {"application", "deployment"})
+              .with({application, deployment})) {
   requests_ = &registry_.counter(
       "serve_replica_http_requests_total",
       "HTTP requests answered by the replica, by route, method and status code (499 = the "

@@ -36,18 +36,19 @@ class ReplicaMetrics {
   // A request refused for bad input, by reason (malformed_json, invalid_input, ...).
   void recordBadRequest(const std::string& reason);
 
-  metrics::Counter& forward_passes;    // serve_model_forward_passes_total
-  metrics::Counter& model_requests;    // serve_model_requests_total: requests that reached it
-  metrics::Counter& skipped_requests;  // serve_replica_skipped_requests_total
-  metrics::Counter& slow_requests;     // serve_replica_request_read_timeouts_total
-  metrics::Histogram& batch_size;      // serve_batch_size
-  metrics::Histogram& batch_wait_ms;   // serve_batch_wait_ms
-  metrics::Histogram& forward_ms;      // serve_model_forward_latency_ms
-  metrics::Gauge& queued;              // serve_replica_queued_requests
-  metrics::Gauge& ongoing;             // serve_replica_ongoing_requests
-  metrics::Gauge& healthy;             // serve_replica_healthy
-  metrics::Gauge& draining;            // serve_replica_draining
-  metrics::Gauge& connections;         // serve_replica_open_connections
+  metrics::Counter& forward_passes;          // serve_model_forward_passes_total
+  metrics::Counter& model_requests;          // serve_model_requests_total: requests that reached it
+  metrics::Counter& skipped_requests;        // serve_replica_skipped_requests_total
+  metrics::Counter& slow_requests;           // serve_replica_request_read_timeouts_total
+  metrics::Histogram& batch_size;            // serve_batch_size
+  metrics::Histogram& batch_wait_ms;         // serve_batch_wait_ms
+  metrics::Histogram& forward_ms;            // serve_model_forward_latency_ms
+  metrics::Gauge& queued;                    // serve_replica_queued_requests
+  metrics::Gauge& ongoing;                   // serve_replica_ongoing_requests
+  metrics::Gauge& healthy;                   // serve_replica_healthy
+  metrics::Gauge& draining;                  // serve_replica_draining
+  metrics::Gauge& connections;               // serve_replica_open_connections
+  metrics::Counter& python_worker_restarts;  // serve_python_worker_restarts_total
 
  private:
   metrics::Family<metrics::Counter>* requests_;

@@ -72,6 +72,8 @@ TEST_CASE("python replica: a worker killed mid-request fails that request and is
   CHECK(again.status == 200);
   CHECK(again.body.starts_with("ok pid="));
   CHECK(again.body != first);
+  CHECK(metric(*r, "serve_python_worker_restarts_total{application=\"app\",deployment=\"d\"}") ==
+        1);
 }
 
 TEST_CASE("python replica: a hung worker still gets its request answered 408 at the deadline") {

@@ -289,6 +289,9 @@ StatusOr<std::shared_ptr<Worker>> PythonModel::liveWorker() {
   worker_.reset();
   Status st = startWorker();
   restarts_.fetch_add(1);
+  if (on_restart_) {
+    on_restart_();
+  }
   // Back off from crash loops: 1 s, doubling to 30 s, reset by a run of a minute.
   backoff_ = std::min(kMaxRestartBackoff, std::max(std::chrono::milliseconds(1000), backoff_ * 2));
   next_restart_ = started + backoff_;

@@ -62,6 +62,8 @@ class PythonModel : public Model {
   void stopHealthChecks();  // waits for a check in progress; idempotent
 
   int workerRestarts() const { return restarts_.load(); }
+  // Called after each restart of a dead worker (for the metric); set before requests run.
+  void onWorkerRestart(std::function<void()> callback) { on_restart_ = std::move(callback); }
 
  private:
   explicit PythonModel(PythonModelOptions options) : options_(std::move(options)) {}
@@ -86,6 +88,7 @@ class PythonModel : public Model {
   std::chrono::steady_clock::time_point next_restart_{};
   std::chrono::milliseconds backoff_{0};
   std::atomic<int> restarts_{0};
+  std::function<void()> on_restart_;
 
   std::mutex health_mu_;  // guards stop_health_
   std::condition_variable health_cv_;
