@@ -89,7 +89,7 @@ struct Backend {
   // The replicas answer HTTP at the route themselves (kind python): requests keep their path.
   // Otherwise the route prefix is rewritten to /v2/models/<model_name>/infer.
   bool passthrough = false;
-  std::vector<Slot> slots;       // slot i is HAProxy server "slot<i+1>"; size() = capacity
+  std::vector<Slot> slots;  // slot i is HAProxy server "slot<i+1>"; size() = capacity
 
   friend bool operator==(const Backend&, const Backend&) = default;
 };

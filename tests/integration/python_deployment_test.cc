@@ -190,6 +190,11 @@ TEST_CASE("node: examples/python.yaml serves its three classes through HAProxy")
   const HttpResult bad = httpPost(base + "/classify", R"({"pixels":[1,2]})");
   CHECK(bad.status == 500);
   CHECK(bad.body == R"({"error":"ValueError: expected 64 pixels, got 2"})");
+  // Malformed JSON is the class's exception too (await request.json() raises), as in Ray.
+  const HttpResult malformed = httpPost(base + "/classify", R"({"pixels": [1,2)");
+  CHECK(malformed.status == 500);
+  CHECK(malformed.body ==
+        R"j({"error":"JSONDecodeError: Expecting ',' delimiter: line 1 column 16 (char 15)"})j");
 
   // Streaming: chunks pass through HAProxy as they are produced, not at the end.
   const std::pair<int, std::string> streamed =
