@@ -380,6 +380,9 @@ class ConfigParser {
   StatusOr<ModelSpec> parseModel(const Field& field, const Field& deployment_name,
                                  const std::string& deployment_path);
   Status parsePythonModel(const Mapping& model, const Field& field, ModelSpec& result);
+  // The Python worker's own keys (python, arena_mb), shared by kinds python and onnx.
+  Status parseWorkerKeys(const Mapping& model, PythonModelSpec& py) const;
+  StatusOr<std::string> nonEmptyPath(const Field& field) const;
   StatusOr<BatchingSpec> parseBatching(const Field& field);
 
   const std::string& source_;
@@ -568,13 +571,13 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
   if (kind == nullptr) {
     return missing(*model, "kind");
   }
-  constexpr absl::string_view kKindRule = "one of mlp, python, noop, sleep";
+  constexpr absl::string_view kKindRule = "one of mlp, python, onnx, noop, sleep";
   StatusOr<std::string> kind_value = text(*kind, kKindRule);
   if (!kind_value.ok()) {
     return kind_value.status();
   }
-  if (*kind_value != "mlp" && *kind_value != "python" && *kind_value != "noop" &&
-      *kind_value != "sleep") {
+  if (*kind_value != "mlp" && *kind_value != "python" && *kind_value != "onnx" &&
+      *kind_value != "noop" && *kind_value != "sleep") {
     return expected(*kind, kKindRule);
   }
   result.kind = *kind_value;
@@ -606,10 +609,12 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
   }
 
   const Field* path = model->find("path");
-  if (result.kind == "mlp") {
+  if (result.kind == "mlp" || result.kind == "onnx") {
     if (path == nullptr) {
       return error(model->node, joinPath(field.path, "path"),
-                   "required key is missing (model kind mlp loads its weights from it)");
+                   result.kind == "mlp"
+                       ? "required key is missing (model kind mlp loads its weights from it)"
+                       : "required key is missing (model kind onnx loads the ONNX graph from it)");
     }
     StatusOr<std::string> value = text(*path, "a non-empty file path");
     if (!value.ok()) {
@@ -621,7 +626,7 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
     result.path = *value;
   } else if (path != nullptr) {
     return error(path->key_node, path->path,
-                 absl::StrCat("only allowed for model kind mlp, not ", result.kind));
+                 absl::StrCat("only allowed for model kinds mlp and onnx, not ", result.kind));
   }
 
   if (const Field* sleep_ms = model->find("sleep_ms")) {
@@ -642,18 +647,33 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
 }
 
 Status ConfigParser::parsePythonModel(const Mapping& model, const Field& field, ModelSpec& result) {
-  static constexpr absl::string_view kPythonKeys[] = {"import_path", "init_args", "init_kwargs",
-                                                      "working_dir", "python",    "arena_mb"};
+  // kind onnx runs in the Python worker too (a built-in class), so the worker's own settings
+  // apply to it; what names and constructs a user's class does not.
+  static constexpr absl::string_view kClassKeys[] = {"import_path", "init_args", "init_kwargs",
+                                                     "working_dir"};
+  static constexpr absl::string_view kWorkerKeys[] = {"python", "arena_mb"};
+  const bool runs_worker = result.kind == "python" || result.kind == "onnx";
+  for (absl::string_view key : kWorkerKeys) {
+    if (const Field* f = model.find(key); f != nullptr && !runs_worker) {
+      return error(f->key_node, f->path,
+                   absl::StrCat("only allowed for model kinds python and onnx, not ", result.kind));
+    }
+  }
   if (result.kind != "python") {
-    for (absl::string_view key : kPythonKeys) {
+    for (absl::string_view key : kClassKeys) {
       if (const Field* f = model.find(key)) {
         return error(f->key_node, f->path,
                      absl::StrCat("only allowed for model kind python, not ", result.kind));
       }
     }
+  }
+  if (!runs_worker) {
     return absl::OkStatus();
   }
   PythonModelSpec& py = result.python;
+  if (result.kind == "onnx") {
+    return parseWorkerKeys(model, py);
+  }
   const Field* import_path = model.find("import_path");
   if (import_path == nullptr) {
     return error(model.node, joinPath(field.path, "import_path"),
@@ -691,17 +711,34 @@ Status ConfigParser::parsePythonModel(const Mapping& model, const Field& field, 
     }
     py.init_kwargs_json = value->dump();
   }
-  for (auto [key, target] : {std::pair{"working_dir", &py.working_dir}, {"python", &py.python}}) {
-    if (const Field* f = model.find(key)) {
-      StatusOr<std::string> value = text(*f, "a non-empty path");
-      if (!value.ok()) {
-        return value.status();
-      }
-      if (value->empty()) {
-        return expected(*f, "a non-empty path");
-      }
-      *target = *value;
+  if (const Field* f = model.find("working_dir")) {
+    StatusOr<std::string> value = nonEmptyPath(*f);
+    if (!value.ok()) {
+      return value.status();
     }
+    py.working_dir = *value;
+  }
+  return parseWorkerKeys(model, py);
+}
+
+StatusOr<std::string> ConfigParser::nonEmptyPath(const Field& field) const {
+  StatusOr<std::string> value = text(field, "a non-empty path");
+  if (!value.ok()) {
+    return value.status();
+  }
+  if (value->empty()) {
+    return expected(field, "a non-empty path");
+  }
+  return value;
+}
+
+Status ConfigParser::parseWorkerKeys(const Mapping& model, PythonModelSpec& py) const {
+  if (const Field* f = model.find("python")) {
+    StatusOr<std::string> value = nonEmptyPath(*f);
+    if (!value.ok()) {
+      return value.status();
+    }
+    py.python = *value;
   }
   if (const Field* arena = model.find("arena_mb")) {
     StatusOr<std::int64_t> value = integer(*arena, 1, 4096, "an integer in [1, 4096]");

@@ -22,7 +22,8 @@ struct GrpcOptions {
   int port = 9000;  // HAProxy's h2c gRPC listener; 0 = none (and no gRPC backends)
 };
 
-// kind: python (docs/python.md): the user's class, run by a Python worker process.
+// kind: python (docs/python.md): the user's class, run by a Python worker process. kind onnx
+// runs in the same worker (a built-in class) and sets only `python` and `arena_mb` here.
 struct PythonModelSpec {
   std::string import_path;              // "pkg.module:Name" or "pkg.module.Name"
   std::string init_args_json = "[]";    // init_args, as JSON
@@ -33,9 +34,9 @@ struct PythonModelSpec {
 };
 
 struct ModelSpec {
-  std::string kind;     // "mlp", "python", or the built-in test models "noop" and "sleep"
+  std::string kind;     // "mlp", "python", "onnx", or the built-in test models "noop" and "sleep"
   std::string name;     // the KServe v2 model name; defaults to the deployment name
-  std::string path;     // weights file (mlp only)
+  std::string path;     // weights file (mlp) or ONNX graph (onnx)
   double sleep_ms = 0;  // sleep only: time one forward pass takes
   PythonModelSpec python;
 };

@@ -75,3 +75,31 @@ if [[ ! -d "$TRITONCLIENT_DIR/tritonclient-$TRITONCLIENT_VERSION.dist-info" ||
       "the Triton client test will skip"
   fi
 fi
+
+# ONNX Runtime for `kind: onnx` (docs/python.md), and the `onnx` package that models/make_onnx.py
+# builds models/digits.onnx with. onnxruntime goes in alone (--no-deps): at run time it imports
+# only numpy, and the worker must keep the python3-numpy it runs everything else with (1.24 on
+# Debian 12; these wheels also import with numpy 2). haproxy_serve.onnx finds this folder in a
+# checkout by itself. `onnx` is for the generator only and brings its own numpy 2 and protobuf,
+# pinned, in a folder of its own so that they never reach a worker. Without network access the
+# ONNX tests skip and say so.
+ONNXRUNTIME_VERSION="1.32.0"
+ONNXRUNTIME_DIR="$ROOT/.tools/onnxruntime"
+if [[ ! -d "$ONNXRUNTIME_DIR/onnxruntime-$ONNXRUNTIME_VERSION.dist-info" ]]; then
+  if pip_into "$ONNXRUNTIME_DIR" --upgrade --no-deps "onnxruntime==$ONNXRUNTIME_VERSION"; then
+    echo "setup: onnxruntime $ONNXRUNTIME_VERSION in $ONNXRUNTIME_DIR"
+  else
+    echo "setup: could not install onnxruntime==$ONNXRUNTIME_VERSION with pip;" \
+      "the ONNX tests will skip"
+  fi
+fi
+ONNX_VERSION="1.23.2"
+ONNX_DIR="$ROOT/.tools/onnx"
+if [[ ! -d "$ONNX_DIR/onnx-$ONNX_VERSION.dist-info" ]]; then
+  if pip_into "$ONNX_DIR" --upgrade --no-deps "onnx==$ONNX_VERSION" numpy==2.4.6 \
+    protobuf==7.36.2 ml_dtypes==0.7.0 typing_extensions==4.16.0; then
+    echo "setup: onnx $ONNX_VERSION in $ONNX_DIR (for models/make_onnx.py)"
+  else
+    echo "setup: could not install onnx==$ONNX_VERSION with pip; models/make_onnx.py needs it"
+  fi
+fi

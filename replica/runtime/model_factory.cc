@@ -16,11 +16,45 @@
 
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 namespace serve {
 namespace {
 
 // Rows the GPU buffers hold before they first grow.
 constexpr int kInitialGpuRows = 64;
+
+// kind onnx's built-in class (python/haproxy_serve/onnx.py): a builder that opens the model and
+// reports its inputs and outputs as the class's KServe metadata.
+constexpr char kOnnxImportPath[] = "haproxy_serve.onnx:build_app";
+
+// A model file named in the config: relative paths resolve against the config file's folder,
+// so a config and its models move together.
+std::string resolveModelPath(const std::string& path, const std::string& config_dir) {
+  std::filesystem::path resolved(path);
+  if (resolved.is_relative() && !config_dir.empty()) {
+    resolved = std::filesystem::path(config_dir) / resolved;
+  }
+  return resolved.lexically_normal().string();
+}
+
+// kind onnx as the kind python model it runs as: ONNX Runtime through the Python worker rather
+// than its C API, because ONNX Runtime's headers and libraries are not packaged for Debian 12
+// while its PyPI wheels are, and the worker already carries KServe tensors without copies.
+ModelSpec onnxAsPython(const ModelSpec& spec, const ModelContext& context) {
+  ModelSpec python = spec;
+  python.python.import_path = kOnnxImportPath;
+  python.python.init_args_json = "[]";
+  python.python.init_kwargs_json =
+      nlohmann::json{
+          {"path", resolveModelPath(spec.path, context.config_dir)},
+          {"use_gpu", context.want_gpu},
+          {"name", spec.name},
+      }
+          .dump();
+  python.python.working_dir.clear();
+  return python;
+}
 
 }  // namespace
 
@@ -32,9 +66,9 @@ StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelC
     return makeSleepModel(spec.name,
                           std::chrono::microseconds(static_cast<int64_t>(spec.sleep_ms * 1000)));
   }
-  if (spec.kind == "python") {
+  if (spec.kind == "python" || spec.kind == "onnx") {
     python::PythonModelOptions options;
-    options.spec = spec;
+    options.spec = spec.kind == "onnx" ? onnxAsPython(spec, context) : spec;
     options.application = context.application;
     options.route_prefix = context.route_prefix;
     options.config_dir = context.config_dir;
@@ -55,11 +89,8 @@ StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelC
     return std::unique_ptr<Model>(*std::move(model));
   }
   if (spec.kind == "mlp") {
-    std::filesystem::path path(spec.path);
-    if (path.is_relative() && !context.config_dir.empty()) {
-      path = std::filesystem::path(context.config_dir) / path;
-    }
-    StatusOr<SafetensorsFile> file = SafetensorsFile::open(path.lexically_normal().string());
+    StatusOr<SafetensorsFile> file =
+        SafetensorsFile::open(resolveModelPath(spec.path, context.config_dir));
     if (!file.ok()) {
       return absl::InvalidArgumentError("model '" + spec.name + "': " + messageOf(file.status()));
     }

@@ -590,6 +590,67 @@ TEST_CASE("parseServeConfig checks Python deployments") {
   });
 }
 
+TEST_CASE("parseServeConfig reads an ONNX deployment: its path and the worker's keys") {
+  StatusOr<ServeConfig> config = parseServeConfig(withDeployment(R"(        model:
+          kind: onnx
+          path: ../models/digits.onnx
+          python: /usr/bin/python3
+          arena_mb: 16
+)"),
+                                                  "test.yaml");
+  REQUIRE_MESSAGE(config.ok(), messageOf(config.status()));
+  const ModelSpec& model = config->applications[0].deployments[0].model;
+  CHECK(model.kind == "onnx");
+  CHECK(model.name == "d");
+  CHECK(model.path == "../models/digits.onnx");
+  CHECK(model.python.python == "/usr/bin/python3");
+  CHECK(model.python.arena_mb == 16);
+  // The import path and arguments are the replica's to fill in (model_factory.cc).
+  CHECK(model.python.import_path.empty());
+  CHECK(model.python.init_kwargs_json == "{}");
+
+  StatusOr<ServeConfig> defaults =
+      parseServeConfig(withDeployment("        model: {kind: onnx, path: m.onnx}\n"), "test.yaml");
+  REQUIRE_MESSAGE(defaults.ok(), messageOf(defaults.status()));
+  CHECK(defaults->applications[0].deployments[0].model.python.python.empty());
+  CHECK(defaults->applications[0].deployments[0].model.python.arena_mb == 64);
+}
+
+TEST_CASE("parseServeConfig checks ONNX deployments") {
+  const std::string d = "test.yaml:6: applications[0].deployments[0].";
+  checkErrors({
+      {"onnx without path", withDeployment("        model: {kind: onnx}\n"),
+       d + "model.path: required key is missing (model kind onnx loads the ONNX graph from it)"},
+      {"onnx with empty path", withDeployment("        model: {kind: onnx, path: ''}\n"),
+       d + "model.path: expected a non-empty file path, got the string \"\""},
+      {"onnx path a list", withDeployment("        model: {kind: onnx, path: [a]}\n"),
+       d + "model.path: expected a non-empty file path, got a list"},
+      {"import_path on onnx",
+       withDeployment("        model: {kind: onnx, path: m.onnx, import_path: m:a}\n"),
+       d + "model.import_path: only allowed for model kind python, not onnx"},
+      {"init_kwargs on onnx",
+       withDeployment("        model: {kind: onnx, path: m.onnx, init_kwargs: {a: 1}}\n"),
+       d + "model.init_kwargs: only allowed for model kind python, not onnx"},
+      {"working_dir on onnx",
+       withDeployment("        model: {kind: onnx, path: m.onnx, working_dir: code}\n"),
+       d + "model.working_dir: only allowed for model kind python, not onnx"},
+      {"onnx python empty",
+       withDeployment("        model: {kind: onnx, path: m.onnx, python: ''}\n"),
+       d + "model.python: expected a non-empty path, got the string \"\""},
+      {"onnx arena zero",
+       withDeployment("        model: {kind: onnx, path: m.onnx, arena_mb: 0}\n"),
+       d + "model.arena_mb: expected an integer in [1, 4096], got 0"},
+      {"python on mlp", withDeployment("        model: {kind: mlp, path: w, python: python3}\n"),
+       d + "model.python: only allowed for model kinds python and onnx, not mlp"},
+      {"arena_mb on noop", withDeployment("        model: {kind: noop, arena_mb: 8}\n"),
+       d + "model.arena_mb: only allowed for model kinds python and onnx, not noop"},
+      {"user_config on onnx",
+       withDeployment("        user_config: {a: 1}\n        model: {kind: onnx, path: m.onnx}\n"),
+       d + "user_config: only allowed for model kind python (it goes to the class's reconfigure), "
+           "not onnx"},
+  });
+}
+
 TEST_CASE("parseServeConfig checks models") {
   const std::string d = "test.yaml:6: applications[0].deployments[0].";
   checkErrors({
@@ -601,19 +662,19 @@ TEST_CASE("parseServeConfig checks models") {
       {"kind missing", withDeployment("        model: {name: m}\n"),
        d + "model.kind: required key is missing"},
       {"kind unknown", withDeployment("        model: {kind: torch}\n"),
-       d + "model.kind: expected one of mlp, python, noop, sleep, got the string \"torch\""},
+       d + "model.kind: expected one of mlp, python, onnx, noop, sleep, got the string \"torch\""},
       {"kind a number", withDeployment("        model: {kind: 1}\n"),
-       d + "model.kind: expected one of mlp, python, noop, sleep, got 1"},
+       d + "model.kind: expected one of mlp, python, onnx, noop, sleep, got 1"},
       {"mlp without path", withDeployment("        model: {kind: mlp}\n"),
        d + "model.path: required key is missing (model kind mlp loads its weights from it)"},
       {"mlp with empty path", withDeployment("        model: {kind: mlp, path: ''}\n"),
        d + "model.path: expected a non-empty file path, got the string \"\""},
       {"path on noop", withDeployment("        model: {kind: noop, path: w.safetensors}\n"),
-       d + "model.path: only allowed for model kind mlp, not noop"},
+       d + "model.path: only allowed for model kinds mlp and onnx, not noop"},
       {"path on sleep",
        withDeployment("        model:\n          kind: sleep\n          path: w\n"),
-       "test.yaml:8: applications[0].deployments[0].model.path: only allowed for model kind mlp, "
-       "not sleep"},
+       "test.yaml:8: applications[0].deployments[0].model.path: only allowed for model kinds mlp "
+       "and onnx, not sleep"},
       {"sleep_ms on noop", withDeployment("        model: {kind: noop, sleep_ms: 5}\n"),
        d + "model.sleep_ms: only allowed for model kind sleep, not noop"},
       {"sleep_ms on mlp", withDeployment("        model: {kind: mlp, path: w, sleep_ms: 5}\n"),
