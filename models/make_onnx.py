@@ -80,9 +80,10 @@ def verify(path, layers, samples):
     want = mlp_safetensors.forward(layers, x)
     worst = 0.0
     for i, s in enumerate(samples):
-        if int(np.argmax(got[i])) != int(np.argmax(want[i])):
-            raise AssertionError(f"sample {s['index']}: ONNX Runtime predicts "
-                                 f"{int(np.argmax(got[i]))}, the reference {int(np.argmax(want[i]))}")
+        got_class, want_class = int(np.argmax(got[i])), int(np.argmax(want[i]))
+        if got_class != want_class:
+            raise AssertionError(f"sample {s['index']}: ONNX Runtime predicts {got_class}, "
+                                 f"the reference {want_class}")
         if int(np.argmax(got[i])) != s["predicted"]:
             raise AssertionError(f"sample {s['index']}: predicted {int(np.argmax(got[i]))}, "
                                  f"digits.json says {s['predicted']}")

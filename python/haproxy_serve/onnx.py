@@ -158,10 +158,10 @@ class OnnxModel:
         if any(sorted(item) != names for item in items):
             return [self._run_one(item) for item in items]
         rows = [len(item[names[0]]) for item in items]
-        stacked = {n: np.concatenate([item[n] for item in items]) for n in names}
         try:
+            stacked = {n: np.concatenate([item[n] for item in items]) for n in names}
             outputs = self._run(stacked)
-        except Exception:  # one bad item: run them one by one, so only it fails
+        except Exception:  # a bad item: run them one by one, so that only it fails
             return [self._run_one(item) for item in items]
         bounds = np.cumsum(rows)[:-1]
         split = {n: np.split(a, bounds) for n, a in outputs.items()}
