@@ -132,9 +132,16 @@ COPY templates/ /usr/local/share/haproxy-serve/templates/
 # The haproxy_serve Python package (the worker and the Ray-compatible API): serve-replica looks
 # for it at <exe dir>/../share/haproxy-serve/python.
 COPY python/haproxy_serve/ /usr/local/share/haproxy-serve/python/haproxy_serve/
+# ONNX Runtime for kind: onnx, beside the package (so on the workers' import path), installed
+# with this image's python3; the version is scripts/setup.sh's, the wheel sha256-pinned.
+ARG ONNXRUNTIME_VERSION=1.32.0
+COPY docker/onnxruntime-install.sh /usr/local/lib/serve-build/onnxruntime-install.sh
+RUN bash /usr/local/lib/serve-build/onnxruntime-install.sh "${ONNXRUNTIME_VERSION}" \
+      /usr/local/share/haproxy-serve/python \
+ && rm /usr/local/lib/serve-build/onnxruntime-install.sh
 # examples/serve.yaml names ../models/digits.safetensors relative to its own folder.
 COPY examples/ /opt/haproxy-serve/examples/
-COPY models/*.safetensors /opt/haproxy-serve/models/
+COPY models/*.safetensors models/*.onnx /opt/haproxy-serve/models/
 COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 
 # Every binary finds its libraries and starts (ldd on HAProxy's real file: ldd takes $ORIGIN from

