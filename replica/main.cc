@@ -1,5 +1,6 @@
 // serve-replica: parses flags and environment, builds the replica, runs it.
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,11 @@ int main(int argc, char** argv) {
 
   auto app = serve::ReplicaApp::create(*flags, *env);
   if (!app.ok()) {
-    std::fprintf(stderr, "serve-replica: %s\n", std::string(app.status().message()).c_str());
+    const std::string message(app.status().message());
+    std::fprintf(stderr, "serve-replica: %s\n", message.c_str());
+    // The same on stdout as an event, for the manager that reads it (its status shows it).
+    std::fputs((nlohmann::json{{"event", "failed"}, {"error", message}}.dump() + "\n").c_str(),
+               stdout);
     return 1;
   }
   return (*app)->run();

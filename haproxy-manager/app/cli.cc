@@ -235,6 +235,23 @@ int runStart(const ManagerEnv& env, const Args& args) {
     SupervisorOptions so;
     so.replica_binary = replica_binary;
     so.log_dir = env.log_dir;
+    {
+      // Replicas' control sockets: in a folder only the manager's user may enter.
+      const auto dir = std::filesystem::path(env.config_file).parent_path();
+      const auto control_dir = (dir.empty() ? std::filesystem::path(".") : dir) / "replica-control";
+      std::error_code ec;
+      std::filesystem::create_directories(control_dir, ec);
+      std::filesystem::permissions(control_dir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, ec);
+      if (ec) {
+        spdlog::warn(
+            "haproxy-manager: cannot prepare {}: {}; user_config changes will restart "
+            "replicas",
+            control_dir.string(), ec.message());
+      } else {
+        so.control_dir = std::filesystem::absolute(control_dir).string();
+      }
+    }
     so.replica_env = *replica_env;
     so.gpu_count = gpu_count;
     so.port_quarantine =
@@ -283,16 +300,36 @@ int runStart(const ManagerEnv& env, const Args& args) {
   if (supervisor) {
     hooks.extra_status = [&]() {
       nlohmann::json processes = nlohmann::json::array();
+      // Per deployment: "failing" while a replica of it waits to be started again after a
+      // failure (its message says why), else "running".
+      std::map<std::pair<std::string, std::string>, nlohmann::json> deployments;
       for (const auto& r : supervisor->replicas()) {
-        processes.push_back({{"replica_id", r.id},
-                             {"application", r.application},
-                             {"deployment", r.deployment},
-                             {"state", r.state},
-                             {"pid", r.pid},
-                             {"http_port", r.http_port},
-                             {"restarts", r.restarts}});
+        nlohmann::json process = {{"replica_id", r.id},
+                                  {"application", r.application},
+                                  {"deployment", r.deployment},
+                                  {"state", r.state},
+                                  {"pid", r.pid},
+                                  {"http_port", r.http_port},
+                                  {"restarts", r.restarts}};
+        if (!r.last_error.empty()) {
+          process["last_error"] = r.last_error;
+        }
+        processes.push_back(std::move(process));
+        nlohmann::json& d = deployments[{r.application, r.deployment}];
+        if (d.is_null()) {
+          d = {{"application", r.application}, {"deployment", r.deployment}, {"state", "running"}};
+        }
+        if (r.state == "backoff" && !r.last_error.empty() && d["state"] != "failing") {
+          d["state"] = "failing";
+          d["message"] = r.last_error;
+        }
+      }
+      nlohmann::json deployment_list = nlohmann::json::array();
+      for (auto& [key, d] : deployments) {
+        deployment_list.push_back(std::move(d));
       }
       return nlohmann::json{{"processes", processes},
+                            {"deployments", deployment_list},
                             {"replica_restarts", supervisor->restartsTotal()}};
     };
   }

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "haproxy-manager/haproxy/unix_socket.h"
 #include "haproxy-manager/model/desired_state.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -35,16 +36,48 @@ Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-// What a replica of this deployment reads from the config: a change rolls its replicas.
+// What a replica of this deployment reads from the config, but for user_config (applied in
+// place): a change rolls its replicas.
 std::string fingerprint(const ServeConfig& config, const DeploymentSpec& d) {
   const auto& m = d.model;
+  const auto& p = m.python;
   const auto& b = d.batching;
   const auto& h = config.http_options;
   return absl::StrCat(
       m.kind, "|", m.name, "|", m.path, "|", m.sleep_ms, "|", d.max_ongoing_requests, "|",
       d.max_queued_requests, "|", b.max_batch_size, "|", b.batch_wait_timeout_s, "|",
-      b.linger_fraction, "|", d.ray_actor_options.num_cpus, "|", d.ray_actor_options.num_gpus, "|",
-      d.graceful_shutdown_timeout_s, "|", h.request_timeout_s, "|", h.keep_alive_timeout_s);
+      b.linger_fraction, "|", d.batching_configured, "|", d.ray_actor_options.num_cpus, "|",
+      d.ray_actor_options.num_gpus, "|", d.graceful_shutdown_timeout_s, "|",
+      d.health_check_period_s, "|", d.health_check_timeout_s, "|", h.request_timeout_s, "|",
+      h.keep_alive_timeout_s, "|", p.import_path, "|", p.init_args_json, "|", p.init_kwargs_json,
+      "|", p.working_dir, "|", p.python, "|", p.arena_mb);
+}
+
+// The replica's control socket: <control_dir>/<replica id>.sock, or a hash of the id where that
+// would not fit a unix socket address (108 bytes).
+std::string controlSocketPath(const std::string& dir, const std::string& id) {
+  if (dir.empty()) {
+    return "";
+  }
+  std::string path = absl::StrCat(dir, "/", id, ".sock");
+  if (path.size() >= 100) {
+    path = absl::StrCat(dir, "/", absl::Hex(std::hash<std::string>{}(id)), ".sock");
+  }
+  return path.size() < 100 ? path : "";
+}
+
+// Sends one control request and returns the replica's reply object; errors name the socket.
+StatusOr<nlohmann::json> controlRequest(const std::string& path, const nlohmann::json& request,
+                                        std::chrono::milliseconds timeout) {
+  StatusOr<std::string> reply = unixSocketRequest(path, request.dump() + "\n", timeout);
+  if (!reply.ok()) {
+    return reply.status();
+  }
+  nlohmann::json parsed = nlohmann::json::parse(*reply, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return absl::InternalError(absl::StrCat(path, ": not a JSON object: ", *reply));
+  }
+  return parsed;
 }
 
 const char* stateName(int s) {
@@ -97,6 +130,8 @@ void ReplicaSupervisor::adopt(const std::string& state_file) {
     r->application = j.value("application", "");
     r->deployment = j.value("deployment", "");
     r->spec = j.value("spec", "");
+    r->user_config = j.value("user_config", "null");
+    r->control_socket = j.value("control_socket", "");
     r->pid = pid;
     r->http_port = j.value("http_port", 0);
     r->grpc_port = j.value("grpc_port", 0);
@@ -135,6 +170,8 @@ void ReplicaSupervisor::saveState() {
                         {"application", r->application},
                         {"deployment", r->deployment},
                         {"spec", r->spec},
+                        {"user_config", r->user_config},
+                        {"control_socket", r->control_socket},
                         {"pid", r->pid},
                         {"http_port", r->http_port},
                         {"grpc_port", r->grpc_port},
@@ -193,7 +230,7 @@ std::vector<ReplicaSupervisor::ReplicaView> ReplicaSupervisor::replicas() const 
   std::vector<ReplicaView> out;
   for (const auto& r : replicas_) {
     out.push_back({r->id, r->application, r->deployment, stateName(static_cast<int>(r->state)),
-                   static_cast<int>(r->pid), r->http_port, r->restarts});
+                   static_cast<int>(r->pid), r->http_port, r->restarts, r->last_error});
   }
   return out;
 }
@@ -255,11 +292,16 @@ void ReplicaSupervisor::reconcileDeployments() {
   for (const auto& [key, spec] : wanted) {
     const auto& [app, d] = spec;
     const std::string fp = fingerprint(*config_, *d);
-    // Waiting replicas whose backoff elapsed start again.
     for (auto& r : replicas_) {
-      if (!r->retiring && r->state == State::kBackoff && r->spec == fp &&
-          r->application + "/" + r->deployment == key && Clock::now() >= r->next_start) {
+      if (r->retiring || r->application + "/" + r->deployment != key) {
+        continue;
+      }
+      // Waiting replicas whose backoff elapsed start again.
+      if (r->state == State::kBackoff && upToDate(*r, fp) && Clock::now() >= r->next_start) {
         startReplica(*r, *app, *d);
+      }
+      if (r->state == State::kServing && upToDate(*r, fp)) {
+        controlServing(*r, *d);
       }
     }
     int current = 0;  // up to date and not retiring: starting, serving or waiting to restart
@@ -270,7 +312,7 @@ void ReplicaSupervisor::reconcileDeployments() {
       if (r->retiring || r->application + "/" + r->deployment != key) {
         continue;
       }
-      if (r->spec == fp) {
+      if (upToDate(*r, fp)) {
         ++current;
         if (r->state == State::kServing) {
           ++serving;
@@ -313,7 +355,7 @@ void ReplicaSupervisor::reconcileDeployments() {
       Replica* victim = nullptr;
       for (auto it = replicas_.rbegin(); it != replicas_.rend(); ++it) {
         Replica& r = **it;
-        if (!r.retiring && r.spec == fp && r.application + "/" + r.deployment == key) {
+        if (!r.retiring && upToDate(r, fp) && r.application + "/" + r.deployment == key) {
           victim = &r;
           break;
         }
@@ -333,6 +375,9 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
   }
   r.graceful_s = d.graceful_shutdown_timeout_s;
   r.since = Clock::now();
+  r.replace = false;
+  r.unhealthy_polls = 0;
+  r.user_config = d.user_config_json;  // what the config file it reads says
   StatusOr<int> port = http_ports_.allocate(Clock::now());
   if (!port.ok()) {
     spdlog::error("supervisor: cannot start {}: {}", r.id, messageOf(port.status()));
@@ -368,6 +413,10 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
                                    std::to_string(r.grpc_port), "--log-dir", options_.log_dir,
                                    // HAProxy stopped sending before SIGTERM: no need to linger.
                                    "--draining-period-s", "0"};
+  r.control_socket = controlSocketPath(options_.control_dir, r.id);
+  if (!r.control_socket.empty()) {
+    args.insert(args.end(), {"--control-socket", r.control_socket});
+  }
   // The environment: ours, plus the replica's threads and devices.
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -483,6 +532,8 @@ void ReplicaSupervisor::pollStarting(Replica& r) {
                  reg.http_port, static_cast<int>(secondsSince(r.since) * 1000));
     r.state = State::kServing;
     r.since = Clock::now();
+    r.last_error.clear();
+    r.next_poll = Clock::now() + options_.health_poll_period;
     return;
   }
   if (secondsSince(r.since) > options_.ready_timeout_s) {
@@ -546,7 +597,21 @@ void ReplicaSupervisor::onExit(Replica& r, int status) {
   const std::string how = WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
                                             : absl::StrCat("signal ", WTERMSIG(status));
   const State was = r.state;
+  std::string failure;  // what a replica that could not start said (its "failed" event)
   if (r.out_fd >= 0) {
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(r.out_fd, buf, sizeof(buf))) > 0 && r.out.size() < (1 << 20)) {
+      r.out.append(buf, static_cast<std::size_t>(n));
+    }
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+      if (event.is_object() && event.value("event", "") == "failed" && event.contains("error") &&
+          event["error"].is_string()) {
+        failure = event["error"].get<std::string>();
+      }
+    }
     ::close(r.out_fd);
     r.out_fd = -1;
   }
@@ -592,7 +657,8 @@ void ReplicaSupervisor::onExit(Replica& r, int status) {
   }
   ++restarts_total_;
   manager_.recordReplicaRestart();
-  scheduleRestart(r, absl::StrCat("exited unexpectedly (", how, ")"));
+  scheduleRestart(r, failure.empty() ? absl::StrCat("exited unexpectedly (", how, ")")
+                                     : absl::StrCat("failed to start: ", failure));
 }
 
 void ReplicaSupervisor::scheduleRestart(Replica& r, const std::string& why) {
@@ -603,9 +669,74 @@ void ReplicaSupervisor::scheduleRestart(Replica& r, const std::string& why) {
   const double delay =
       std::min(options_.backoff_max_s, options_.backoff_initial_s * std::pow(2.0, r.restarts));
   ++r.restarts;
+  r.last_error = why;
   r.state = State::kBackoff;
   r.next_start = Clock::now() + seconds(delay);
   spdlog::warn("supervisor: replica {} {}; restarting in {:.1f} s", r.id, why, delay);
+}
+
+void ReplicaSupervisor::controlServing(Replica& r, const DeploymentSpec& d) {
+  if (r.reconfiguring.valid()) {
+    if (r.reconfiguring.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      return;
+    }
+    const Status st = r.reconfiguring.get();
+    if (st.ok()) {
+      r.user_config = r.reconfiguring_to;
+      spdlog::info("supervisor: replica {} reconfigured in place", r.id);
+    } else {
+      r.replace = true;
+      r.last_error = absl::StrCat("reconfigure failed: ", st.message());
+      spdlog::error("supervisor: replica {} {}; replacing it", r.id, r.last_error);
+    }
+    return;
+  }
+  if (r.user_config != d.user_config_json) {
+    if (r.control_socket.empty()) {
+      r.replace = true;  // no way to reach it: the rolling update restarts it with the new one
+      return;
+    }
+    r.reconfiguring_to = d.user_config_json;
+    const double timeout_s = d.health_check_timeout_s;
+    const nlohmann::json request = {{"op", "reconfigure"},
+                                    {"user_config", nlohmann::json::parse(d.user_config_json)},
+                                    {"timeout_s", timeout_s}};
+    spdlog::info("supervisor: reconfiguring replica {} with user_config {}", r.id,
+                 d.user_config_json);
+    r.reconfiguring =
+        std::async(std::launch::async, [path = r.control_socket, request, timeout_s]() -> Status {
+          StatusOr<nlohmann::json> reply = controlRequest(
+              path, request,
+              std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 5000));
+          if (!reply.ok()) {
+            return reply.status();
+          }
+          if (!reply->value("ok", false)) {
+            return absl::UnavailableError(reply->value("error", std::string("no reason given")));
+          }
+          return absl::OkStatus();
+        });
+    return;
+  }
+  if (r.control_socket.empty() || Clock::now() < r.next_poll) {
+    return;
+  }
+  r.next_poll = Clock::now() + options_.health_poll_period;
+  StatusOr<nlohmann::json> reply =
+      controlRequest(r.control_socket, {{"op", "health"}}, std::chrono::milliseconds(500));
+  if (!reply.ok() || reply->value("state", "") != "unhealthy") {
+    // Healthy, draining, or no answer: a replica too wedged to answer is HAProxy's to take out
+    // (its checks fail too) and the watchdog's to report.
+    r.unhealthy_polls = 0;
+    return;
+  }
+  if (++r.unhealthy_polls < kUnhealthyPolls) {
+    return;
+  }
+  r.replace = true;
+  r.last_error = absl::StrCat("unhealthy: ", reply->value("reason", std::string()));
+  spdlog::error("supervisor: replica {} reported unhealthy {} times in a row ({}); replacing it",
+                r.id, kUnhealthyPolls, r.last_error);
 }
 
 void ReplicaSupervisor::releaseResources(Replica& r) {

@@ -6,7 +6,12 @@
 // with exponential backoff when it dies, and stopped by draining first: deregister (slot to
 // drain), wait until HAProxy shows the slot idle and frees it, SIGTERM, wait for the replica's
 // own drain, SIGKILL only after graceful_shutdown_timeout_s. A changed deployment is rolled one
-// replica at a time: start new, ready, into a slot, then drain an old one.
+// replica at a time: start new, ready, into a slot, then drain an old one. A deploy that changes
+// only a deployment's user_config is applied in place: each serving replica is asked over its
+// control socket to run reconfigure (as Ray does); one that fails it is replaced by the rolling
+// update. A serving replica that reports itself unhealthy on kUnhealthyPolls polls in a row (its
+// class's check_health fails, or its watchdog saw no progress) is replaced the same way: a new
+// one first, then the old one drains.
 //
 // Threads: one supervisor thread does all of it (tick() every 100 ms); apply() and stop() hand
 // work to it under mu_.
@@ -14,6 +19,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +38,10 @@ namespace serve::manager {
 struct SupervisorOptions {
   std::string replica_binary;
   std::string log_dir;
+  // Where replicas put their control sockets (private to the manager's user); empty: none, so
+  // user_config changes restart replicas and unhealthy ones are left to HAProxy.
+  std::string control_dir;
+  std::chrono::milliseconds health_poll_period{1000};
   ReplicaEnv replica_env;  // port ranges and bind host
   int gpu_count = 0;
   double ready_timeout_s = 120;
@@ -58,8 +68,12 @@ class ReplicaSupervisor {
   struct ReplicaView {
     std::string id, application, deployment, state;
     int pid = 0, http_port = 0, restarts = 0;
+    std::string last_error;  // why its last start failed or why it was replaced; "" if none
   };
   std::vector<ReplicaView> replicas() const;
+  // Consecutive "unhealthy" answers after which a serving replica is replaced (Ray's controller
+  // also waits for three failed checks).
+  static constexpr int kUnhealthyPolls = 3;
   int restartsTotal() const;
 
  private:
@@ -68,7 +82,15 @@ class ReplicaSupervisor {
     std::string id;
     std::string application;
     std::string deployment;
-    std::string spec;  // fingerprint of the deployment as configured, plus the config path
+    std::string spec;         // fingerprint of the deployment as configured (no user_config)
+    std::string user_config;  // the user_config (JSON) the replica runs with
+    bool replace = false;     // failed a reconfigure or stayed unhealthy: roll it like an old one
+    std::string last_error;
+    std::string control_socket;         // "" for none
+    std::future<Status> reconfiguring;  // a reconfigure in flight (valid() while it is)
+    std::string reconfiguring_to;
+    int unhealthy_polls = 0;
+    std::chrono::steady_clock::time_point next_poll;
     State state = State::kStarting;
     pid_t pid = -1;
     int out_fd = -1;
@@ -88,6 +110,11 @@ class ReplicaSupervisor {
   void loop();
   void tick();
   void reconcileDeployments();
+  // In-place user_config changes and health polls of serving replicas.
+  void controlServing(Replica& r, const DeploymentSpec& d);
+  bool upToDate(const Replica& r, const std::string& fingerprint) const {
+    return r.spec == fingerprint && !r.replace;
+  }
   void startReplica(Replica& r, const ApplicationSpec& app, const DeploymentSpec& d);
   void pollStarting(Replica& r);
   void retire(Replica& r);

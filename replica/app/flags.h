@@ -21,6 +21,7 @@ struct ReplicaFlags {
   int grpc_port = 0;                // 0: likewise in the gRPC range; kNoGrpc: no gRPC front end
   std::optional<std::string> host;  // overrides RAY_SERVE_DEFAULT_HTTP_HOST
   std::string port_file;            // where to also write the ready line
+  std::string control_socket;       // the manager's control channel; empty: none
   size_t max_body_bytes = 16 * 1024 * 1024;
   size_t http_max_threads = 512;
   double request_read_timeout_s = 10;

@@ -197,7 +197,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
       if (!st.ok()) {
         spdlog::error("health check failed: {}", std::string(st.message()));
       }
-      health->setModelHealthy(st.ok());
+      health->setModelHealthy(st.ok(), std::string(st.message()));
     });
   }
 
@@ -245,7 +245,46 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
     app->grpc_health_target_.store(app->grpc_server_.get());
     app->syncGrpcHealth();
   }
+  if (!flags.control_socket.empty()) {
+    app->control_ = std::make_unique<ControlSocket>(
+        flags.control_socket,
+        [self](const nlohmann::json& request) { return self->control(request); });
+    if (Status st = app->control_->start(); !st.ok()) {
+      return st;
+    }
+  }
   return app;
+}
+
+nlohmann::json ReplicaApp::control(const nlohmann::json& request) {
+  const std::string op = request["op"].get<std::string>();
+  if (op == "health") {
+    static constexpr const char* kNames[] = {"healthy", "unhealthy", "draining"};
+    return {{"ok", true},
+            {"state", kNames[static_cast<int>(health_->state())]},
+            {"reason", health_->reason()}};
+  }
+  if (op == "reconfigure") {
+    if (python_model_ == nullptr) {
+      return {{"ok", false}, {"error", "only a model of kind python has a reconfigure method"}};
+    }
+    const nlohmann::json user_config = request.value("user_config", nlohmann::json());
+    double timeout_s = 30;
+    if (auto t = request.find("timeout_s");
+        t != request.end() && t->is_number() && *t > 0 && *t <= 3600) {
+      timeout_s = t->get<double>();
+    }
+    spdlog::info("control: reconfigure with user_config {}", user_config.dump());
+    Status st = python_model_->reconfigure(
+        user_config, std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+    if (!st.ok()) {
+      spdlog::error("control: reconfigure failed: {}", std::string(st.message()));
+      return {{"ok", false}, {"error", std::string(st.message())}};
+    }
+    return {{"ok", true}};
+  }
+  return {{"ok", false},
+          {"error", absl::StrCat("unknown op \"", op, "\" (expected health or reconfigure)")}};
 }
 
 void ReplicaApp::syncGrpcHealth() {
@@ -256,6 +295,7 @@ void ReplicaApp::syncGrpcHealth() {
 }
 
 ReplicaApp::~ReplicaApp() {
+  control_.reset();  // no control request may reach a part being torn down
   if (python_model_ != nullptr) {
     python_model_->stopHealthChecks();  // its reports go to health_, which is destroyed first
   }

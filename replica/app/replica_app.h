@@ -10,6 +10,7 @@
 #include "common/env_settings.h"
 #include "common/logging.h"
 #include "common/serve_config.h"
+#include "replica/app/control_socket.h"
 #include "replica/app/flags.h"
 #include "replica/core/inference_service.h"
 #include "replica/frontend/grpc_frontend.h"
@@ -41,6 +42,8 @@ class ReplicaApp {
   // Copies the health state to grpc.health.v1; called by the health monitor on every change.
   void syncGrpcHealth();
   void printEvent(const std::string& json_line);
+  // Answers one request on the control socket (docs/replica.md, "Control socket").
+  nlohmann::json control(const nlohmann::json& request);
   void abandon(int signal);
 
   ReplicaFlags flags_;
@@ -64,6 +67,7 @@ class ReplicaApp {
   std::atomic<GrpcServer*> grpc_health_target_{nullptr};
   std::mutex grpc_health_mu_;  // orders syncGrpcHealth() calls, so the last state read wins
   std::thread serve_thread_;
+  std::unique_ptr<ControlSocket> control_;  // declared last: stopped first
 };
 
 }  // namespace serve

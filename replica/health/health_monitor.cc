@@ -33,11 +33,31 @@ HealthState HealthMonitor::state() const {
              : HealthState::kHealthy;
 }
 
-void HealthMonitor::setModelHealthy(bool healthy) {
+void HealthMonitor::setModelHealthy(bool healthy, std::string why) {
+  {
+    std::lock_guard lock(reason_mu_);
+    model_reason_ = healthy ? std::string() : std::move(why);
+  }
   const bool was_unhealthy = model_unhealthy_.exchange(!healthy);
   if (was_unhealthy == healthy && on_change_) {
     on_change_(state());
   }
+}
+
+std::string HealthMonitor::reason() const {
+  if (draining_.load(std::memory_order_relaxed)) {
+    return "draining";
+  }
+  std::string why;
+  if (model_unhealthy_.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(reason_mu_);
+    why = model_reason_.empty() ? "the model's health check failed" : model_reason_;
+  }
+  if (stalled_.load(std::memory_order_relaxed)) {
+    why += why.empty() ? "" : "; ";
+    why += "queued work made no progress for the watchdog's limit";
+  }
+  return why;
 }
 
 void HealthMonitor::startDraining() {

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace serve {
@@ -28,8 +29,11 @@ class HealthMonitor {
   HealthState state() const;
   void startDraining();
   // The model's own health check (a Python class's check_health): false makes the replica
-  // UNHEALTHY until a later check passes.
-  void setModelHealthy(bool healthy);
+  // UNHEALTHY until a later check passes; `why` says what failed.
+  void setModelHealthy(bool healthy, std::string why = {});
+  // Why the state is not healthy, for the manager ("check_health raised RuntimeError: x",
+  // "queued work made no progress for 30000 ms", "draining"); empty when healthy.
+  std::string reason() const;
 
  private:
   void watch();
@@ -40,6 +44,8 @@ class HealthMonitor {
   std::atomic<bool> stalled_{false};
   std::atomic<bool> draining_{false};
   std::atomic<bool> model_unhealthy_{false};
+  mutable std::mutex reason_mu_;
+  std::string model_reason_;  // guarded by reason_mu_
 
   std::mutex mu_;  // guards stop_
   std::condition_variable cv_;

@@ -3,6 +3,7 @@
 // examples (examples/python.yaml) run through HAProxy.
 #include <signal.h>
 
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -215,6 +216,190 @@ TEST_CASE("node: examples/python.yaml serves its three classes through HAProxy")
   CHECK(total - first_byte > 0.6);  // two more chunks, 0.4 s apart, after the first byte
   const auto [sse_rc, sse] = runShell("curl -sN '" + base + "/count?to=2&delay=0.01&sse=1'");
   CHECK(sse == "data: 1\n\ndata: 2\n\n");
+}
+
+// Two applications: `conf` (config_app.py, two replicas, the given user_config) and `hello`
+// (examples/python/hello.py), the neighbour that must keep serving.
+std::string configuredNode(const std::string& user_config) {
+  return "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+         "applications:\n"
+         "  - name: conf\n"
+         "    route_prefix: /conf\n"
+         "    deployments:\n"
+         "      - name: d\n"
+         "        num_replicas: 2\n"
+         "        user_config: " +
+         user_config +
+         "\n"
+         "        model: {kind: python, name: conf, import_path: \"config_app:app\", "
+         "working_dir: " +
+         kAppsDir +
+         "}\n"
+         "  - name: hello\n"
+         "    route_prefix: /hello\n"
+         "    deployments:\n"
+         "      - name: d\n"
+         "        model: {kind: python, name: hello, import_path: \"hello:app\", working_dir: " +
+         std::string(SERVE_SOURCE_DIR) + "/examples/python}\n";
+}
+
+// The bodies of `n` requests to `url`, counted.
+std::map<std::string, int> answers(const std::string& url, int n) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < n; ++i) {
+    const HttpResult r = httpGet(url);
+    ++seen[std::to_string(r.status) + " " + r.body];
+  }
+  return seen;
+}
+
+// The greetings in `seen` ("200 hi pid=12" -> "hi"), with the worker pids dropped.
+std::set<std::string> greetings(const std::map<std::string, int>& seen) {
+  std::set<std::string> out;
+  for (const auto& [answer, count] : seen) {
+    out.insert(answer.substr(0, answer.find(" pid=")));
+  }
+  return out;
+}
+
+std::set<std::string> workerPids(const std::map<std::string, int>& seen) {
+  std::set<std::string> out;
+  for (const auto& [answer, count] : seen) {
+    out.insert(answer.substr(answer.find(" pid=") + 5));
+  }
+  return out;
+}
+
+TEST_CASE("node: a deploy that changes only user_config reconfigures the replicas in place") {
+  auto m = startNode(configuredNode("{greeting: hello}"), "", pythonEnv());
+  REQUIRE(eventually([&] { return allServing(*m, "conf", 2) && allServing(*m, "hello", 1); },
+                     std::chrono::seconds(30)));
+  const auto before = processes(*m, "conf");
+  const auto first = answers(m->url("/conf"), 20);
+  CHECK(greetings(first) == std::set<std::string>{"200 hello"});
+  REQUIRE(workerPids(first).size() == 2);  // both replicas answered
+
+  const HttpResult deployed = m->deploy(configuredNode("{greeting: hi}"));
+  INFO(deployed.body);
+  REQUIRE(deployed.status == 200);
+  // Every answer turns to the new greeting, from the same replica processes and the same Python
+  // workers: nothing was restarted.
+  REQUIRE(eventually(
+      [&] { return greetings(answers(m->url("/conf"), 10)) == std::set<std::string>{"200 hi"}; },
+      std::chrono::seconds(15)));
+  const auto after = answers(m->url("/conf"), 20);
+  CHECK(greetings(after) == std::set<std::string>{"200 hi"});
+  CHECK(workerPids(after) == workerPids(first));
+  CHECK(processes(*m, "conf") == before);
+  CHECK(m->status()["replica_restarts"] == 0);
+
+  // A user_config that reconfigure refuses: the running replicas keep serving the last good
+  // one while the replacement fails to start, and status says why.
+  REQUIRE(m->deploy(configuredNode("{greeting: bad, fail: true}")).status == 200);
+  const std::string why =
+      "failed to start: model 'conf': config_app:app: ValueError: refused greeting bad";
+  nlohmann::json failing;
+  REQUIRE(eventually(
+      [&] {
+        const nlohmann::json status = m->status();
+        for (const auto& d : status["deployments"]) {
+          if (d["application"] == "conf" && d["state"] == "failing") {
+            failing = d;
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(20)));
+  INFO(failing.dump());
+  CHECK(failing["message"] == why);
+  CHECK(greetings(answers(m->url("/conf"), 20)) == std::set<std::string>{"200 hi"});
+  CHECK(httpGet(m->url("/hello?name=x")).body == R"({"hello":"x"})");
+
+  // A good user_config again: the node converges on it.
+  REQUIRE(m->deploy(configuredNode("{greeting: again}")).status == 200);
+  REQUIRE(eventually(
+      [&] {
+        return allServing(*m, "conf", 2) &&
+               greetings(answers(m->url("/conf"), 10)) == std::set<std::string>{"200 again"};
+      },
+      std::chrono::seconds(40)));
+}
+
+TEST_CASE("node: a replica whose check_health keeps failing is replaced, the node keeps serving") {
+  const std::string config =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+      "applications:\n"
+      "  - name: app\n"
+      "    route_prefix: /faults\n"
+      "    deployments:\n"
+      "      - name: d\n"
+      "        health_check_period_s: 0.2\n"
+      "        model: {kind: python, name: faults, import_path: \"faults_app:app\", working_dir: " +
+      kAppsDir + "}\n";
+  auto m = startNode(config, "", pythonEnv());
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }, std::chrono::seconds(30)));
+  const auto before = processes(*m, "app");
+  CHECK(httpGet(m->url("/faults/unhealthy")).body == "now unhealthy");
+  // A new replica takes over (a new process, serving, in its slot), the old one drains away.
+  REQUIRE(eventually(
+      [&] {
+        const auto now = processes(*m, "app");
+        return now.size() == 1 && now.begin()->first != before.begin()->first &&
+               allServing(*m, "app", 1);
+      },
+      std::chrono::seconds(30)));
+  const HttpResult ok = httpGet(m->url("/faults"));
+  CHECK(ok.status == 200);
+  CHECK(ok.body.starts_with("ok pid="));
+  CHECK(m->output().find("reported unhealthy 3 times in a row (unhealthy: check_health raised "
+                         "RuntimeError: told to be unhealthy); replacing it") != std::string::npos);
+}
+
+TEST_CASE("node: a class that cannot be imported shows as failing with the Python error") {
+  const std::string config =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+      "applications:\n"
+      "  - name: broken\n"
+      "    route_prefix: /broken\n"
+      "    deployments:\n"
+      "      - name: d\n"
+      "        model: {kind: python, name: broken, import_path: \"no_such_module:app\", "
+      "working_dir: " +
+      kAppsDir +
+      "}\n"
+      "  - name: hello\n"
+      "    route_prefix: /hello\n"
+      "    deployments:\n"
+      "      - name: d\n"
+      "        model: {kind: python, name: hello, import_path: \"hello:app\", working_dir: " +
+      std::string(SERVE_SOURCE_DIR) + "/examples/python}\n";
+  auto m = startNode(config, "", pythonEnv());
+  REQUIRE(eventually([&] { return allServing(*m, "hello", 1); }, std::chrono::seconds(30)));
+  nlohmann::json broken;
+  REQUIRE(eventually(
+      [&] {
+        const nlohmann::json status = m->status();
+        for (const auto& d : status["deployments"]) {
+          if (d["application"] == "broken" && d["state"] == "failing") {
+            broken = d;
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(20)));
+  CHECK(broken["message"] ==
+        "failed to start: model 'broken': no_such_module:app: ModuleNotFoundError: No module named "
+        "'no_such_module'");
+  // It backs off (1 s, 2 s, 4 s, ...) instead of looping: over 4 s at most 3 more starts.
+  const int restarts_then = m->status()["replica_restarts"].get<int>();
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  const int restarts_now = m->status()["replica_restarts"].get<int>();
+  CHECK(restarts_now - restarts_then <= 3);
+  // The neighbour never noticed; the broken route answers 503 from HAProxy.
+  CHECK(httpGet(m->url("/hello?name=x")).body == R"({"hello":"x"})");
+  CHECK(httpGet(m->url("/broken")).status == 503);
 }
 
 }  // namespace

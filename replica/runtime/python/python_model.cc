@@ -528,6 +528,26 @@ std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
 }
 
 Status PythonModel::checkHealthOnce() {
+  return control(
+      {{"op", "check_health"}},
+      std::chrono::milliseconds(static_cast<int64_t>(options_.health_check_timeout_s * 1000)),
+      "check_health");
+}
+
+Status PythonModel::reconfigure(const nlohmann::json& user_config,
+                                std::chrono::milliseconds timeout) {
+  if (Status st =
+          control({{"op", "reconfigure"}, {"user_config", user_config}}, timeout, "reconfigure");
+      !st.ok()) {
+    return st;
+  }
+  std::lock_guard lock(worker_mu_);
+  init_["user_config"] = user_config;
+  return absl::OkStatus();
+}
+
+Status PythonModel::control(nlohmann::json header, std::chrono::milliseconds timeout,
+                            const char* what) {
   StatusOr<std::shared_ptr<Worker>> worker = liveWorker();
   if (!worker.ok()) {
     return worker.status();
@@ -538,24 +558,22 @@ Status PythonModel::checkHealthOnce() {
     std::optional<StatusOr<Frame>> reply;
   };
   auto wait = std::make_shared<Wait>();
-  (*worker)->submit(Frame{{{"op", "check_health"}}, {}}, {}, [wait](StatusOr<Frame> reply) {
+  (*worker)->submit(Frame{std::move(header), {}}, {}, [wait](StatusOr<Frame> reply) {
     std::lock_guard lock(wait->mu);
     wait->reply = std::move(reply);
     wait->cv.notify_all();
   });
   std::unique_lock lock(wait->mu);
-  const auto timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(options_.health_check_timeout_s * 1000));
   if (!wait->cv.wait_for(lock, timeout, [&] { return wait->reply.has_value(); })) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("check_health did not return within ", options_.health_check_timeout_s, " s"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        what, " did not return within ", static_cast<double>(timeout.count()) / 1000, " s"));
   }
   if (!wait->reply->ok()) {
     return wait->reply->status();
   }
   if ((*wait->reply)->header.value("op", "") == "error") {
     return absl::UnavailableError(
-        absl::StrCat("check_health raised ", userError((*wait->reply)->header["error"]).message()));
+        absl::StrCat(what, " raised ", userError((*wait->reply)->header["error"]).message()));
   }
   return absl::OkStatus();
 }

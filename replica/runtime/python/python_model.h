@@ -61,6 +61,11 @@ class PythonModel : public Model {
   void startHealthChecks(std::function<void(const Status&)> on_result);
   void stopHealthChecks();  // waits for a check in progress; idempotent
 
+  // Runs the class's reconfigure(user_config) in the live worker (Ray's in-place update on a
+  // deploy that changes only user_config); once it returned, a restarted worker is initialised
+  // with this user_config too. Fails with the Python error, or after `timeout`.
+  Status reconfigure(const nlohmann::json& user_config, std::chrono::milliseconds timeout);
+
   int workerRestarts() const { return restarts_.load(); }
   // Called after each restart of a dead worker (for the metric); set before requests run.
   void onWorkerRestart(std::function<void()> callback) { on_restart_ = std::move(callback); }
@@ -75,6 +80,8 @@ class PythonModel : public Model {
   std::vector<StatusOr<InferResponse>> runInfer(Worker& worker,
                                                 const std::vector<const InferRequest*>& items);
   Status checkHealthOnce();
+  // Sends a control frame ("check_health", "reconfigure") and waits for done or error.
+  Status control(nlohmann::json header, std::chrono::milliseconds timeout, const char* what);
   void healthLoop(std::function<void(const Status&)> on_result);
 
   PythonModelOptions options_;
@@ -83,7 +90,7 @@ class PythonModel : public Model {
   ModelMetadata metadata_;
   std::optional<DeclaredBatching> declared_batching_;
 
-  std::mutex worker_mu_;  // guards worker_, next_restart_, backoff_
+  std::mutex worker_mu_;  // guards worker_, next_restart_, backoff_, init_ after create()
   std::shared_ptr<Worker> worker_;
   std::chrono::steady_clock::time_point next_restart_{};
   std::chrono::milliseconds backoff_{0};

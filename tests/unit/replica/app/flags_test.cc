@@ -49,6 +49,8 @@ TEST_CASE("parseReplicaFlags: every flag, in both '--flag value' and '--flag=val
       {"--deployment", "d1", [](const ReplicaFlags& f) { CHECK(f.deployment == "d1"); }},
       {"--host", "0.0.0.0", [](const ReplicaFlags& f) { CHECK(f.host == "0.0.0.0"); }},
       {"--port-file", "/tmp/p", [](const ReplicaFlags& f) { CHECK(f.port_file == "/tmp/p"); }},
+      {"--control-socket", "/run/c.sock",
+       [](const ReplicaFlags& f) { CHECK(f.control_socket == "/run/c.sock"); }},
       {"--log-dir", "/var/log/s", [](const ReplicaFlags& f) { CHECK(f.log_dir == "/var/log/s"); }},
       {"--http-port", "8000", [](const ReplicaFlags& f) { CHECK(f.http_port == 8000); }},
       {"--http-port", "0", [](const ReplicaFlags& f) { CHECK(f.http_port == 0); }},
@@ -207,7 +209,7 @@ TEST_CASE("replicaUsage names every flag parseReplicaFlags accepts") {
   const std::string usage = replicaUsage();
   for (const char* flag :
        {"--config", "--app", "--deployment", "--http-port", "--host", "--port-file",
-        "--max-body-bytes", "--http-max-threads", "--request-read-timeout-s",
+        "--control-socket", "--max-body-bytes", "--http-max-threads", "--request-read-timeout-s",
         "--watchdog-timeout-s", "--draining-period-s", "--log-dir", "--help"}) {
     CAPTURE(flag);
     CHECK(usage.find(flag) != std::string::npos);
