@@ -5,6 +5,7 @@
 #   scripts/bench.sh propagation [ITERATIONS]       manager: registration -> routed, vs reload
 #   scripts/bench.sh grpc [DURATION] [options]     unary gRPC and HTTP through HAProxy vs direct
 #   scripts/bench.sh python [options]              the Python worker boundary vs in process
+#   scripts/bench.sh peers [options]               a no-op class: this node vs Ray Serve, KServe
 #   scripts/bench.sh onnx [options]                ONNX digits: the replica vs ONNX Runtime in process
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,10 @@ case "$what" in
   propagation) exec bash bench/propagation_bench.sh build "${@:-200}" ;;
   grpc) exec bash bench/grpc_bench.sh build "${@:-10s}" ;;
   python) exec bash bench/python_bench.sh "$@" ;;
+  peers)  # Ray and KServe into .tools/ (opt-in, pinned), then bench/peers_bench.sh --help's options
+    bash scripts/setup.sh --bench-peers
+    exec bash bench/peers_bench.sh "$@" ;;
   onnx) exec bash bench/onnx_bench.sh "$@" ;;
-  *) echo "usage: scripts/bench.sh replica|mlp|propagation|grpc|python|onnx [DURATION] [options of bench/<what>_bench.sh]" >&2
+  *) echo "usage: scripts/bench.sh replica|mlp|propagation|grpc|python|peers|onnx [DURATION] [options of bench/<what>_bench.sh]" >&2
      exit 2 ;;
 esac

