@@ -51,6 +51,20 @@ EXIT_PROTOCOL = 2
 
 _END = object()  # what next() returns when a sync iterator is exhausted
 
+# Parts of one stream sent but not yet taken by the replica's consumer: at the window the
+# generator waits, so a slow client slows the generator down instead of filling memory.
+STREAM_WINDOW = 16
+
+
+class _StreamState:
+    """Flow control and cancellation of one streaming response."""
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.unacked = 0
+        self.acked = asyncio.Event()
+        self.cancelled = False
+
 
 def _log(message: str) -> None:
     print(f"haproxy_serve.worker: {message}", file=sys.stderr, flush=True)
@@ -64,6 +78,21 @@ def _log_exception(exc: BaseException, what: str) -> None:
 
 def _error(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
+
+
+def _is_stream(value: Any) -> bool:
+    return inspect.isgenerator(value) or inspect.isasyncgen(value)
+
+
+def _close_quietly(chunks: Any) -> None:
+    """Closes a generator that will not be iterated further (its `finally` blocks run)."""
+    try:
+        if inspect.isasyncgen(chunks):
+            asyncio.get_running_loop().create_task(chunks.aclose())
+        elif inspect.isgenerator(chunks):
+            chunks.close()
+    except (RuntimeError, ValueError):
+        pass  # running on the user thread right now: it is closed when collected
 
 
 class Worker:
@@ -91,8 +120,11 @@ class Worker:
             "reconfigure": self._on_reconfigure,
             "check_health": self._on_check_health,
             "release": self._on_release,
+            "stream_ack": self._on_stream_ack,
+            "cancel": self._on_cancel,
             "shutdown": self._on_shutdown,
         }
+        self._streams: dict[Any, _StreamState] = {}
 
     def start(self) -> None:
         self._loop.add_reader(self._sock.fileno(), self._on_readable)
@@ -386,20 +418,58 @@ class Worker:
     async def _stream(self, frame_id: Any, response: StreamedResponse) -> None:
         self._send({"op": "http_start", "id": frame_id, "status": response.status,
                     "headers": response.headers})
+
+        def send_chunk(chunk: Any) -> bool:
+            data = chunk_bytes(chunk)
+            if not data:
+                return False  # an empty chunk would read as the end of a chunked body
+            inline = InlinePayload()
+            self._send({"op": "http_chunk", "id": frame_id, "body": self._put(data, inline)},
+                       inline)
+            return True
+
+        error = await self._pump(frame_id, response.chunks, send_chunk)
+        self._send({"op": "http_end", "id": frame_id, **({"error": error} if error else {})})
+
+    async def _pump(self, frame_id: Any, chunks: Any,
+                    send_chunk: Callable[[Any], bool]) -> dict[str, str] | None:
+        """Sends every part of `chunks` with send_chunk(), at most STREAM_WINDOW unacknowledged,
+        until it ends, raises or the replica cancels it; returns the error to end with, if any."""
+        state = _StreamState(asyncio.current_task())
+        self._streams[frame_id] = state
         try:
-            async for chunk in self._iterate(response.chunks):
-                data = chunk_bytes(chunk)
-                if not data:
-                    continue  # an empty chunk would read as the end of a chunked body
-                inline = InlinePayload()
-                self._send({"op": "http_chunk", "id": frame_id, "body": self._put(data, inline)},
-                           inline)
+            async for chunk in self._iterate(chunks):
+                if not send_chunk(chunk):
+                    continue
+                state.unacked += 1
                 await self._writer.drain()
+                while state.unacked >= STREAM_WINDOW:
+                    state.acked.clear()
+                    await state.acked.wait()
+            return None
+        except asyncio.CancelledError:
+            if not state.cancelled:
+                raise
+            _close_quietly(chunks)
+            return {"type": "CancelledError",
+                    "message": "the client went away; the stream was cancelled"}
         except Exception as exc:
             _log_exception(exc, f"the stream of frame {frame_id}")
-            self._send({"op": "http_end", "id": frame_id, "error": _error(exc)})
-            return
-        self._send({"op": "http_end", "id": frame_id})
+            return _error(exc)
+        finally:
+            self._streams.pop(frame_id, None)
+
+    def _on_stream_ack(self, frame: Frame) -> None:
+        state = self._streams.get(frame.header.get("id"))
+        if state is not None:  # a stream that ended in the meantime needs none
+            state.unacked -= 1
+            state.acked.set()
+
+    def _on_cancel(self, frame: Frame) -> None:
+        state = self._streams.get(frame.header.get("id"))
+        if state is not None and state.task is not None and not state.cancelled:
+            state.cancelled = True
+            state.task.cancel()
 
     def _on_infer(self, frame: Frame) -> None:
         items = self._items(frame)
@@ -427,6 +497,15 @@ class Worker:
                                        labels)
         for i, result in zip(ok, called):
             results[i] = result
+        streams = [r for r in results if _is_stream(r)]
+        if streams and len(results) == 1:
+            await self._stream_infer(kserve, frame_id, results[0], wanted[0])
+            return
+        for index, result in enumerate(results):
+            if _is_stream(result):
+                _close_quietly(result)
+                results[index] = TypeError(
+                    f"a streaming infer needs a frame of its own; this one had {len(results)} items")
         inline = InlinePayload()
         items = []
         for index, (result, names) in enumerate(zip(results, wanted)):
@@ -445,6 +524,22 @@ class Worker:
             ]
             items.append({"outputs": outputs})
         self._send({"op": "infer_response", "id": frame_id, "items": items}, inline)
+
+    async def _stream_infer(self, kserve: Any, frame_id: Any, parts: Any,
+                            names: list[str]) -> None:
+        self._send({"op": "infer_start", "id": frame_id})
+
+        def send_part(result: Any) -> bool:
+            inline = InlinePayload()
+            outputs = [
+                {"name": name, "datatype": dtype, "shape": shape, "data": self._put(data, inline)}
+                for name, dtype, shape, data in kserve.item_outputs(result, names)
+            ]
+            self._send({"op": "infer_chunk", "id": frame_id, "outputs": outputs}, inline)
+            return True
+
+        error = await self._pump(frame_id, parts, send_part)
+        self._send({"op": "infer_end", "id": frame_id, **({"error": error} if error else {})})
 
     # ---- control -----------------------------------------------------------------------------
 

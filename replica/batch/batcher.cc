@@ -131,8 +131,13 @@ std::chrono::nanoseconds Batcher::runBatch(std::vector<std::shared_ptr<Call>>& b
   auto ended = steady_clock::now();
   for (size_t i = 0; i < batch.size(); ++i) {
     // The slot goes back before the caller wakes: a client that sends its next request the
-    // moment it has this answer must find the slot free.
-    release_slot_();
+    // moment it has this answer must find the slot free. A streaming answer keeps it until the
+    // stream ends, so max_ongoing_requests bounds the streams in progress too.
+    if (i < results.size() && results[i].ok() && isStreaming(*results[i])) {
+      onStreamEnd(*results[i], release_slot_);
+    } else {
+      release_slot_();
+    }
     if (i < results.size()) {
       batch[i]->complete(std::move(results[i]));
     } else {

@@ -91,4 +91,9 @@ StatusOr<InferResponse> InferenceService::infer(InferRequest request, TimePoint 
 
 void InferenceService::stop() { batcher_.stop(); }
 
+InferenceService::~InferenceService() {
+  batcher_.stop();
+  model_.reset();
+}
+
 }  // namespace serve

@@ -31,6 +31,9 @@ class InferenceService {
   using TimePoint = std::chrono::steady_clock::time_point;
 
   InferenceService(std::unique_ptr<Model> model, InferenceOptions options, ReplicaMetrics& metrics);
+  // Stops the batcher, then destroys the model while the admission it may still release slots
+  // of (streams it ends as it goes) exists.
+  ~InferenceService();
 
   const Model& model() const { return *model_; }
 

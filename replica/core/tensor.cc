@@ -61,37 +61,14 @@ StatusOr<int64_t> shapeElementCount(const std::vector<int64_t>& shape) {
   return count;
 }
 
-void ChunkStream::push(std::string chunk) {
-  {
-    std::lock_guard lock(mu_);
-    chunks_.push_back(std::move(chunk));
+void onStreamEnd(const InferResponse& response, std::function<void()> callback) {
+  if (response.stream != nullptr) {
+    response.stream->onFinished(std::move(callback));
+  } else if (response.http != nullptr && response.http->stream != nullptr) {
+    response.http->stream->onFinished(std::move(callback));
+  } else {
+    callback();
   }
-  cv_.notify_all();
-}
-
-void ChunkStream::finish(std::string error) {
-  {
-    std::lock_guard lock(mu_);
-    finished_ = true;
-    error_ = std::move(error);
-  }
-  cv_.notify_all();
-}
-
-std::optional<std::string> ChunkStream::next() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return !chunks_.empty() || finished_; });
-  if (chunks_.empty()) {
-    return std::nullopt;
-  }
-  std::string chunk = std::move(chunks_.front());
-  chunks_.pop_front();
-  return chunk;
-}
-
-std::string ChunkStream::error() const {
-  std::lock_guard lock(mu_);
-  return error_;
 }
 
 }  // namespace serve

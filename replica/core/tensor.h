@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,23 +72,112 @@ struct HttpPayload {
   std::string body;
 };
 
-// The chunks of a streaming response, produced by the model's thread and consumed by the front
-// end's: push() and finish() never block; next() waits for a chunk or the end.
-class ChunkStream {
+// The parts of a streaming response, produced on the model's side and consumed on the front
+// end's. push() and finish() never block; next() waits for a part or the end. The two sides
+// talk back through hooks that the producer sets before it hands the stream out:
+//   - on_taken runs after next() took a part (the producer's flow control: it keeps at most a
+//     window of parts unconsumed, so a slow client slows the model instead of growing memory);
+//   - on_cancel runs once when the consumer calls cancel() (its client left) before the end;
+//   - onFinished() callbacks run once at finish() (the admission slot held by the stream).
+template <typename Part>
+class PartStream {
  public:
-  void push(std::string chunk);
-  void finish(std::string error = {});  // a non-empty error: the stream broke off
-  // The next chunk; nullopt at the end (error() then says whether it broke off).
-  std::optional<std::string> next();
-  std::string error() const;
+  struct Hooks {
+    std::function<void()> on_taken;
+    std::function<void()> on_cancel;
+  };
+
+  void setHooks(Hooks hooks) {
+    std::lock_guard lock(mu_);
+    hooks_ = std::move(hooks);
+  }
+  // Runs `callback` at finish(), or at once if the stream has finished already.
+  void onFinished(std::function<void()> callback) {
+    {
+      std::lock_guard lock(mu_);
+      if (!finished_) {
+        on_finished_.push_back(std::move(callback));
+        return;
+      }
+    }
+    callback();
+  }
+  void push(Part part) {
+    {
+      std::lock_guard lock(mu_);
+      parts_.push_back(std::move(part));
+    }
+    cv_.notify_all();
+  }
+  // Ends the stream; a non-empty `error` says it broke off. Later calls do nothing.
+  void finish(std::string error = {}) {
+    std::vector<std::function<void()>> callbacks;
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) {
+        return;
+      }
+      finished_ = true;
+      error_ = std::move(error);
+      callbacks.swap(on_finished_);
+    }
+    cv_.notify_all();
+    for (auto& callback : callbacks) {
+      callback();
+    }
+  }
+  // The next part; nullopt at the end (error() then says whether it broke off).
+  std::optional<Part> next() {
+    std::function<void()> taken;
+    std::optional<Part> part;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !parts_.empty() || finished_; });
+      if (parts_.empty()) {
+        return std::nullopt;
+      }
+      part = std::move(parts_.front());
+      parts_.pop_front();
+      taken = hooks_.on_taken;
+    }
+    if (taken) {
+      taken();
+    }
+    return part;
+  }
+  std::string error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  // The consumer wants no more parts (its client went away). Idempotent; no-op after the end.
+  void cancel() {
+    std::function<void()> on_cancel;
+    {
+      std::lock_guard lock(mu_);
+      if (finished_ || cancelled_) {
+        return;
+      }
+      cancelled_ = true;
+      on_cancel = hooks_.on_cancel;
+    }
+    if (on_cancel) {
+      on_cancel();
+    }
+  }
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> chunks_;
+  std::deque<Part> parts_;
   bool finished_ = false;
+  bool cancelled_ = false;
   std::string error_;
+  Hooks hooks_;
+  std::vector<std::function<void()>> on_finished_;
 };
+
+// An HTTP response body's chunks.
+using ChunkStream = PartStream<std::string>;
 
 struct HttpReply {
   int status = 200;
@@ -95,6 +185,9 @@ struct HttpReply {
   std::string body;
   std::shared_ptr<ChunkStream> stream;  // set for a streaming response; body is then empty
 };
+
+// A KServe inference response streamed as a series of output sets (gRPC ModelStreamInfer).
+using TensorStream = PartStream<std::vector<Tensor>>;
 
 struct InferRequest {
   std::string id;     // the request id (x-request-id or the body's "id")
@@ -109,6 +202,17 @@ struct InferResponse {
   std::string model;
   std::vector<Tensor> outputs;
   std::shared_ptr<HttpReply> http;  // the answer to an HTTP request
+  // Set when the model streams its outputs (a Python generator `infer`); `outputs` is then
+  // empty and each part of the stream is one response's outputs.
+  std::shared_ptr<TensorStream> stream;
 };
+
+// Whether `response` streams (HTTP chunks or tensor sets); the stream holds the request's
+// admission slot until it ends.
+inline bool isStreaming(const InferResponse& response) {
+  return response.stream != nullptr || (response.http != nullptr && response.http->stream);
+}
+// Runs `callback` when the response's stream ends; at once for a response that does not stream.
+void onStreamEnd(const InferResponse& response, std::function<void()> callback);
 
 }  // namespace serve

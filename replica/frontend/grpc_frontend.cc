@@ -154,26 +154,55 @@ grpc::Status GrpcFrontend::ModelMetadata(grpc::ServerContext* ctx,
   return finish(ex, grpc::Status::OK);
 }
 
+namespace {
+
+// The request id: the message's `id`, else an `x-request-id` metadata entry, else a new UUID.
+std::string requestIdOf(const grpc::ServerContext& ctx, const inference::ModelInferRequest& req) {
+  if (!req.id().empty()) {
+    return req.id();
+  }
+  auto it = ctx.client_metadata().find("x-request-id");
+  if (it != ctx.client_metadata().end() &&
+      acceptableRequestId(std::string_view(it->second.data(), it->second.size()))) {
+    return std::string(it->second.data(), it->second.size());
+  }
+  return uuidV4();
+}
+
+// Triton's decoupled-model convention: a client that sets the request parameter
+// `triton_enable_empty_final_response` gets, after a request's last response, an empty one whose
+// `triton_final_response` parameter is true (the others carry false).
+bool wantsFinalFlag(const inference::ModelInferRequest& req) {
+  auto it = req.parameters().find("triton_enable_empty_final_response");
+  return it != req.parameters().end() && it->second.bool_param();
+}
+
+void setFinalFlag(inference::ModelInferResponse& response, bool final) {
+  (*response.mutable_parameters())["triton_final_response"].set_bool_param(final);
+}
+
+}  // namespace
+
 grpc::Status GrpcFrontend::ModelInfer(grpc::ServerContext* ctx,
                                       const inference::ModelInferRequest* req,
                                       inference::ModelInferResponse* resp) {
   Exchange ex(*ctx, "ModelInfer", true);
-  // The request id: the message's `id`, else an `x-request-id` metadata entry, else a new
-  // UUID; sent back as `x-request-id` metadata like the HTTP header.
-  ex.request_id = req->id();
-  if (ex.request_id.empty()) {
-    auto it = ctx->client_metadata().find("x-request-id");
-    if (it != ctx->client_metadata().end() &&
-        acceptableRequestId(std::string_view(it->second.data(), it->second.size()))) {
-      ex.request_id.assign(it->second.data(), it->second.size());
-    } else {
-      ex.request_id = uuidV4();
-    }
+  ex.request_id = requestIdOf(*ctx, *req);
+  InferResponse result;
+  grpc::Status status = infer(ex, *req, result);
+  if (status.ok() && result.stream != nullptr) {
+    result.stream->cancel();
+    status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "model '" + service_.model().metadata().name +
+                              "' streams its outputs; use the ModelStreamInfer RPC");
   }
-  const grpc::Status status = infer(ex, *req, *resp);
-  // On an error the id goes in the trailers instead: gRPC answers "trailers-only" (one HEADERS
-  // frame with grpc-status) only when there is no custom initial metadata, and that frame is
-  // what HAProxy can log (it logs no trailers), so that the ingress metrics see the error.
+  if (status.ok()) {
+    *resp = encodeModelInferResponse(result, requestEncoding(*req));
+  }
+  // The id goes back as `x-request-id` metadata like the HTTP header. On an error it goes in the
+  // trailers instead: gRPC answers "trailers-only" (one HEADERS frame with grpc-status) only
+  // when there is no custom initial metadata, and that frame is what HAProxy can log (it logs
+  // no trailers), so that the ingress metrics see the error.
   if (status.ok()) {
     ctx->AddInitialMetadata("x-request-id", ex.request_id);
   } else {
@@ -182,8 +211,74 @@ grpc::Status GrpcFrontend::ModelInfer(grpc::ServerContext* ctx,
   return finish(ex, status);
 }
 
+grpc::Status GrpcFrontend::ModelStreamInfer(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
+        stream) {
+  // Requests are answered in the order they arrive, one at a time: a client that wants them to
+  // overlap opens more streams, as with Triton.
+  inference::ModelInferRequest req;
+  while (stream->Read(&req)) {
+    Exchange ex(*ctx, "ModelStreamInfer", true);
+    ex.request_id = requestIdOf(*ctx, req);
+    InferResponse result;
+    const grpc::Status status = infer(ex, req, result);
+    const TensorEncoding encoding = requestEncoding(req);
+    const bool final_flag = wantsFinalFlag(req);
+    inference::ModelStreamInferResponse message;
+    if (!status.ok()) {
+      message.set_error_message(status.error_message());
+      stream->Write(message);
+      finish(ex, status);
+      continue;
+    }
+    bool delivered = true;
+    if (result.stream == nullptr) {
+      *message.mutable_infer_response() = encodeModelInferResponse(result, encoding);
+      if (final_flag) {
+        setFinalFlag(*message.mutable_infer_response(), true);
+      }
+      delivered = stream->Write(message);
+    } else {
+      while (std::optional<std::vector<Tensor>> part = result.stream->next()) {
+        InferResponse piece;
+        piece.id = result.id;
+        piece.model = result.model;
+        piece.outputs = *std::move(part);
+        message.Clear();
+        *message.mutable_infer_response() = encodeModelInferResponse(piece, encoding);
+        if (final_flag) {
+          setFinalFlag(*message.mutable_infer_response(), false);
+        }
+        if (!stream->Write(message)) {
+          delivered = false;
+          result.stream->cancel();  // the client left: stop the model's generator
+          break;
+        }
+      }
+      if (delivered && !result.stream->error().empty()) {
+        message.Clear();
+        message.set_error_message(result.stream->error());
+        delivered = stream->Write(message);
+      } else if (delivered && final_flag) {
+        message.Clear();
+        message.mutable_infer_response()->set_model_name(result.model);
+        message.mutable_infer_response()->set_id(result.id);
+        setFinalFlag(*message.mutable_infer_response(), true);
+        delivered = stream->Write(message);
+      }
+    }
+    finish(ex, delivered ? grpc::Status::OK
+                         : grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    if (!delivered) {
+      break;
+    }
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status GrpcFrontend::infer(Exchange& ex, const inference::ModelInferRequest& req,
-                                 inference::ModelInferResponse& resp) {
+                                 InferResponse& resp) {
   if (Status st = checkModel(req.model_name(), req.model_version()); !st.ok()) {
     metrics_.recordBadRequest("unknown_model");
     return grpcStatusFor(st);
@@ -209,10 +304,9 @@ grpc::Status GrpcFrontend::infer(Exchange& ex, const inference::ModelInferReques
     return ctx.IsCancelled() && Clock::now() + kDeadlineSlack < client_deadline;
   };
 
-  const TensorEncoding encoding = requestEncoding(req);
   StatusOr<InferResponse> result = service_.infer(*std::move(request), deadline, client_gone);
   if (result.ok()) {
-    resp = encodeModelInferResponse(*result, encoding);
+    resp = *std::move(result);
     return grpc::Status::OK;
   }
   Status st = result.status();

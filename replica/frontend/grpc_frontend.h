@@ -43,13 +43,17 @@ class GrpcFrontend final : public inference::GRPCInferenceService::Service {
                              inference::ModelMetadataResponse* resp) override;
   grpc::Status ModelInfer(grpc::ServerContext* ctx, const inference::ModelInferRequest* req,
                           inference::ModelInferResponse* resp) override;
+  grpc::Status ModelStreamInfer(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
+          stream) override;
 
  private:
   struct Exchange;
   // NotFound unless `name` (and `version`, when given) name the served model.
   Status checkModel(const std::string& name, const std::string& version) const;
-  grpc::Status infer(Exchange& ex, const inference::ModelInferRequest& req,
-                     inference::ModelInferResponse& resp);
+  // Runs one request; `resp` is the model's answer (which may stream) when the status is OK.
+  grpc::Status infer(Exchange& ex, const inference::ModelInferRequest& req, InferResponse& resp);
   grpc::Status finish(Exchange& ex, grpc::Status status);
 
   GrpcFrontendOptions options_;

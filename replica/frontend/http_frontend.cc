@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/uuid.h"
 #include "common/version.h"
 #include "replica/frontend/kserve_json.h"
@@ -292,6 +293,12 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
 
   StatusOr<InferResponse> result =
       service_.infer(std::move(request), deadline, [] { return HttpServer::currentClientGone(); });
+  if (result.ok() && result->stream != nullptr) {
+    result->stream->cancel();
+    result = absl::InvalidArgumentError(
+        absl::StrCat("model '", service_.model().metadata().name,
+                     "' streams its outputs; use the gRPC ModelStreamInfer RPC"));
+  }
   if (result.ok()) {
     EncodedResponse encoded = encodeInferResponse(*result, parsed->encoding);
     if (encoded.json_length) {
@@ -391,18 +398,26 @@ void HttpFrontend::handleModelHttp(Exchange& ex) {
     }
     // Each chunk goes to the client as the class yields it (HAProxy passes chunks on unbuffered).
     std::shared_ptr<ChunkStream> stream = reply->stream;
-    ex.res.set_chunked_content_provider(content_type, [stream](size_t, httplib::DataSink& sink) {
-      std::optional<std::string> chunk = stream->next();
-      if (!chunk) {
-        if (!stream->error().empty()) {
-          spdlog::error("stream broke off: {}", stream->error());
-          return false;  // the connection closes without the last chunk: the client sees it
-        }
-        sink.done();
-        return true;
-      }
-      return sink.write(chunk->data(), chunk->size());
-    });
+    ex.res.set_chunked_content_provider(
+        content_type,
+        [stream](size_t, httplib::DataSink& sink) {
+          std::optional<std::string> chunk = stream->next();
+          if (!chunk) {
+            if (!stream->error().empty()) {
+              spdlog::error("stream broke off: {}", stream->error());
+              return false;  // the connection closes without the last chunk: the client sees it
+            }
+            sink.done();
+            return true;
+          }
+          return sink.write(chunk->data(), chunk->size());
+        },
+        // A client that left (a failed write) stops the class's generator; no-op after the end.
+        [stream](bool success) {
+          if (!success) {
+            stream->cancel();
+          }
+        });
     return;
   }
   writeError(ex,

@@ -3,6 +3,8 @@
 // examples (examples/python.yaml) run through HAProxy.
 #include <signal.h>
 
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -216,6 +218,113 @@ TEST_CASE("node: examples/python.yaml serves its three classes through HAProxy")
   CHECK(total - first_byte > 0.6);  // two more chunks, 0.4 s apart, after the first byte
   const auto [sse_rc, sse] = runShell("curl -sN '" + base + "/count?to=2&delay=0.01&sse=1'");
   CHECK(sse == "data: 1\n\ndata: 2\n\n");
+
+  // The counter's generator `infer` over gRPC ModelStreamInfer through HAProxy: one response per
+  // number for each request of the stream, then the empty final one Triton's clients ask for; a
+  // request that fails gets its error in the stream, and the stream goes on.
+  grpc::ClientContext ctx;
+  withDeadline(ctx);
+  addMetadata(ctx, {{"application", "count"}});
+  auto call = stub->ModelStreamInfer(&ctx);
+  auto countRequest = [](int64_t to, bool final_flag) {
+    ModelInferRequest req;
+    req.set_model_name("Counter");
+    req.set_id("to-" + std::to_string(to));
+    auto* in = req.add_inputs();
+    in->set_name("to");
+    in->set_datatype("INT64");
+    in->add_shape(1);
+    in->mutable_contents()->add_int64_contents(to);
+    if (final_flag) {
+      (*req.mutable_parameters())["triton_enable_empty_final_response"].set_bool_param(true);
+    }
+    return req;
+  };
+  REQUIRE(call->Write(countRequest(3, true)));
+  REQUIRE(call->Write(countRequest(-1, false)));
+  REQUIRE(call->Write(countRequest(2, false)));
+  call->WritesDone();
+  std::vector<std::string> seen;
+  inference::ModelStreamInferResponse message;
+  while (call->Read(&message)) {
+    if (!message.error_message().empty()) {
+      seen.push_back("error: " + message.error_message());
+      continue;
+    }
+    const ModelInferResponse& r = message.infer_response();
+    std::string line = r.id();
+    for (int i = 0; i < r.raw_output_contents_size(); ++i) {
+      int64_t value = 0;
+      REQUIRE(r.raw_output_contents(i).size() == sizeof(value));
+      std::memcpy(&value, r.raw_output_contents(i).data(), sizeof(value));
+      line += " " + r.outputs(i).name() + "=" + std::to_string(value);
+    }
+    for (int i = 0; i < r.outputs_size(); ++i) {
+      for (int64_t v : r.outputs(i).contents().int64_contents()) {
+        line += " " + r.outputs(i).name() + "=" + std::to_string(v);
+      }
+    }
+    if (auto f = r.parameters().find("triton_final_response"); f != r.parameters().end()) {
+      line += f->second.bool_param() ? " final" : " more";
+    }
+    seen.push_back(line);
+  }
+  const grpc::Status finished = call->Finish();
+  INFO(finished.error_message());
+  CHECK(finished.ok());
+  CHECK(seen == std::vector<std::string>{
+                    "to-3 count=1 more", "to-3 count=2 more", "to-3 count=3 more", "to-3 final",
+                    "error: ValueError: cannot count to -1", "to-2 count=1", "to-2 count=2"});
+  // ModelInfer cannot carry a stream and says which RPC can.
+  const InferResult unary =
+      infer(*stub, countRequest(2, false), std::chrono::seconds(10), {{"application", "count"}});
+  CHECK(unary.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(unary.status.error_message() ==
+        "model 'Counter' streams its outputs; use the ModelStreamInfer RPC");
+}
+
+TEST_CASE("node: a stream holds its admission slot until its client leaves, which stops it") {
+  const TempDir marker_dir;
+  const std::string marker = marker_dir.path() + "/closed";
+  const std::string config =
+      "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}, request_timeout_s: 10}\n"
+      "applications:\n"
+      "  - name: app\n"
+      "    route_prefix: /stream\n"
+      "    deployments:\n"
+      "      - name: d\n"
+      "        max_ongoing_requests: 1\n"
+      "        model: {kind: python, name: endless, import_path: \"stream_control_app:app\", "
+      "working_dir: " +
+      kAppsDir + "}\n";
+  std::map<std::string, std::string> env = pythonEnv();
+  env["STREAM_CLOSED_MARKER"] = marker;
+  auto m = startNode(config, "", env);
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }, std::chrono::seconds(30)));
+  CHECK(httpGet(m->url("/stream/ping")).body == "pong");
+
+  // A client reads the endless stream for 1.5 s and leaves; a request sent 0.3 s in waits for
+  // the one slot until then, and is answered right after.
+  const auto [rc, out] = runShell(
+      "(curl -sN --max-time 1.5 '" + m->url("/stream") +
+      "' > /dev/null &) ; sleep 0.3; curl -s --max-time 8 -w ' %{http_code} %{time_total}' '" +
+      m->url("/stream/ping") + "'");
+  INFO(out);
+  std::istringstream answer(out);
+  std::string body;
+  int code = 0;
+  double seconds = 0;
+  answer >> body >> code >> seconds;
+  CHECK(body == "pong");
+  CHECK(code == 200);
+  CHECK(seconds > 0.9);  // held until the streaming client left at 1.5 s
+  CHECK(seconds < 4.0);
+  // The class's generator was closed (its finally ran) when the client left.
+  CHECK(eventually([&] {
+    std::ifstream in(marker);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text == "closed\n";
+  }));
 }
 
 // Two applications: `conf` (config_app.py, two replicas, the given user_config) and `hello`

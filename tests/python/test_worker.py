@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import socket
 import tempfile
 import time
 import unittest
@@ -289,6 +290,97 @@ class StreamTest(WorkerCase):
         self.assertEqual([h["op"] for _, h, _ in frames], ["http_start", "http_chunk", "http_end"])
         self.assertEqual(frames[1][2], b"partial")
         self.assertEqual(frames[2][1]["error"], {"type": "RuntimeError", "message": "stream broke"})
+
+
+class StreamControlTest(WorkerCase):
+    def _chunks(self, replica, frame_id, count, timeout):
+        """Up to `count` http_chunk frames of `frame_id` arriving within `timeout` s (not acked)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            try:
+                header, inline = replica.recv_for(frame_id, timeout=deadline - time.monotonic())
+            except (socket.timeout, TimeoutError):
+                break
+            if header["op"] == "http_chunk":
+                got.append(replica.read(header["body"], inline))
+                replica.release([header["body"]])
+            elif header["op"] == "http_end":
+                got.append(None)
+                break
+        return got
+
+    def test_a_stream_waits_for_acknowledgements_beyond_its_window(self):
+        replica = self.start("stream_app:Many")
+        frame_id = replica.send_http([{}])
+        start, _ = replica.recv_for(frame_id)
+        self.assertEqual(start["op"], "http_start")
+        # Nothing acknowledged: exactly the window arrives, then the generator waits.
+        first = self._chunks(replica, frame_id, 40, timeout=1.0)
+        self.assertEqual(first, [f"{n};".encode() for n in range(16)])
+        for _ in range(4):
+            replica.send({"op": "stream_ack", "id": frame_id})
+        self.assertEqual(self._chunks(replica, frame_id, 40, timeout=1.0),
+                         [f"{n};".encode() for n in range(16, 20)])
+        for _ in range(40):
+            replica.send({"op": "stream_ack", "id": frame_id})
+        rest = self._chunks(replica, frame_id, 40, timeout=5.0)
+        self.assertEqual(rest, [f"{n};".encode() for n in range(20, 40)] + [None])
+
+    def test_cancel_stops_the_generator_and_ends_the_stream_with_an_error(self):
+        replica = self.start("stream_app:Endless")
+        frame_id = replica.send_http([{}])
+        self.assertEqual(replica.recv_for(frame_id)[0]["op"], "http_start")
+        self.assertEqual(self._chunks(replica, frame_id, 2, timeout=5.0), [b"tick 0;", b"tick 1;"])
+        replica.send({"op": "cancel", "id": frame_id})
+        while True:
+            header, inline = replica.recv_for(frame_id)
+            if header["op"] == "http_chunk":
+                replica.release([header["body"]])
+                continue
+            break
+        self.assertEqual(header, {"op": "http_end", "id": frame_id, "error": {
+            "type": "CancelledError", "message": "the client went away; the stream was cancelled"}})
+        deadline = time.monotonic() + 5
+        while "endless stream closed" not in replica.stdout() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn("endless stream closed", replica.stdout())
+        # Acknowledgements and cancels for a stream that ended are ignored; the worker goes on.
+        replica.send({"op": "stream_ack", "id": frame_id})
+        replica.send({"op": "cancel", "id": frame_id})
+        next_id = replica.send_http([{}])
+        self.assertEqual(replica.recv_for(next_id)[0]["op"], "http_start")
+        replica.send({"op": "cancel", "id": next_id})
+
+    def test_a_generator_infer_streams_one_set_of_outputs_per_yield(self):
+        replica = self.start("stream_app:Tokens")
+        frame_id = replica.send_infer([{"inputs": {"count": np.array([3], dtype=np.int64)}}])
+        ops, tokens = [], []
+        while True:
+            header, inline = replica.recv_for(frame_id)
+            ops.append(header["op"])
+            if header["op"] == "infer_chunk":
+                (output,) = header["outputs"]
+                self.assertEqual((output["name"], output["datatype"], output["shape"]),
+                                 ("token", "INT64", [1]))
+                tokens.append(np.frombuffer(replica.read(output["data"], inline), np.int64)[0])
+                replica.release([output["data"]])
+            if header["op"] == "infer_end":
+                self.assertNotIn("error", header)
+                break
+        replica.free_requests()
+        self.assertEqual(ops, ["infer_start", "infer_chunk", "infer_chunk", "infer_chunk",
+                               "infer_end"])
+        self.assertEqual(tokens, [0, 1, 2])
+
+    def test_a_generator_infer_in_a_batch_of_two_is_an_error_for_both(self):
+        replica = self.start("stream_app:Tokens")
+        count = np.array([1], dtype=np.int64)
+        items = replica.infer_items(replica.send_infer([{"inputs": {"count": count}},
+                                                        {"inputs": {"count": count}}]))
+        error = {"type": "TypeError",
+                 "message": "a streaming infer needs a frame of its own; this one had 2 items"}
+        self.assertEqual(items, [{"error": error}, {"error": error}])
 
 
 class InferTest(WorkerCase):

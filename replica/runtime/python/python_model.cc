@@ -92,6 +92,20 @@ class IncomingBuffers {
   nlohmann::json to_release_ = nlohmann::json::array();
 };
 
+// Connects a stream to the worker that produces it: each part the consumer takes is acknowledged
+// (the worker keeps at most a window of parts unacknowledged), and a consumer that gives up
+// cancels the generator. A worker gone (or replaced) by then has nothing to hear.
+template <typename Part>
+void connectStream(PartStream<Part>& stream, const std::weak_ptr<Worker>& worker, std::uint64_t id) {
+  auto sendToWorker = [worker, id](const char* op) {
+    if (std::shared_ptr<Worker> w = worker.lock()) {
+      w->send(Frame{{{"op", op}, {"id", id}}, {}}).IgnoreError();
+    }
+  };
+  stream.setHooks({.on_taken = [sendToWorker] { sendToWorker("stream_ack"); },
+                   .on_cancel = [sendToWorker] { sendToWorker("cancel"); }});
+}
+
 // A user exception as the client sees it: "ValueError: bad input".
 Status userError(const nlohmann::json& error) {
   return absl::InternalError(
@@ -334,13 +348,13 @@ std::vector<StatusOr<InferResponse>> PythonModel::run(std::span<const InferReque
     }
   }
   if (!http.empty()) {
-    std::vector<StatusOr<InferResponse>> out = runHttp(**worker, http);
+    std::vector<StatusOr<InferResponse>> out = runHttp(*worker, http);
     for (std::size_t k = 0; k < out.size(); ++k) {
       results[http_at[k]] = std::move(out[k]);
     }
   }
   if (!infer.empty()) {
-    std::vector<StatusOr<InferResponse>> out = runInfer(**worker, infer);
+    std::vector<StatusOr<InferResponse>> out = runInfer(*worker, infer);
     for (std::size_t k = 0; k < out.size(); ++k) {
       results[infer_at[k]] = std::move(out[k]);
     }
@@ -349,7 +363,8 @@ std::vector<StatusOr<InferResponse>> PythonModel::run(std::span<const InferReque
 }
 
 std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
-    Worker& worker, const std::vector<const InferRequest*>& items) {
+    const std::shared_ptr<Worker>& worker_ptr, const std::vector<const InferRequest*>& items) {
+  Worker& worker = *worker_ptr;
   struct Exchange {
     std::mutex mu;
     std::condition_variable cv;
@@ -375,15 +390,17 @@ std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
                                      {"request_id", r->id}});
   }
   Worker* w = &worker;
+  std::weak_ptr<Worker> weak = worker_ptr;
   worker.submit(
       std::move(frame),
-      [ex, w](Frame& partial) {
+      [ex, w, weak](Frame& partial) {
         const std::string op = partial.header.value("op", "");
         if (op == "http_start") {
           auto reply = std::make_shared<HttpReply>();
           reply->status = partial.header.value("status", 200);
           reply->headers = headerList(partial.header.value("headers", nlohmann::json()));
           reply->stream = std::make_shared<ChunkStream>();
+          connectStream(*reply->stream, weak, partial.header.value("id", std::uint64_t{0}));
           std::lock_guard lock(ex->mu);
           ex->streaming = reply;
           ex->answered = true;
@@ -457,9 +474,40 @@ std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
   return results;
 }
 
+// The output tensors of an infer answer (or of one part of a stream), checked against their
+// shapes.
+StatusOr<std::vector<Tensor>> outputsOf(const nlohmann::json& outputs, IncomingBuffers& in) {
+  std::vector<Tensor> result;
+  for (const auto& o : outputs) {
+    Tensor t;
+    t.name = o.value("name", "");
+    std::optional<DataType> dt = parseDataType(o.value("datatype", ""));
+    if (!dt) {
+      return absl::InternalError(absl::StrCat("output '", t.name, "' has datatype ",
+                                              o.value("datatype", ""), ", not a KServe one"));
+    }
+    t.datatype = *dt;
+    for (const auto& d : o.value("shape", nlohmann::json::array())) {
+      t.shape.push_back(d.get<int64_t>());
+    }
+    StatusOr<std::string> data = in.take(o.value("data", nlohmann::json()));
+    StatusOr<int64_t> count = shapeElementCount(t.shape);
+    if (!data.ok() || !count.ok() ||
+        data->size() != static_cast<std::size_t>(*count) * dataTypeSize(t.datatype)) {
+      return absl::InternalError(
+          absl::StrCat("output '", t.name, "' does not hold as many bytes as its shape says"));
+    }
+    t.data.resize(data->size());
+    std::memcpy(t.data.data(), data->data(), data->size());
+    result.push_back(std::move(t));
+  }
+  return result;
+}
+
 std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
-    Worker& worker, const std::vector<const InferRequest*>& items) {
-  OutgoingBuffers out(worker.arena());
+    const std::shared_ptr<Worker>& worker_ptr, const std::vector<const InferRequest*>& items) {
+  Worker& worker = *worker_ptr;
+  auto out = std::make_shared<OutgoingBuffers>(worker.arena());
   Frame frame;
   frame.header = {{"op", "infer"}, {"model", metadata_.name}, {"items", nlohmann::json::array()}};
   for (const InferRequest* r : items) {
@@ -469,14 +517,76 @@ std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
       inputs.push_back({{"name", t.name},
                         {"datatype", std::string(dataTypeName(t.datatype))},
                         {"shape", t.shape},
-                        {"data", out.put(bytes, frame.inline_bytes)}});
+                        {"data", out->put(bytes, frame.inline_bytes)}});
     }
     frame.header["items"].push_back(
         {{"inputs", std::move(inputs)}, {"outputs", r->requested_outputs}});
   }
-  StatusOr<Frame> reply = worker.request(std::move(frame));
-  out.releaseAll();
+  // A generator `infer` answers `infer_start`, then one `infer_chunk` per part, then `infer_end`.
+  struct Exchange {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool answered = false;
+    std::optional<StatusOr<Frame>> final;
+    std::shared_ptr<TensorStream> streaming;
+  };
+  auto ex = std::make_shared<Exchange>();
+  Worker* w = &worker;
+  std::weak_ptr<Worker> weak = worker_ptr;
+  worker.submit(
+      std::move(frame),
+      [ex, w, weak](Frame& partial) {
+        const std::string op = partial.header.value("op", "");
+        if (op == "infer_start") {
+          auto stream = std::make_shared<TensorStream>();
+          connectStream(*stream, weak, partial.header.value("id", std::uint64_t{0}));
+          std::lock_guard lock(ex->mu);
+          ex->streaming = std::move(stream);
+          ex->answered = true;
+          ex->cv.notify_all();
+        } else if (op == "infer_chunk") {
+          IncomingBuffers in(*w, partial);
+          StatusOr<std::vector<Tensor>> outputs =
+              outputsOf(partial.header.value("outputs", nlohmann::json::array()), in);
+          std::lock_guard lock(ex->mu);
+          if (ex->streaming != nullptr) {
+            if (outputs.ok()) {
+              ex->streaming->push(*std::move(outputs));
+            } else {
+              ex->streaming->finish(std::string(outputs.status().message()));
+            }
+          }
+        }
+      },
+      [ex, out](StatusOr<Frame> final) {
+        out->releaseAll();
+        std::lock_guard lock(ex->mu);
+        if (ex->streaming != nullptr) {
+          std::string error;
+          if (!final.ok()) {
+            error = std::string(final.status().message());
+          } else if (final->header.contains("error")) {
+            error = std::string(userError(final->header["error"]).message());
+          }
+          ex->streaming->finish(std::move(error));
+        } else {
+          ex->final = std::move(final);
+        }
+        ex->answered = true;
+        ex->cv.notify_all();
+      });
+  std::unique_lock lock(ex->mu);
+  ex->cv.wait(lock, [&] { return ex->answered; });
   std::vector<StatusOr<InferResponse>> results;
+  if (ex->streaming != nullptr) {
+    InferResponse response;
+    response.id = items[0]->id;
+    response.model = items[0]->model;
+    response.stream = ex->streaming;
+    results.emplace_back(std::move(response));
+    return results;
+  }
+  StatusOr<Frame>& reply = *ex->final;
   if (Status st = batchFailure(reply, items.size()); !st.ok()) {
     results.assign(items.size(), st);
     return results;
@@ -492,37 +602,14 @@ std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
     InferResponse response;
     response.id = items[i]->id;
     response.model = items[i]->model;
-    Status failed = absl::OkStatus();
-    for (const auto& o : a.value("outputs", nlohmann::json::array())) {
-      Tensor t;
-      t.name = o.value("name", "");
-      std::optional<DataType> dt = parseDataType(o.value("datatype", ""));
-      if (!dt) {
-        failed = absl::InternalError(absl::StrCat("output '", t.name, "' has datatype ",
-                                                  o.value("datatype", ""), ", not a KServe one"));
-        break;
-      }
-      t.datatype = *dt;
-      for (const auto& d : o.value("shape", nlohmann::json::array())) {
-        t.shape.push_back(d.get<int64_t>());
-      }
-      StatusOr<std::string> data = in.take(o.value("data", nlohmann::json()));
-      StatusOr<int64_t> count = shapeElementCount(t.shape);
-      if (!data.ok() || !count.ok() ||
-          data->size() != static_cast<std::size_t>(*count) * dataTypeSize(t.datatype)) {
-        failed = absl::InternalError(
-            absl::StrCat("output '", t.name, "' does not hold as many bytes as its shape says"));
-        break;
-      }
-      t.data.resize(data->size());
-      std::memcpy(t.data.data(), data->data(), data->size());
-      response.outputs.push_back(std::move(t));
+    StatusOr<std::vector<Tensor>> outputs =
+        outputsOf(a.value("outputs", nlohmann::json::array()), in);
+    if (!outputs.ok()) {
+      results.emplace_back(outputs.status());
+      continue;
     }
-    if (!failed.ok()) {
-      results.emplace_back(failed);
-    } else {
-      results.emplace_back(std::move(response));
-    }
+    response.outputs = *std::move(outputs);
+    results.emplace_back(std::move(response));
   }
   return results;
 }

@@ -75,9 +75,9 @@ class PythonModel : public Model {
   Status startWorker();
   // The live worker, restarting a dead one (after its backoff); Unavailable while it waits.
   StatusOr<std::shared_ptr<Worker>> liveWorker();
-  std::vector<StatusOr<InferResponse>> runHttp(Worker& worker,
+  std::vector<StatusOr<InferResponse>> runHttp(const std::shared_ptr<Worker>& worker,
                                                const std::vector<const InferRequest*>& items);
-  std::vector<StatusOr<InferResponse>> runInfer(Worker& worker,
+  std::vector<StatusOr<InferResponse>> runInfer(const std::shared_ptr<Worker>& worker,
                                                 const std::vector<const InferRequest*>& items);
   Status checkHealthOnce();
   // Sends a control frame ("check_health", "reconfigure") and waits for done or error.

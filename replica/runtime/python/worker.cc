@@ -104,8 +104,8 @@ StatusOr<Frame> readFrame(int fd) {
 }
 
 bool isFinalReply(const std::string& op) {
-  return op == "http_response" || op == "http_end" || op == "infer_response" || op == "done" ||
-         op == "error";
+  return op == "http_response" || op == "http_end" || op == "infer_response" || op == "infer_end" ||
+         op == "done" || op == "error";
 }
 
 std::string describeWaitStatus(int status) {
