@@ -113,8 +113,20 @@ def open_session(path: str, use_gpu: bool) -> Any:
             _log(f"the deployment asks for a GPU (num_gpus > 0) but onnxruntime "
                  f"{ort.__version__} has no {_CUDA} (it has {', '.join(available)}; "
                  "install onnxruntime-gpu for it); running on the CPU")
+    options = ort.SessionOptions()
+    # As many compute threads as the replica has CPUs (the manager sets OMP_NUM_THREADS from
+    # num_cpus), and none spinning while idle: spinning threads take the cores the replica's
+    # own threads and its neighbours need between requests.
     try:
-        session = ort.InferenceSession(path, providers=providers)
+        threads = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        threads = 1
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as exc:  # ONNX Runtime's own types (InvalidProtobuf, Fail, ...)
         raise ValueError(f"ONNX model {path} cannot be loaded: {exc}") from None
     if use_gpu and _CUDA in providers and _CUDA not in session.get_providers():
