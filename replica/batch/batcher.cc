@@ -50,6 +50,10 @@ void Batcher::submit(std::shared_ptr<Call> call) {
     cv_.notify_one();
     return;
   }
+  if (model_.runsAsync()) {
+    startBatch(batch);  // its completion ends the pass
+    return;
+  }
   const size_t answered = batch.size();
   const std::chrono::nanoseconds took = runBatch(batch);
   bool more = false;
@@ -67,8 +71,9 @@ void Batcher::submit(std::shared_ptr<Call> call) {
 bool Batcher::takeInlineBatchLocked(TimePoint now, std::vector<std::shared_ptr<Call>>& batch) {
   for (const auto& c : queue_) {
     // Calls with deadlines, and abandoned calls (which the batcher thread drops and counts),
-    // are left to the batcher thread.
-    if (c->deadline != TimePoint::max() || c->abandoned.load()) {
+    // are left to the batcher thread. (A caller that only starts an asynchronous pass still
+    // waits for its deadline, so those may have one.)
+    if ((c->deadline != TimePoint::max() && !model_.runsAsync()) || c->abandoned.load()) {
       return false;
     }
   }
@@ -129,6 +134,36 @@ std::chrono::nanoseconds Batcher::runBatch(std::vector<std::shared_ptr<Call>>& b
   auto started = steady_clock::now();
   std::vector<StatusOr<InferResponse>> results = model_.run(requests);
   auto ended = steady_clock::now();
+  completeBatch(batch, results, started, ended);
+  batch.clear();
+  return ended - started;
+}
+
+void Batcher::startBatch(std::vector<std::shared_ptr<Call>>& batch) {
+  auto calls = std::make_shared<std::vector<std::shared_ptr<Call>>>(std::move(batch));
+  batch.clear();
+  auto requests = std::make_shared<std::vector<const InferRequest*>>();
+  requests->reserve(calls->size());
+  for (const auto& c : *calls) {
+    requests->push_back(&c->request);
+  }
+  const auto started = steady_clock::now();
+  model_.runAsync(*requests,
+                  [this, calls, requests, started](std::vector<StatusOr<InferResponse>> results) {
+                    const auto ended = steady_clock::now();
+                    completeBatch(*calls, results, started, ended);
+                    {
+                      std::lock_guard lock(mu_);
+                      --running_;
+                      recordPassLocked(ended, ended - started, calls->size());
+                    }
+                    cv_.notify_one();
+                  });
+}
+
+void Batcher::completeBatch(std::vector<std::shared_ptr<Call>>& batch,
+                            std::vector<StatusOr<InferResponse>>& results, TimePoint started,
+                            TimePoint ended) {
   for (size_t i = 0; i < batch.size(); ++i) {
     // The slot goes back before the caller wakes: a client that sends its next request the
     // moment it has this answer must find the slot free. A streaming answer keeps it until the
@@ -147,8 +182,6 @@ std::chrono::nanoseconds Batcher::runBatch(std::vector<std::shared_ptr<Call>>& b
   if (observer_.on_batch) {
     observer_.on_batch(batch.size(), started - batch.front()->queued_at, ended - started);
   }
-  batch.clear();
-  return ended - started;
 }
 
 void Batcher::addIncoming(int delta) {
@@ -257,6 +290,11 @@ void Batcher::loop() {
     ++running_;
     const size_t answered = batch.size();
     lock.unlock();
+    if (model_.runsAsync()) {
+      startBatch(batch);
+      lock.lock();
+      continue;
+    }
     const std::chrono::nanoseconds took = runBatch(batch);
     lock.lock();
     --running_;

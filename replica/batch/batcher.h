@@ -3,7 +3,9 @@
 // The dynamic batcher: one thread per model that gathers queued calls into batches as
 // decideBatch() says, runs one forward pass per batch and hands each caller its own result.
 // With batching on, one pass runs at a time (batches form while it runs); with batching off,
-// up to Model::maxConcurrentPasses() single-request passes run at once.
+// up to Model::maxConcurrentPasses() single-request passes run at once. A model that runs
+// asynchronously (Model::runsAsync) is handed each pass without a thread blocking on it, by the
+// caller or the batcher thread, so its passes overlap up to that limit.
 // Calls arrive holding an admission slot; the batcher gives the slot back (release_slot) when
 // the call is finished, run or skipped, so max_ongoing_requests bounds what the model sees.
 #include <chrono>
@@ -72,6 +74,14 @@ class Batcher {
   // One forward pass; completes every call and gives back their slots. Runs unlocked. Returns
   // how long the model took.
   std::chrono::nanoseconds runBatch(std::vector<std::shared_ptr<Call>>& batch);
+  // For a model that runs asynchronously: starts the pass and returns; its completion answers
+  // the calls, gives back their slots and ends the pass (running_). Runs unlocked.
+  void startBatch(std::vector<std::shared_ptr<Call>>& batch);
+  // Hands each call its result (or an error for a missing one) and gives back the slots; a
+  // streaming result keeps its slot until the stream ends.
+  void completeBatch(std::vector<std::shared_ptr<Call>>& batch,
+                     std::vector<StatusOr<InferResponse>>& results, TimePoint started,
+                     TimePoint ended);
 
   Model& model_;
   const BatchConfig config_;

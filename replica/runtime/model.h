@@ -3,6 +3,7 @@
 // The one interface between the replica's serving machinery and a model. The batcher calls
 // run() from its own thread with a batch of requests that already passed validate(); a model
 // must not keep references to the requests after run() returns.
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,6 +49,14 @@ class Model {
   // One forward pass over a batch; returns one result per request, in order. A failure that
   // concerns one request is returned in its slot and does not fail the others.
   virtual std::vector<StatusOr<InferResponse>> run(std::span<const InferRequest* const> batch) = 0;
+
+  // Models whose passes complete elsewhere (a Python worker process) start a pass and return at
+  // once; `done` gets the results later, exactly once, on any thread. The batcher then keeps
+  // passes of such a model in flight together (Python async methods overlap) without a thread
+  // waiting on each. The requests stay valid until `done` has returned.
+  using Done = std::function<void(std::vector<StatusOr<InferResponse>>)>;
+  virtual bool runsAsync() const { return false; }
+  virtual void runAsync(std::span<const InferRequest* const> batch, Done done) { done(run(batch)); }
 };
 
 }  // namespace serve

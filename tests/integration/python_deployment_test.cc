@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <set>
 #include <sstream>
@@ -43,6 +44,48 @@ std::unique_ptr<ReplicaProcess> startPythonReplica(const std::string& config) {
   INFO(r->output());
   REQUIRE(started);
   return r;
+}
+
+// Sends `n` GETs to `url` at once; returns the seconds until the last answer and the answers.
+std::pair<double, std::multiset<std::string>> concurrentGets(const std::string& url, int n) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::future<HttpResult>> calls;
+  for (int i = 0; i < n; ++i) {
+    calls.push_back(std::async(std::launch::async, [url] { return httpGet(url); }));
+  }
+  std::multiset<std::string> answers;
+  for (auto& c : calls) {
+    const HttpResult r = c.get();
+    answers.insert(std::to_string(r.status) + " " + r.body);
+  }
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), answers};
+}
+
+TEST_CASE("python replica: async calls overlap on the event loop, sync ones take turns") {
+  // request_timeout_s gives every call a deadline: they must overlap all the same.
+  const std::string config = std::string("http_options: {request_timeout_s: 10}\n") +
+                             "applications:\n"
+                             "  - name: app\n"
+                             "    route_prefix: /slow\n"
+                             "    deployments:\n"
+                             "      - name: d\n"
+                             "        max_ongoing_requests: 8\n"
+                             "        model: {kind: python, name: slow, import_path: \"";
+  const std::string tail = "\", working_dir: " + kAppsDir + "}\n";
+  {
+    auto r = startPythonReplica(config + "overlap_app:async_app" + tail);
+    const auto [seconds, answers] = concurrentGets(r->url("/slow"), 4);
+    CHECK(answers == std::multiset<std::string>{"200 async done", "200 async done",
+                                                "200 async done", "200 async done"});
+    CHECK(seconds < 1.0);  // four 0.5 s sleeps at once, not one after another (2 s)
+  }
+  {
+    auto r = startPythonReplica(config + "overlap_app:sync_app" + tail);
+    const auto [seconds, answers] = concurrentGets(r->url("/slow"), 4);
+    CHECK(answers == std::multiset<std::string>{"200 sync done", "200 sync done", "200 sync done",
+                                                "200 sync done"});
+    CHECK(seconds >= 1.0);  // one at a time on the user thread: 4 x 0.25 s
+  }
 }
 
 TEST_CASE("python replica: a user exception is a 500 with its type and message, and only that") {

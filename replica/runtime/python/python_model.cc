@@ -96,7 +96,8 @@ class IncomingBuffers {
 // (the worker keeps at most a window of parts unacknowledged), and a consumer that gives up
 // cancels the generator. A worker gone (or replaced) by then has nothing to hear.
 template <typename Part>
-void connectStream(PartStream<Part>& stream, const std::weak_ptr<Worker>& worker, std::uint64_t id) {
+void connectStream(PartStream<Part>& stream, const std::weak_ptr<Worker>& worker,
+                   std::uint64_t id) {
   auto sendToWorker = [worker, id](const char* op) {
     if (std::shared_ptr<Worker> w = worker.lock()) {
       w->send(Frame{{{"op", op}, {"id", id}}, {}}).IgnoreError();
@@ -319,13 +320,27 @@ StatusOr<std::shared_ptr<Worker>> PythonModel::liveWorker() {
 Status PythonModel::validate(const InferRequest& request) const { return absl::OkStatus(); }
 
 std::vector<StatusOr<InferResponse>> PythonModel::run(std::span<const InferRequest* const> batch) {
-  std::vector<StatusOr<InferResponse>> results(batch.size(), absl::InternalError("not run"));
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<std::vector<StatusOr<InferResponse>>> results;
+  };
+  auto wait = std::make_shared<Wait>();
+  runAsync(batch, [wait](std::vector<StatusOr<InferResponse>> results) {
+    std::lock_guard lock(wait->mu);
+    wait->results = std::move(results);
+    wait->cv.notify_all();
+  });
+  std::unique_lock lock(wait->mu);
+  wait->cv.wait(lock, [&] { return wait->results.has_value(); });
+  return std::move(*wait->results);
+}
+
+void PythonModel::runAsync(std::span<const InferRequest* const> batch, Done done) {
   StatusOr<std::shared_ptr<Worker>> worker = liveWorker();
   if (!worker.ok()) {
-    for (auto& r : results) {
-      r = worker.status();
-    }
-    return results;
+    done(std::vector<StatusOr<InferResponse>>(batch.size(), worker.status()));
+    return;
   }
   {
     // A worker that has run for a minute is stable: its next crash restarts it at once.
@@ -347,35 +362,51 @@ std::vector<StatusOr<InferResponse>> PythonModel::run(std::span<const InferReque
       infer_at.push_back(i);
     }
   }
-  if (!http.empty()) {
-    std::vector<StatusOr<InferResponse>> out = runHttp(*worker, http);
-    for (std::size_t k = 0; k < out.size(); ++k) {
-      results[http_at[k]] = std::move(out[k]);
-    }
+  if (infer.empty()) {
+    runHttp(*worker, http, std::move(done));
+    return;
   }
-  if (!infer.empty()) {
-    std::vector<StatusOr<InferResponse>> out = runInfer(*worker, infer);
-    for (std::size_t k = 0; k < out.size(); ++k) {
-      results[infer_at[k]] = std::move(out[k]);
-    }
+  if (http.empty()) {
+    runInfer(*worker, infer, std::move(done));
+    return;
   }
-  return results;
+  // Both kinds in one batch: two frames, one answer once both are back.
+  struct Join {
+    std::mutex mu;
+    int left = 2;
+    std::vector<StatusOr<InferResponse>> results;
+  };
+  auto join = std::make_shared<Join>();
+  join->results.assign(batch.size(), absl::InternalError("not run"));
+  auto part = [join, done](std::vector<std::size_t> at) {
+    return [join, done, at = std::move(at)](std::vector<StatusOr<InferResponse>> out) {
+      bool last = false;
+      {
+        std::lock_guard lock(join->mu);
+        for (std::size_t k = 0; k < out.size() && k < at.size(); ++k) {
+          join->results[at[k]] = std::move(out[k]);
+        }
+        last = --join->left == 0;
+      }
+      if (last) {
+        done(std::move(join->results));
+      }
+    };
+  };
+  runHttp(*worker, http, part(std::move(http_at)));
+  runInfer(*worker, infer, part(std::move(infer_at)));
 }
 
-std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
-    const std::shared_ptr<Worker>& worker_ptr, const std::vector<const InferRequest*>& items) {
+void PythonModel::runHttp(const std::shared_ptr<Worker>& worker_ptr,
+                          const std::vector<const InferRequest*>& items, Done done) {
   Worker& worker = *worker_ptr;
-  struct Exchange {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool answered = false;
-    std::optional<StatusOr<Frame>> final;
-    std::shared_ptr<HttpReply> streaming;
-  };
-  auto ex = std::make_shared<Exchange>();
   auto out = std::make_shared<OutgoingBuffers>(worker.arena());
   Frame frame;
   frame.header = {{"op", "http"}, {"items", nlohmann::json::array()}};
+  struct Item {
+    std::string id, model;
+  };
+  auto meta = std::make_shared<std::vector<Item>>();
   for (const InferRequest* r : items) {
     const HttpPayload& p = *r->http;
     nlohmann::json headers = nlohmann::json::array();
@@ -388,12 +419,20 @@ std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
                                      {"headers", std::move(headers)},
                                      {"body", out->put(p.body, frame.inline_bytes)},
                                      {"request_id", r->id}});
+    meta->push_back({r->id, r->model});
   }
+  // The answer: `http_response`, or `http_start` (answered now, as a stream), chunks, `http_end`.
+  struct Exchange {
+    std::mutex mu;
+    std::shared_ptr<HttpReply> streaming;
+  };
+  auto ex = std::make_shared<Exchange>();
+  auto once = std::make_shared<Done>(std::move(done));
   Worker* w = &worker;
   std::weak_ptr<Worker> weak = worker_ptr;
   worker.submit(
       std::move(frame),
-      [ex, w, weak](Frame& partial) {
+      [ex, w, weak, meta, once](Frame& partial) {
         const std::string op = partial.header.value("op", "");
         if (op == "http_start") {
           auto reply = std::make_shared<HttpReply>();
@@ -401,10 +440,17 @@ std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
           reply->headers = headerList(partial.header.value("headers", nlohmann::json()));
           reply->stream = std::make_shared<ChunkStream>();
           connectStream(*reply->stream, weak, partial.header.value("id", std::uint64_t{0}));
-          std::lock_guard lock(ex->mu);
-          ex->streaming = reply;
-          ex->answered = true;
-          ex->cv.notify_all();
+          {
+            std::lock_guard lock(ex->mu);
+            ex->streaming = reply;
+          }
+          InferResponse response;
+          response.id = meta->front().id;
+          response.model = meta->front().model;
+          response.http = std::move(reply);
+          std::vector<StatusOr<InferResponse>> results;
+          results.emplace_back(std::move(response));
+          (*once)(std::move(results));
         } else if (op == "http_chunk") {
           IncomingBuffers in(*w, partial);
           StatusOr<std::string> body = in.take(partial.header.value("body", nlohmann::json()));
@@ -414,64 +460,54 @@ std::vector<StatusOr<InferResponse>> PythonModel::runHttp(
           }
         }
       },
-      [ex, out](StatusOr<Frame> final) {
+      [ex, out, w, meta, once](StatusOr<Frame> reply) {
         out->releaseAll();
-        std::lock_guard lock(ex->mu);
-        if (ex->streaming != nullptr) {
-          std::string error;
-          if (!final.ok()) {
-            error = std::string(final.status().message());
-          } else if (final->header.contains("error")) {
-            error = std::string(userError(final->header["error"]).message());
-          }
-          ex->streaming->stream->finish(std::move(error));
-        } else {
-          ex->final = std::move(final);
+        std::shared_ptr<HttpReply> streaming;
+        {
+          std::lock_guard lock(ex->mu);
+          streaming = ex->streaming;
         }
-        ex->answered = true;
-        ex->cv.notify_all();
+        if (streaming != nullptr) {
+          std::string error;
+          if (!reply.ok()) {
+            error = std::string(reply.status().message());
+          } else if (reply->header.contains("error")) {
+            error = std::string(userError(reply->header["error"]).message());
+          }
+          streaming->stream->finish(std::move(error));
+          return;
+        }
+        std::vector<StatusOr<InferResponse>> results;
+        if (Status st = batchFailure(reply, meta->size()); !st.ok()) {
+          results.assign(meta->size(), st);
+          (*once)(std::move(results));
+          return;
+        }
+        const nlohmann::json& answers = reply->header["items"];
+        IncomingBuffers in(*w, *reply);
+        for (std::size_t i = 0; i < meta->size(); ++i) {
+          const nlohmann::json& a = answers[i];
+          if (a.contains("error")) {
+            results.emplace_back(userError(a["error"]));
+            continue;
+          }
+          StatusOr<std::string> body = in.take(a.value("body", nlohmann::json()));
+          if (!body.ok()) {
+            results.emplace_back(body.status());
+            continue;
+          }
+          auto http = std::make_shared<HttpReply>();
+          http->status = a.value("status", 200);
+          http->headers = headerList(a.value("headers", nlohmann::json()));
+          http->body = *std::move(body);
+          InferResponse response;
+          response.id = (*meta)[i].id;
+          response.model = (*meta)[i].model;
+          response.http = std::move(http);
+          results.emplace_back(std::move(response));
+        }
+        (*once)(std::move(results));
       });
-
-  std::unique_lock lock(ex->mu);
-  ex->cv.wait(lock, [&] { return ex->answered; });
-  std::vector<StatusOr<InferResponse>> results;
-  if (ex->streaming != nullptr) {
-    InferResponse response;
-    response.id = items[0]->id;
-    response.model = items[0]->model;
-    response.http = ex->streaming;
-    results.emplace_back(std::move(response));
-    return results;
-  }
-  StatusOr<Frame>& reply = *ex->final;
-  if (Status st = batchFailure(reply, items.size()); !st.ok()) {
-    results.assign(items.size(), st);
-    return results;
-  }
-  const nlohmann::json& answers = reply->header["items"];
-  IncomingBuffers in(worker, *reply);
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const nlohmann::json& a = answers[i];
-    if (a.contains("error")) {
-      results.emplace_back(userError(a["error"]));
-      continue;
-    }
-    StatusOr<std::string> body = in.take(a.value("body", nlohmann::json()));
-    if (!body.ok()) {
-      results.emplace_back(body.status());
-      continue;
-    }
-    auto http = std::make_shared<HttpReply>();
-    http->status = a.value("status", 200);
-    http->headers = headerList(a.value("headers", nlohmann::json()));
-    http->body = *std::move(body);
-    InferResponse response;
-    response.id = items[i]->id;
-    response.model = items[i]->model;
-    response.http = std::move(http);
-    results.emplace_back(std::move(response));
-  }
-  return results;
 }
 
 // The output tensors of an infer answer (or of one part of a stream), checked against their
@@ -504,12 +540,16 @@ StatusOr<std::vector<Tensor>> outputsOf(const nlohmann::json& outputs, IncomingB
   return result;
 }
 
-std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
-    const std::shared_ptr<Worker>& worker_ptr, const std::vector<const InferRequest*>& items) {
+void PythonModel::runInfer(const std::shared_ptr<Worker>& worker_ptr,
+                           const std::vector<const InferRequest*>& items, Done done) {
   Worker& worker = *worker_ptr;
   auto out = std::make_shared<OutgoingBuffers>(worker.arena());
   Frame frame;
   frame.header = {{"op", "infer"}, {"model", metadata_.name}, {"items", nlohmann::json::array()}};
+  struct Item {
+    std::string id, model;
+  };
+  auto meta = std::make_shared<std::vector<Item>>();
   for (const InferRequest* r : items) {
     nlohmann::json inputs = nlohmann::json::array();
     for (const Tensor& t : r->inputs) {
@@ -521,29 +561,35 @@ std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
     }
     frame.header["items"].push_back(
         {{"inputs", std::move(inputs)}, {"outputs", r->requested_outputs}});
+    meta->push_back({r->id, r->model});
   }
   // A generator `infer` answers `infer_start`, then one `infer_chunk` per part, then `infer_end`.
   struct Exchange {
     std::mutex mu;
-    std::condition_variable cv;
-    bool answered = false;
-    std::optional<StatusOr<Frame>> final;
     std::shared_ptr<TensorStream> streaming;
   };
   auto ex = std::make_shared<Exchange>();
+  auto once = std::make_shared<Done>(std::move(done));
   Worker* w = &worker;
   std::weak_ptr<Worker> weak = worker_ptr;
   worker.submit(
       std::move(frame),
-      [ex, w, weak](Frame& partial) {
+      [ex, w, weak, meta, once](Frame& partial) {
         const std::string op = partial.header.value("op", "");
         if (op == "infer_start") {
           auto stream = std::make_shared<TensorStream>();
           connectStream(*stream, weak, partial.header.value("id", std::uint64_t{0}));
-          std::lock_guard lock(ex->mu);
-          ex->streaming = std::move(stream);
-          ex->answered = true;
-          ex->cv.notify_all();
+          {
+            std::lock_guard lock(ex->mu);
+            ex->streaming = stream;
+          }
+          InferResponse response;
+          response.id = meta->front().id;
+          response.model = meta->front().model;
+          response.stream = std::move(stream);
+          std::vector<StatusOr<InferResponse>> results;
+          results.emplace_back(std::move(response));
+          (*once)(std::move(results));
         } else if (op == "infer_chunk") {
           IncomingBuffers in(*w, partial);
           StatusOr<std::vector<Tensor>> outputs =
@@ -558,60 +604,51 @@ std::vector<StatusOr<InferResponse>> PythonModel::runInfer(
           }
         }
       },
-      [ex, out](StatusOr<Frame> final) {
+      [ex, out, w, meta, once](StatusOr<Frame> reply) {
         out->releaseAll();
-        std::lock_guard lock(ex->mu);
-        if (ex->streaming != nullptr) {
-          std::string error;
-          if (!final.ok()) {
-            error = std::string(final.status().message());
-          } else if (final->header.contains("error")) {
-            error = std::string(userError(final->header["error"]).message());
-          }
-          ex->streaming->finish(std::move(error));
-        } else {
-          ex->final = std::move(final);
+        std::shared_ptr<TensorStream> streaming;
+        {
+          std::lock_guard lock(ex->mu);
+          streaming = ex->streaming;
         }
-        ex->answered = true;
-        ex->cv.notify_all();
+        if (streaming != nullptr) {
+          std::string error;
+          if (!reply.ok()) {
+            error = std::string(reply.status().message());
+          } else if (reply->header.contains("error")) {
+            error = std::string(userError(reply->header["error"]).message());
+          }
+          streaming->finish(std::move(error));
+          return;
+        }
+        std::vector<StatusOr<InferResponse>> results;
+        if (Status st = batchFailure(reply, meta->size()); !st.ok()) {
+          results.assign(meta->size(), st);
+          (*once)(std::move(results));
+          return;
+        }
+        const nlohmann::json& answers = reply->header["items"];
+        IncomingBuffers in(*w, *reply);
+        for (std::size_t i = 0; i < meta->size(); ++i) {
+          const nlohmann::json& a = answers[i];
+          if (a.contains("error")) {
+            results.emplace_back(userError(a["error"]));
+            continue;
+          }
+          StatusOr<std::vector<Tensor>> outputs =
+              outputsOf(a.value("outputs", nlohmann::json::array()), in);
+          if (!outputs.ok()) {
+            results.emplace_back(outputs.status());
+            continue;
+          }
+          InferResponse response;
+          response.id = (*meta)[i].id;
+          response.model = (*meta)[i].model;
+          response.outputs = *std::move(outputs);
+          results.emplace_back(std::move(response));
+        }
+        (*once)(std::move(results));
       });
-  std::unique_lock lock(ex->mu);
-  ex->cv.wait(lock, [&] { return ex->answered; });
-  std::vector<StatusOr<InferResponse>> results;
-  if (ex->streaming != nullptr) {
-    InferResponse response;
-    response.id = items[0]->id;
-    response.model = items[0]->model;
-    response.stream = ex->streaming;
-    results.emplace_back(std::move(response));
-    return results;
-  }
-  StatusOr<Frame>& reply = *ex->final;
-  if (Status st = batchFailure(reply, items.size()); !st.ok()) {
-    results.assign(items.size(), st);
-    return results;
-  }
-  const nlohmann::json& answers = reply->header["items"];
-  IncomingBuffers in(worker, *reply);
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const nlohmann::json& a = answers[i];
-    if (a.contains("error")) {
-      results.emplace_back(userError(a["error"]));
-      continue;
-    }
-    InferResponse response;
-    response.id = items[i]->id;
-    response.model = items[i]->model;
-    StatusOr<std::vector<Tensor>> outputs =
-        outputsOf(a.value("outputs", nlohmann::json::array()), in);
-    if (!outputs.ok()) {
-      results.emplace_back(outputs.status());
-      continue;
-    }
-    response.outputs = *std::move(outputs);
-    results.emplace_back(std::move(response));
-  }
-  return results;
 }
 
 Status PythonModel::checkHealthOnce() {

@@ -53,6 +53,9 @@ class PythonModel : public Model {
   int maxConcurrentPasses() const override { return 1 << 20; }
   bool servesHttp() const override { return true; }
   std::vector<StatusOr<InferResponse>> run(std::span<const InferRequest* const> batch) override;
+  // Frames go to the worker at once; the answer comes on the worker's reader thread.
+  bool runsAsync() const override { return true; }
+  void runAsync(std::span<const InferRequest* const> batch, Done done) override;
 
   std::optional<DeclaredBatching> declaredBatching() const { return declared_batching_; }
 
@@ -75,10 +78,10 @@ class PythonModel : public Model {
   Status startWorker();
   // The live worker, restarting a dead one (after its backoff); Unavailable while it waits.
   StatusOr<std::shared_ptr<Worker>> liveWorker();
-  std::vector<StatusOr<InferResponse>> runHttp(const std::shared_ptr<Worker>& worker,
-                                               const std::vector<const InferRequest*>& items);
-  std::vector<StatusOr<InferResponse>> runInfer(const std::shared_ptr<Worker>& worker,
-                                                const std::vector<const InferRequest*>& items);
+  void runHttp(const std::shared_ptr<Worker>& worker, const std::vector<const InferRequest*>& items,
+               Done done);
+  void runInfer(const std::shared_ptr<Worker>& worker,
+                const std::vector<const InferRequest*>& items, Done done);
   Status checkHealthOnce();
   // Sends a control frame ("check_health", "reconfigure") and waits for done or error.
   Status control(nlohmann::json header, std::chrono::milliseconds timeout, const char* what);
