@@ -370,6 +370,18 @@ TEST_CASE("node: a stream holds its admission slot until its client leaves, whic
   }));
 }
 
+// Whether status shows application `app`'s deployment as failing; if so, it goes to `found`.
+bool failingDeployment(ManagerProcess& m, const std::string& app, nlohmann::json& found) {
+  const nlohmann::json status = m.status();
+  for (const auto& d : status["deployments"]) {
+    if (d["application"] == app && d["state"] == "failing") {
+      found = d;
+      return true;
+    }
+  }
+  return false;
+}
+
 // Two applications: `conf` (config_app.py, two replicas, the given user_config) and `hello`
 // (examples/python/hello.py), the neighbour that must keep serving.
 std::string configuredNode(const std::string& user_config) {
@@ -451,18 +463,8 @@ TEST_CASE("node: a deploy that changes only user_config reconfigures the replica
   const std::string why =
       "failed to start: model 'conf': config_app:app: ValueError: refused greeting bad";
   nlohmann::json failing;
-  REQUIRE(eventually(
-      [&] {
-        const nlohmann::json status = m->status();
-        for (const auto& d : status["deployments"]) {
-          if (d["application"] == "conf" && d["state"] == "failing") {
-            failing = d;
-            return true;
-          }
-        }
-        return false;
-      },
-      std::chrono::seconds(20)));
+  REQUIRE(
+      eventually([&] { return failingDeployment(*m, "conf", failing); }, std::chrono::seconds(20)));
   INFO(failing.dump());
   CHECK(failing["message"] == why);
   CHECK(greetings(answers(m->url("/conf"), 20)) == std::set<std::string>{"200 hi"});
@@ -529,18 +531,8 @@ TEST_CASE("node: a class that cannot be imported shows as failing with the Pytho
   auto m = startNode(config, "", pythonEnv());
   REQUIRE(eventually([&] { return allServing(*m, "hello", 1); }, std::chrono::seconds(30)));
   nlohmann::json broken;
-  REQUIRE(eventually(
-      [&] {
-        const nlohmann::json status = m->status();
-        for (const auto& d : status["deployments"]) {
-          if (d["application"] == "broken" && d["state"] == "failing") {
-            broken = d;
-            return true;
-          }
-        }
-        return false;
-      },
-      std::chrono::seconds(20)));
+  REQUIRE(eventually([&] { return failingDeployment(*m, "broken", broken); },
+                     std::chrono::seconds(20)));
   CHECK(broken["message"] ==
         "failed to start: model 'broken': no_such_module:app: ModuleNotFoundError: No module named "
         "'no_such_module'");

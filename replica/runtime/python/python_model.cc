@@ -113,6 +113,18 @@ Status userError(const nlohmann::json& error) {
       absl::StrCat(error.value("type", "Exception"), ": ", error.value("message", "")));
 }
 
+// How a stream ended, from its last frame (`http_end`, `infer_end`) or the channel's failure:
+// "" when it ran to its end, else the error the consumer reports.
+std::string streamEndError(const StatusOr<Frame>& last) {
+  if (!last.ok()) {
+    return std::string(last.status().message());
+  }
+  if (last->header.contains("error")) {
+    return std::string(userError(last->header["error"]).message());
+  }
+  return "";
+}
+
 // The worker died (or never answered): a 500 that says so.
 Status workerGone(const Status& st) { return absl::InternalError(st.message()); }
 
@@ -468,13 +480,7 @@ void PythonModel::runHttp(const std::shared_ptr<Worker>& worker_ptr,
           streaming = ex->streaming;
         }
         if (streaming != nullptr) {
-          std::string error;
-          if (!reply.ok()) {
-            error = std::string(reply.status().message());
-          } else if (reply->header.contains("error")) {
-            error = std::string(userError(reply->header["error"]).message());
-          }
-          streaming->stream->finish(std::move(error));
+          streaming->stream->finish(streamEndError(reply));
           return;
         }
         std::vector<StatusOr<InferResponse>> results;
@@ -612,13 +618,7 @@ void PythonModel::runInfer(const std::shared_ptr<Worker>& worker_ptr,
           streaming = ex->streaming;
         }
         if (streaming != nullptr) {
-          std::string error;
-          if (!reply.ok()) {
-            error = std::string(reply.status().message());
-          } else if (reply->header.contains("error")) {
-            error = std::string(userError(reply->header["error"]).message());
-          }
-          streaming->finish(std::move(error));
+          streaming->finish(streamEndError(reply));
           return;
         }
         std::vector<StatusOr<InferResponse>> results;
