@@ -222,6 +222,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   frontend.application = spec->name;
   frontend.route_prefix = spec->route_prefix;
   frontend.default_timeout = secondsToMs(app->config_.http_options.request_timeout_s);
+  frontend.max_body_bytes = flags.max_body_bytes;
   app->frontend_ = std::make_unique<HttpFrontend>(frontend, *app->service_, *app->health_,
                                                   *app->metrics_, *app->request_log_);
   app->frontend_->install(*app->server_);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/uuid.h"
 #include "common/version.h"
 #include "replica/frontend/kserve_json.h"
@@ -78,6 +80,7 @@ std::string formatSeconds(std::chrono::nanoseconds d) {
 struct HttpFrontend::Exchange {
   const httplib::Request& req;
   httplib::Response& res;
+  std::string& body;  // the request's body, read by the handler
   Clock::time_point start;
   std::string route;  // bounded label: the matched route pattern, or "other"
   std::string request_id;
@@ -97,14 +100,34 @@ void HttpFrontend::install(HttpServer& server) {
   server_ = &server;
   // Every method goes to one dispatcher that matches paths exactly: it can tell a wrong
   // method (405) from an unknown path (404), which per-method regex routes cannot.
+  // Methods with a body read it here, not in the library: the library would count a chunked
+  // body against no limit as it arrives, answer its overflow 400, and refuse a form-encoded
+  // body over 8 KB (curl -d's default content type) before any handler ran.
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-    dispatch(req, res);
+    if (!acceptFraming(req, res)) {
+      return;
+    }
+    std::string body = req.body;
+    HttpServer::markRequestComplete();
+    dispatch(req, res, body);
+  };
+  auto with_body = [this](const httplib::Request& req, httplib::Response& res,
+                          const httplib::ContentReader& reader) {
+    if (!acceptFraming(req, res)) {
+      return;
+    }
+    std::optional<std::string> body = readBody(req, res, reader);
+    if (!body) {
+      return;
+    }
+    HttpServer::markRequestComplete();
+    dispatch(req, res, *body);
   };
   server.Get(".*", handler);
-  server.Post(".*", handler);
-  server.Put(".*", handler);
-  server.Patch(".*", handler);
-  server.Delete(".*", handler);
+  server.Post(".*", with_body);
+  server.Put(".*", with_body);
+  server.Patch(".*", with_body);
+  server.Delete(".*", with_body);
   server.Options(".*", handler);
   // Reached for answers the library gives itself before any handler runs, such as 413 for a
   // body over the limit.
@@ -127,8 +150,96 @@ void HttpFrontend::install(HttpServer& server) {
       }));
 }
 
-void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res) {
-  Exchange ex{req, res, Clock::now(), "other", {}};
+bool HttpFrontend::acceptFraming(const httplib::Request& req, httplib::Response& res) {
+  // RFC 9112 6.1 and 6.3: a request with both, with a coding other than chunked, or with
+  // conflicting lengths has no length a proxy and this server agree on. Refused, and the
+  // connection closed, since its remaining bytes cannot be trusted to be a request.
+  auto refuse = [&](int status, const std::string& message) {
+    metrics_.recordBadRequest("malformed_http");
+    res.status = status;
+    res.set_content(errorJson(message), kJson);
+    metrics_.recordRequest("other", req.method, status, 0.0);
+    HttpServer::closeAfterResponse();
+    return false;
+  };
+  const std::size_t lengths = req.get_header_value_count("Content-Length");
+  const std::size_t codings = req.get_header_value_count("Transfer-Encoding");
+  if (lengths > 0 && codings > 0) {
+    return refuse(400, "Content-Length and Transfer-Encoding in one request are not allowed.");
+  }
+  if (codings > 1 ||
+      (codings == 1 &&
+       !absl::EqualsIgnoreCase(
+           absl::StripAsciiWhitespace(req.get_header_value("Transfer-Encoding")), "chunked"))) {
+    return refuse(501, "Transfer-Encoding other than chunked is not supported.");
+  }
+  if (lengths > 1) {
+    const std::string first = req.get_header_value("Content-Length", 0);
+    for (std::size_t i = 1; i < lengths; ++i) {
+      if (req.get_header_value("Content-Length", i) != first) {
+        return refuse(400, "Content-Length headers with different values.");
+      }
+    }
+  }
+  if (lengths > 0) {
+    const std::string value = req.get_header_value("Content-Length");
+    if (value.empty() || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit)) {
+      return refuse(400, "Content-Length must be a decimal number.");
+    }
+  }
+  return true;
+}
+
+std::optional<std::string> HttpFrontend::readBody(const httplib::Request& req,
+                                                  httplib::Response& res,
+                                                  const httplib::ContentReader& reader) {
+  auto refuse = [&](int status, const std::string& reason, const std::string& message) {
+    metrics_.recordBadRequest(reason);
+    res.status = status;
+    res.set_content(errorJson(message), kJson);
+    metrics_.recordRequest("other", req.method, status, 0.0);
+    HttpServer::closeAfterResponse();  // the rest of the body is still on the connection
+    return std::nullopt;
+  };
+  if (req.is_multipart_form_data()) {
+    return refuse(415, "unsupported_media_type",
+                  "multipart/form-data bodies are not supported; send the file as the body.");
+  }
+  // A declared length over the limit is refused before the body is read (acceptFraming checked
+  // that it is a number).
+  if (req.has_header("Content-Length")) {
+    const std::string declared = req.get_header_value("Content-Length");
+    std::uint64_t length = 0;
+    const auto [end, ec] =
+        std::from_chars(declared.data(), declared.data() + declared.size(), length);
+    if (ec != std::errc() || length > options_.max_body_bytes) {
+      return refuse(413, "body_too_large", "Request body is larger than the limit.");
+    }
+  }
+  std::string body;
+  bool too_large = false;
+  const bool read = reader([&](const char* data, std::size_t n) {
+    if (n > options_.max_body_bytes - body.size()) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (read) {
+    return body;
+  }
+  if (too_large || res.status == 413) {
+    return refuse(413, "body_too_large", "Request body is larger than the limit.");
+  }
+  // A stalled body is answered 408 by the server; this is for a body that is not well formed
+  // (a bad chunk size, a connection closed early).
+  return refuse(400, "malformed_http", "Bad request: the body could not be read.");
+}
+
+void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res,
+                            std::string& body) {
+  Exchange ex{req, res, body, Clock::now(), "other", {}};
   res.status = 200;
   std::string incoming_id = req.get_header_value("x-request-id");
   ex.request_id = acceptableRequestId(incoming_id) ? incoming_id : uuidV4();
@@ -277,7 +388,7 @@ void HttpFrontend::handleInfer(Exchange& ex, const std::string& model_name) {
     }
     json_length = value;
   }
-  StatusOr<ParsedInferBody> parsed = parseInferBody(ex.req.body, json_length);
+  StatusOr<ParsedInferBody> parsed = parseInferBody(ex.body, json_length);
   if (!parsed.ok()) {
     metrics_.recordBadRequest(parsed.status().message() == "malformed JSON body" ? "malformed_json"
                                                                                  : "invalid_input");
@@ -371,7 +482,7 @@ void HttpFrontend::handleModelHttp(Exchange& ex) {
     }
     payload->headers.emplace_back(absl::AsciiStrToLower(name), value);
   }
-  payload->body = ex.req.body;
+  payload->body = std::move(ex.body);
   InferRequest request;
   request.id = ex.request_id;
   request.model = service_.model().metadata().name;

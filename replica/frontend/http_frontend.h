@@ -19,6 +19,7 @@ struct HttpFrontendOptions {
   std::string application;
   std::string route_prefix;
   std::chrono::milliseconds default_timeout{0};  // request_timeout_s; 0 = none
+  size_t max_body_bytes = 16 * 1024 * 1024;      // larger bodies get 413 (--max-body-bytes)
 };
 
 class HttpFrontend {
@@ -31,7 +32,14 @@ class HttpFrontend {
 
  private:
   struct Exchange;
-  void dispatch(const httplib::Request& req, httplib::Response& res);
+  // False (with the answer written and the connection marked to close) for a request whose
+  // length headers conflict or use a coding other than chunked.
+  bool acceptFraming(const httplib::Request& req, httplib::Response& res);
+  // The whole body, at most options_.max_body_bytes; nullopt with 413/415/400 written (and the
+  // connection marked to close) otherwise.
+  std::optional<std::string> readBody(const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& reader);
+  void dispatch(const httplib::Request& req, httplib::Response& res, std::string& body);
   void handleInfer(Exchange& ex, const std::string& model_name);
   // A request at the route prefix for a model that answers HTTP itself (a Python __call__).
   void handleModelHttp(Exchange& ex);

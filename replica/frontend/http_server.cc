@@ -43,8 +43,16 @@ class ConnectionStream : public httplib::Stream {
   void startRequest() {
     deadline_ = Clock::now() + options_.request_read_timeout;
     timed_out_ = false;
+    complete_ = false;
+    close_ = false;
   }
   bool timedOut() const { return timed_out_; }
+  // The handler read the whole request (the library reached it with a well-framed request and
+  // its body was read to the end); anything else leaves unknown bytes on the connection.
+  void markComplete() { complete_ = true; }
+  bool complete() const { return complete_; }
+  void markClose() { close_ = true; }
+  bool closeRequested() const { return close_; }
   bool hasBufferedData() const { return buf_pos_ < buf_len_; }
 
   bool is_readable() const override { return hasBufferedData() || waitFor(POLLIN); }
@@ -140,7 +148,9 @@ class ConnectionStream : public httplib::Stream {
       if (rc < 0 && errno == EINTR) {
         continue;
       }
-      if (rc == 0 && deadline_bound) {
+      if (rc == 0 && events == POLLIN) {
+        // A request that stops arriving, whether its whole-request deadline or one recv()'s
+        // timeout ends the wait first, is answered 408.
         timed_out_ = true;
       }
       return false;
@@ -186,6 +196,8 @@ class ConnectionStream : public httplib::Stream {
   size_t buf_len_ = 0;
   Clock::time_point deadline_ = Clock::time_point::max();
   mutable bool timed_out_ = false;
+  bool complete_ = false;
+  bool close_ = false;
   mutable std::string remote_ip_;
   mutable int remote_port_ = -1;
   mutable std::string local_ip_;
@@ -255,6 +267,18 @@ void HttpServer::drain() {
   [[maybe_unused]] ssize_t rc = ::write(wake_fd_, &one, sizeof(one));
 }
 
+void HttpServer::markRequestComplete() {
+  if (t_connection != nullptr) {
+    t_connection->markComplete();
+  }
+}
+
+void HttpServer::closeAfterResponse() {
+  if (t_connection != nullptr) {
+    t_connection->markClose();
+  }
+}
+
 bool HttpServer::currentClientGone() {
   if (t_connection == nullptr) {
     return false;
@@ -282,11 +306,16 @@ bool HttpServer::process_and_close_socket(socket_t fd) {
   t_connection = &stream;
   size_t left = options_.keep_alive_max_requests;
   bool ok = true;
+  bool first = true;
   while (left > 0 && !draining_.load()) {
-    // Wait for the next request, or for drain() to close this idle connection.
+    // Wait for the next request, or for drain() to close this idle connection. A new connection
+    // gets request_read_timeout for its first byte, not the keep-alive time: connections that
+    // never send anything must not hold threads for long.
     if (!stream.hasBufferedData()) {
       pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-      int rc = ::poll(p, 2, toPollMs(options_.keep_alive_timeout));
+      const auto wait = first ? std::min(options_.keep_alive_timeout, options_.request_read_timeout)
+                              : options_.keep_alive_timeout;
+      int rc = ::poll(p, 2, toPollMs(wait));
       if (rc < 0 && errno == EINTR) {
         continue;
       }
@@ -307,9 +336,14 @@ bool HttpServer::process_and_close_socket(socket_t fd) {
       }
       break;
     }
-    if (!ok || closed_by_client || close_after) {
+    // RFC 9112: after a request the server could not frame (a malformed request line or
+    // header, a bad chunk, a body over the limit, Content-Length with Transfer-Encoding) the
+    // connection closes: the bytes that follow might be a body read as the next request, which
+    // is how requests are smuggled past a proxy.
+    if (!ok || closed_by_client || close_after || !stream.complete() || stream.closeRequested()) {
       break;
     }
+    first = false;
     --left;
   }
   t_connection = nullptr;

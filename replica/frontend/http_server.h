@@ -15,6 +15,11 @@
 //   - Every request must arrive whole within `request_read_timeout`, answered 408 otherwise: the
 //     library's read timeout is per recv(), so a client dribbling a byte at a time ("slowloris")
 //     would otherwise hold a thread forever.
+//   - A request the library answers without reaching a handler (it could not frame it), or
+//     whose handler asks for it, closes its connection after the answer (RFC 9112), so bytes
+//     after a malformed request are never read as the next one.
+//   - A new connection must send its first request within `request_read_timeout`; idle ones
+//     between requests may wait the keep-alive time.
 //   - drain(): responses from then on carry `Connection: close` and idle keep-alive connections
 //     are closed at once, so shutdown does not wait out keep-alive timeouts.
 #include <httplib.h>
@@ -65,6 +70,14 @@ class HttpServer : public httplib::Server {
   // True when the client of the connection that the calling handler thread serves has closed
   // its side (or the connection is broken). Only meaningful inside a request handler.
   static bool currentClientGone();
+
+  // Called by the handler once it has the whole request (body included). A connection whose
+  // request was answered without this (the library answered a request it could not frame) is
+  // closed after the answer: whatever follows on it cannot be trusted to be a request.
+  static void markRequestComplete();
+  // The connection closes after the current response (the handler refused the request's
+  // framing, or stopped reading its body).
+  static void closeAfterResponse();
 
   // The number of open client connections.
   size_t openConnections() const { return open_connections_.load(); }

@@ -302,7 +302,10 @@ StatusOr<Tensor> parseTensor(const element& j, size_t index, BinaryCursor& binar
     return bad(where + ": data: missing (or parameters.binary_data_size for binary data)");
   }
   std::vector<element> leaves;
-  leaves.reserve(static_cast<size_t>(*count));
+  // The shape's count is the client's claim, checked against the data below: reserve no more
+  // than a small bound up front, or a shape like [2147483647] with one value would allocate
+  // gigabytes (and fail) before the mismatch is found.
+  leaves.reserve(static_cast<size_t>(std::min<int64_t>(*count, 1 << 16)));
   if (Status st = flatten(*data, leaves, 0); !st.ok()) {
     return bad(where + ": " + messageOf(st));
   }

@@ -1,8 +1,14 @@
 #include "tests/support/http_client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 
@@ -79,6 +85,62 @@ double metricValue(const std::string& text, const std::string& series) {
     }
   }
   return -1;
+}
+
+RawExchange rawExchange(int port, const std::string& bytes, std::chrono::milliseconds wait) {
+  RawExchange out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    return out;
+  }
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return out;
+  }
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      break;  // the server may close before it read everything: that is an answer too
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  char buf[65536];
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) {
+      break;
+    }
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      out.closed = true;
+      break;
+    }
+    out.text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  // Responses one after another, each framed by its Content-Length (every answer these tests
+  // provoke has one).
+  std::size_t at = 0;
+  while (out.text.compare(at, 9, "HTTP/1.1 ") == 0) {
+    const std::size_t head_end = out.text.find("\r\n\r\n", at);
+    if (head_end == std::string::npos) {
+      break;
+    }
+    out.statuses.push_back(std::atoi(out.text.c_str() + at + 9));
+    std::string head = out.text.substr(at, head_end - at);
+    std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+    const std::size_t length_at = head.find("\r\ncontent-length:");
+    if (length_at == std::string::npos) {
+      break;
+    }
+    at = head_end + 4 + std::strtoull(head.c_str() + length_at + 17, nullptr, 10);
+  }
+  return out;
 }
 
 }  // namespace serve::testing

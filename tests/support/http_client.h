@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace serve::testing {
 
@@ -29,5 +30,22 @@ inline HttpResult httpPost(const std::string& url, const std::string& body,
 // The value of one sample in Prometheus text, e.g. metricValue(text,
 // "serve_model_requests_total{application=\"app\",deployment=\"d\"}"); -1 when absent.
 double metricValue(const std::string& metrics_text, const std::string& series);
+
+}  // namespace serve::testing
+
+namespace serve::testing {
+
+// What a server answered to raw bytes on one TCP connection: the status code of every response
+// in order, everything it sent, and whether it closed the connection within the wait.
+struct RawExchange {
+  std::vector<int> statuses;
+  std::string text;
+  bool closed = false;
+};
+
+// Connects to 127.0.0.1:`port`, writes `bytes` as they are, then reads until the server closes
+// or `wait` passes with nothing new.
+RawExchange rawExchange(int port, const std::string& bytes,
+                        std::chrono::milliseconds wait = std::chrono::milliseconds(1500));
 
 }  // namespace serve::testing

@@ -193,6 +193,9 @@ TEST_CASE("parseInferRequest rejects malformed requests with a message naming th
       {oneInput("FP32", "[2,2]", "[[1,2],[3,4],[5]]"),
        "input 'x': shape [2,2] has 4 elements but data has 5"},
       {oneInput("FP32", "[1]", "[]"), "input 'x': shape [1] has 1 elements but data has 0"},
+      // A count the data cannot back is refused without allocating for it.
+      {oneInput("FP32", "[2147483647]", "[1]"),
+       "input 'x': shape [2147483647] has 2147483647 elements but data has 1"},
       {oneInput("FP32", "[1]", nested(33, "1")), "input 'x': data is nested too deeply"},
       // Element values.
       {oneInput("INT8", "[2]", "[1,128]"), "input 'x': data[1] = 128 is not a valid INT8"},
