@@ -145,9 +145,10 @@ StatusOr<std::string> replicaBinary() {
       "cannot find serve-replica next to haproxy-manager; set SERVE_REPLICA_BINARY");
 }
 
-// Everything a node can check before it changes anything: model files exist, GPUs suffice.
-Status checkForNode(const ServeConfig& config, const std::string& config_path, int gpu_count) {
-  const std::filesystem::path dir = std::filesystem::path(config_path).parent_path();
+// Everything a node can check before it changes anything: model files exist (relative paths
+// resolve against `base_dir`), GPUs suffice.
+Status checkForNode(const ServeConfig& config, const std::string& base_dir, int gpu_count) {
+  const std::filesystem::path dir(base_dir);
   for (const ApplicationSpec& app : config.applications) {
     const DeploymentSpec& d = app.deployments.front();
     if (d.model.kind != "mlp") {
@@ -167,6 +168,23 @@ Status checkForNode(const ServeConfig& config, const std::string& config_path, i
   return checkGpuDemand(config, gpu_count);
 }
 
+// Writes `yaml` to <state_dir>/config-<hash>.yaml (mode 0600, atomically, once per content) and
+// returns its path. Replicas read their config from such a snapshot, never from the operator's
+// file: an edit there, or a deploy that was refused, cannot reach a replica that restarts later.
+StatusOr<std::string> snapshotConfig(const std::string& state_dir, const std::string& yaml) {
+  const std::string path =
+      absl::StrCat(state_dir.empty() ? "." : state_dir, "/config-",
+                   absl::Hex(std::hash<std::string>{}(yaml), absl::kZeroPad16), ".yaml");
+  StatusOr<std::string> existing = readWholeFile(path, "config snapshot");
+  if (existing.ok() && *existing == yaml) {
+    return path;
+  }
+  if (Status st = writePrivateFileAtomically(path, yaml, "config snapshot"); !st.ok()) {
+    return st;
+  }
+  return path;
+}
+
 int runStart(const ManagerEnv& env, const Args& args) {
   auto config_flag = args.flags.find("--config");
   if (config_flag == args.flags.end()) {
@@ -174,11 +192,18 @@ int runStart(const ManagerEnv& env, const Args& args) {
   }
   const std::string config_path = std::filesystem::absolute(config_flag->second).string();
   const bool supervise = args.flags.count("--no-replicas") == 0;
-  StatusOr<ServeConfig> config = loadServeConfig(config_path);
+  // Read once: what is parsed is what the replicas get (a snapshot of these bytes).
+  StatusOr<std::string> config_yaml = readWholeFile(config_path, "serve config");
+  if (!config_yaml.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(config_yaml.status()) << "\n";
+    return 1;
+  }
+  StatusOr<ServeConfig> config = parseServeConfig(*config_yaml, config_path);
   if (!config.ok()) {
     std::cerr << "haproxy-manager: " << messageOf(config.status()) << "\n";
     return 1;
   }
+  const std::string config_dir = std::filesystem::path(config_path).parent_path().string();
   StatusOr<ReplicaEnv> replica_env = readReplicaEnv(processEnv());
   if (!replica_env.ok()) {
     std::cerr << "haproxy-manager: " << messageOf(replica_env.status()) << "\n";
@@ -191,7 +216,7 @@ int runStart(const ManagerEnv& env, const Args& args) {
   const int gpu_count = visibleGpuCount();
   std::string replica_binary;
   if (supervise) {
-    if (Status st = checkForNode(*config, config_path, gpu_count); !st.ok()) {
+    if (Status st = checkForNode(*config, config_dir, gpu_count); !st.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(st) << "\n";
       return 1;
     }
@@ -266,7 +291,14 @@ int runStart(const ManagerEnv& env, const Args& args) {
       std::filesystem::remove(state_file);
     }
     supervisor->adopt(state_file);
-    supervisor->apply(std::make_shared<const ServeConfig>(*config), config_path);
+    StatusOr<std::string> snapshot =
+        snapshotConfig(std::filesystem::path(env.config_file).parent_path().string(), *config_yaml);
+    if (!snapshot.ok()) {
+      std::cerr << "haproxy-manager: " << messageOf(snapshot.status()) << "\n";
+      (*manager)->stop();
+      return 1;
+    }
+    supervisor->apply(std::make_shared<const ServeConfig>(*config), *snapshot, config_dir);
     supervisor->start();
     spdlog::info("haproxy-manager: supervising replicas ({}; {} GPU(s) visible)", replica_binary,
                  gpu_count);
@@ -275,23 +307,24 @@ int runStart(const ManagerEnv& env, const Args& args) {
   std::string state_dir = std::filesystem::path(env.config_file).parent_path().string();
   auto deploy = [&, state_dir](ServeConfig next, const std::string& source,
                                const std::string& yaml) -> StatusOr<ApplyOutcome> {
-    // Replicas read the config from a file; relative model paths resolve against its folder,
-    // so use the operator's own file when the deploy names it and it still holds these bytes.
-    std::string path = source;
-    StatusOr<std::string> on_disk = readWholeFile(source, "config");
-    if (!std::filesystem::path(source).is_absolute() || !on_disk.ok() || *on_disk != yaml) {
-      path = absl::StrCat(state_dir, "/deployed-", std::hash<std::string>{}(yaml), ".yaml");
-      std::ofstream(path) << yaml;
-    }
+    // Replicas read a snapshot of exactly these bytes; relative paths in it resolve against
+    // the folder of the file the deploy named (the state directory for an anonymous one).
+    const std::string base_dir = std::filesystem::path(source).is_absolute()
+                                     ? std::filesystem::path(source).parent_path().string()
+                                     : state_dir;
     if (supervisor) {
-      if (Status st = checkForNode(next, path, gpu_count); !st.ok()) {
+      if (Status st = checkForNode(next, base_dir, gpu_count); !st.ok()) {
         return st;
       }
+    }
+    StatusOr<std::string> path = snapshotConfig(state_dir, yaml);
+    if (!path.ok()) {
+      return path.status();
     }
     auto shared = std::make_shared<const ServeConfig>(next);
     StatusOr<ApplyOutcome> outcome = m.deploy(std::move(next));
     if (outcome.ok() && supervisor) {
-      supervisor->apply(shared, path);
+      supervisor->apply(shared, *path, base_dir);
     }
     return outcome;
   };

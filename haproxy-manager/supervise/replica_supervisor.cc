@@ -98,10 +98,12 @@ ReplicaSupervisor::ReplicaSupervisor(SupervisorOptions options, Manager& manager
 
 ReplicaSupervisor::~ReplicaSupervisor() { stop(); }
 
-void ReplicaSupervisor::apply(std::shared_ptr<const ServeConfig> config, std::string config_path) {
+void ReplicaSupervisor::apply(std::shared_ptr<const ServeConfig> config, std::string config_path,
+                              std::string base_dir) {
   std::lock_guard<std::mutex> lock(mu_);
   config_ = std::move(config);
   config_path_ = std::move(config_path);
+  base_dir_ = std::move(base_dir);
   cv_.notify_all();
 }
 
@@ -413,6 +415,9 @@ void ReplicaSupervisor::startReplica(Replica& r, const ApplicationSpec& app,
                                    std::to_string(r.grpc_port), "--log-dir", options_.log_dir,
                                    // HAProxy stopped sending before SIGTERM: no need to linger.
                                    "--draining-period-s", "0"};
+  if (!base_dir_.empty()) {
+    args.insert(args.end(), {"--base-dir", base_dir_});
+  }
   r.control_socket = controlSocketPath(options_.control_dir, r.id);
   if (!r.control_socket.empty()) {
     args.insert(args.end(), {"--control-socket", r.control_socket});

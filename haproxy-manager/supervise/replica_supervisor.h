@@ -56,8 +56,10 @@ class ReplicaSupervisor {
   ReplicaSupervisor(SupervisorOptions options, Manager& manager);
   ~ReplicaSupervisor();  // stop()
 
-  // The config to run, and the file replicas read it from.
-  void apply(std::shared_ptr<const ServeConfig> config, std::string config_path);
+  // The config to run, the file replicas read it from (an immutable snapshot: a replica
+  // started later runs exactly this), and the folder its relative paths resolve against.
+  void apply(std::shared_ptr<const ServeConfig> config, std::string config_path,
+             std::string base_dir);
   // Takes over replicas an earlier supervisor left running (read from `state_file`, which
   // this one then keeps up to date): live ones are served on, without a restart.
   void adopt(const std::string& state_file);
@@ -130,6 +132,7 @@ class ReplicaSupervisor {
   mutable std::mutex mu_;
   std::shared_ptr<const ServeConfig> config_;
   std::string config_path_;
+  std::string base_dir_;
   bool stopping_ = false;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // loop thread only (views under mu_)

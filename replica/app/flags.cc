@@ -54,6 +54,9 @@ Options:
                              none = no gRPC server (the ready line says "grpc_port":null)
   --host ADDR                bind address; default RAY_SERVE_DEFAULT_HTTP_HOST (127.0.0.1)
   --port-file PATH           also write the ready line (JSON) to PATH, atomically
+  --base-dir DIR             resolve relative paths in the config (model files, working_dir)
+                             against DIR instead of the config file's folder (the manager runs
+                             replicas from a snapshot of the config in its state directory)
   --control-socket PATH      answer the manager's control requests (reconfigure, health) on
                              a unix socket at PATH, created mode 0600 (docs/replica.md)
   --max-body-bytes N         largest request body accepted, 1-1073741824 (default 16777216);
@@ -103,6 +106,7 @@ StatusOr<ReplicaFlags> parseReplicaFlags(const std::vector<std::string>& args) {
       {"--host", nonEmpty(host)},
       {"--port-file", nonEmpty(f.port_file)},
       {"--control-socket", nonEmpty(f.control_socket)},
+      {"--base-dir", nonEmpty(f.base_dir)},
       {"--log-dir", nonEmpty(log_dir)},
       {"--http-port",
        [&](const std::string& fl, const std::string& v) {

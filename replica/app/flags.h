@@ -22,6 +22,7 @@ struct ReplicaFlags {
   std::optional<std::string> host;  // overrides RAY_SERVE_DEFAULT_HTTP_HOST
   std::string port_file;            // where to also write the ready line
   std::string control_socket;       // the manager's control channel; empty: none
+  std::string base_dir;             // relative paths in the config resolve here; empty: its folder
   size_t max_body_bytes = 16 * 1024 * 1024;
   size_t http_max_threads = 512;
   double request_read_timeout_s = 10;

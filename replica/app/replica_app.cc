@@ -136,7 +136,9 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   app->request_log_ = std::make_unique<RequestLog>(env.request_path_log_buffer_size);
 
   ModelContext model_context;
-  model_context.config_dir = std::filesystem::path(flags.config_path).parent_path().string();
+  model_context.config_dir = !flags.base_dir.empty()
+                                 ? flags.base_dir
+                                 : std::filesystem::path(flags.config_path).parent_path().string();
   model_context.cpu_threads =
       env.omp_num_threads > 0
           ? env.omp_num_threads

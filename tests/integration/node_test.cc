@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "tests/integration/manager_fixture.h"
@@ -68,6 +69,42 @@ TEST_CASE("node: a replica killed with SIGKILL under load is restarted into its 
   CHECK(load.count(200) > 100);
   CHECK(m->status()["replica_restarts"] == 1);
   CHECK(metricValue(httpGet(m->controlUrl("/metrics")).body, "serve_replica_restarts_total") == 1);
+}
+
+TEST_CASE("node: a replica restarted after a refused deploy runs the config in force") {
+  auto m = startNode(oneAppConfig("model: {kind: noop, name: echo}"));
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }, std::chrono::seconds(30)));
+  // The operator edits the file the node was started from and deploys it; the node refuses it.
+  const std::string file = m->dir() + "/serve.yaml";
+  std::string text;
+  {
+    std::ifstream in(file);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string noop = "{kind: noop, name: echo}";
+  REQUIRE(text.find(noop) != std::string::npos);
+  text.replace(text.find(noop), noop.size(), "{kind: mlp, name: echo, path: missing.safetensors}");
+  std::ofstream(file) << text;
+  const HttpResult refused = m->deploy(text);
+  INFO(refused.body);
+  CHECK(refused.status == 400);
+  CHECK(refused.body.find("model file missing.safetensors not found") != std::string::npos);
+  // The replica dies and is restarted: it runs the config in force (echo), not the file.
+  const int pid = processes(*m, "app").begin()->second.second;
+  ::kill(pid, SIGKILL);
+  REQUIRE(eventually(
+      [&] {
+        const auto now = processes(*m, "app");
+        return now.size() == 1 && now.begin()->second.second != pid && allServing(*m, "app", 1);
+      },
+      std::chrono::seconds(20)));
+  const HttpResult echo = httpPost(m->url("/app"), kInferBody);
+  CHECK(echo.status == 200);
+  CHECK(echo.body.find(R"("model_name":"echo")") != std::string::npos);
+  const nlohmann::json status = m->status();
+  for (const auto& d : status["deployments"]) {
+    CHECK(d["state"] == "running");
+  }
 }
 
 TEST_CASE("node: with two replicas, one killed under load costs at most the requests inside it") {

@@ -348,10 +348,11 @@ TEST_CASE("node: a stream holds its admission slot until its client leaves, whic
 
   // A client reads the endless stream for 1.5 s and leaves; a request sent 0.3 s in waits for
   // the one slot until then, and is answered right after.
-  const auto [rc, out] = runShell(
+  const std::pair<int, std::string> shell = runShell(
       "(curl -sN --max-time 1.5 '" + m->url("/stream") +
       "' > /dev/null &) ; sleep 0.3; curl -s --max-time 8 -w ' %{http_code} %{time_total}' '" +
       m->url("/stream/ping") + "'");
+  const std::string& out = shell.second;  // not a structured binding: INFO captures it
   INFO(out);
   std::istringstream answer(out);
   std::string body;
