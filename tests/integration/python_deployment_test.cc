@@ -130,6 +130,29 @@ TEST_CASE("python replica: a hung worker still gets its request answered 408 at 
   CHECK(hung.seconds < 2.0);
 }
 
+TEST_CASE("python replica: a hung call makes the watchdog report unhealthy until it ends") {
+  ReplicaOptions o;
+  o.config_yaml = pythonConfig("faults_app:app");
+  o.env = pythonEnv();
+  o.extra_args = {"--watchdog-timeout-s", "1"};
+  auto r = std::make_unique<ReplicaProcess>(o);
+  REQUIRE(r->start(std::chrono::seconds(20)));
+  CHECK(httpGet(r->url("/-/healthz")).body == "success");
+  // /faults/hang sleeps 3 s in a sync method; its 1 s deadline answers it 408, but the worker
+  // stays busy: no pass completes, and after the watchdog's 1 s the replica says so.
+  auto hung = std::async(std::launch::async, [&] { return httpGet(r->url("/faults/hang")); });
+  CHECK(eventually(
+      [&] {
+        const HttpResult h = httpGet(r->url("/-/healthz"));
+        return h.status == 503 && h.body == "UNHEALTHY";
+      },
+      std::chrono::seconds(3)));
+  CHECK(hung.get().status == 408);
+  // The call ends (3 s) and the worker answers again: healthy.
+  CHECK(eventually([&] { return httpGet(r->url("/-/healthz")).body == "success"; },
+                   std::chrono::seconds(5)));
+}
+
 TEST_CASE("python replica: what user code prints is logged and does not disturb the protocol") {
   auto r = startPythonReplica(pythonConfig("faults_app:app"));
   const HttpResult printed = httpGet(r->url("/faults/print"));
