@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
+
+#include "absl/strings/str_cat.h"
 
 namespace serve {
 
@@ -73,6 +76,44 @@ Status writePrivateFileAtomically(const std::string& path, const std::string& te
     const int err = errno;
     ::unlink(tmp.c_str());
     return fail("write", err);
+  }
+  return absl::OkStatus();
+}
+
+Status ensurePrivateDirectory(const std::string& dir, std::string_view hint) {
+  auto refuse = [&](const std::string& why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state directory ", dir, " ", why, "; ", std::string(hint)));
+  };
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return refuse(absl::StrCat("cannot be inspected: ", std::strerror(errno)));
+    }
+    const std::string parent = std::filesystem::path(dir).parent_path().string();
+    std::error_code ec;
+    if (!parent.empty()) {
+      std::filesystem::create_directories(parent, ec);
+    }
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return refuse(absl::StrCat("cannot be created: ", std::strerror(errno)));
+    }
+    if (::lstat(dir.c_str(), &st) != 0) {
+      return refuse(absl::StrCat("cannot be inspected: ", std::strerror(errno)));
+    }
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return refuse("is not a directory (a link or a file is not accepted)");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return refuse(absl::StrCat("belongs to uid ", st.st_uid, ", not to this user (uid ",
+                               ::geteuid(), "): whoever owns it could replace its sockets"));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return refuse(absl::StrCat("may be written by group or others (mode ", mode,
+                               "): they could replace its sockets; chmod go-w it"));
   }
   return absl::OkStatus();
 }

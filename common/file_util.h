@@ -17,4 +17,11 @@ StatusOr<std::string> readWholeFile(const std::string& path, std::string_view wh
 Status writePrivateFileAtomically(const std::string& path, const std::string& text,
                                   std::string_view what, unsigned mode = 0600);
 
+// Makes sure `dir` is a directory only the running user controls: created with mode 0700 when
+// missing (parents as needed); when it exists, it must be a directory owned by this user that
+// neither group nor others may write to. It is never chmod-ed: a shared directory such as /tmp
+// is refused, not changed. `hint` ends the error message with what the operator can do, e.g.
+// "point RAY_SERVE_HAPROXY_CONFIG_FILE_LOC elsewhere".
+Status ensurePrivateDirectory(const std::string& dir, std::string_view hint);
+
 }  // namespace serve

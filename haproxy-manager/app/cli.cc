@@ -264,15 +264,9 @@ int runStart(const ManagerEnv& env, const Args& args) {
       // Replicas' control sockets: in a folder only the manager's user may enter.
       const auto dir = std::filesystem::path(env.config_file).parent_path();
       const auto control_dir = (dir.empty() ? std::filesystem::path(".") : dir) / "replica-control";
-      std::error_code ec;
-      std::filesystem::create_directories(control_dir, ec);
-      std::filesystem::permissions(control_dir, std::filesystem::perms::owner_all,
-                                   std::filesystem::perm_options::replace, ec);
-      if (ec) {
-        spdlog::warn(
-            "haproxy-manager: cannot prepare {}: {}; user_config changes will restart "
-            "replicas",
-            control_dir.string(), ec.message());
+      if (Status st = ensurePrivateDirectory(control_dir.string(), "remove it"); !st.ok()) {
+        spdlog::warn("haproxy-manager: {}; user_config changes will restart replicas",
+                     messageOf(st));
       } else {
         so.control_dir = std::filesystem::absolute(control_dir).string();
       }

@@ -182,15 +182,19 @@ Status Manager::writeFiles(const RenderedConfig& rendered, const std::string& co
 Status Manager::start() {
   const ManagerEnv& env = options_.env;
   std::error_code ec;
-  for (const std::string& path : {env.config_file, env.socket_path}) {
+  // The admin socket, the control token and HAProxy's files live here: a directory someone
+  // else can write to would let them replace those.
+  for (const auto& [path, variable] :
+       {std::pair{env.config_file, "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"},
+        std::pair{env.socket_path, "RAY_SERVE_HAPROXY_SOCKET_PATH"}}) {
     const auto dir = std::filesystem::path(path).parent_path();
     if (!dir.empty()) {
-      std::filesystem::create_directories(dir, ec);
-      if (ec) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+      if (Status st = ensurePrivateDirectory(
+              dir.string(), absl::StrCat("use a directory of this user's, e.g. set ", variable,
+                                         " to a path inside one"));
+          !st.ok()) {
+        return st;
       }
-      ::chmod(dir.c_str(), 0700);
     }
   }
   std::filesystem::create_directories(env.log_dir, ec);

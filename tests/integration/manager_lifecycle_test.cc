@@ -2,6 +2,7 @@
 // reload, a dead HAProxy is started again, and stopping the manager leaves no HAProxy behind.
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -166,6 +167,35 @@ TEST_CASE("manager: the CLI drains the node and waits for requests in progress")
   CHECK(run("drain --undo").first == 0);
   CHECK(httpGet(m->url("/-/healthz")).status == 200);
   CHECK(run("bogus").first == 2);
+}
+
+}  // namespace
+}  // namespace serve::testing
+
+namespace serve::testing {
+namespace {
+
+TEST_CASE("manager: a state directory others may write to is refused, not used or changed") {
+  ManagerTestOptions o;
+  o.config_yaml = oneAppConfig("model: {kind: noop, name: echo}");
+  ManagerProcess m(o);
+  // The folder of RAY_SERVE_HAPROXY_CONFIG_FILE_LOC (and of the admin socket), made shared.
+  const std::string run = m.dir() + "/run";
+  REQUIRE(::mkdir(run.c_str(), 0777) == 0);
+  REQUIRE(::chmod(run.c_str(), 0777) == 0);
+  CHECK_FALSE(m.start(std::chrono::seconds(10)));
+  const std::optional<int> code = m.wait(std::chrono::seconds(10));
+  REQUIRE(code.has_value());
+  CHECK(*code == 1);
+  INFO(m.output());
+  CHECK(m.output().find("haproxy-manager: state directory " + run +
+                        " may be written by group or others (mode 0777): they could replace its "
+                        "sockets; chmod go-w it; use a directory of this user's, e.g. set "
+                        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC to a path inside one") !=
+        std::string::npos);
+  struct stat st {};
+  REQUIRE(::stat(run.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0777);
 }
 
 }  // namespace
