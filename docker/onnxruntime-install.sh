@@ -20,7 +20,12 @@ hashes=(
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends python3-pip
+apt-get install -y --no-install-recommends ca-certificates python3-pip
+# Behind a TLS-inspecting proxy, the build machine's CA bundle mounted for the build
+# (scripts/image-check.sh does) is what pip trusts; the sha256 pins hold either way.
+if [[ -s /etc/serve-build/ca.crt ]]; then
+  export PIP_CERT=/etc/serve-build/ca.crt
+fi
 tmp=$(mktemp -d)
 echo "onnxruntime==$version ${hashes[*]}" >"$tmp/req.txt"
 # --break-system-packages: Debian's and Ubuntu's pip guard the system Python even for --target.
