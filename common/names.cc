@@ -117,4 +117,23 @@ Status validateRoutePrefix(std::string_view value_std) {
   return absl::OkStatus();
 }
 
+std::string escapeForLog(std::string_view value, bool field) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == '\\') {
+      out += "\\\\";
+    } else if (byte < 0x20 || byte == 0x7f || (field && (byte == ' ' || byte >= 0x80))) {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace serve

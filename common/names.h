@@ -20,6 +20,12 @@ namespace serve {
 // lookup on newer standard libraries (GCC 13).
 std::string quoteForMessage(absl::string_view value);
 
+// `value` made safe for one log line: every byte a client or user code could use to forge a line
+// or drive a terminal (control bytes and DEL) becomes `\xNN`, a backslash `\\`. As a field of
+// a space-separated line (`field`), spaces and bytes >= 0x80 are escaped too, so a path cannot
+// forge the fields after it; text (`field` false) keeps them readable. Never cut.
+std::string escapeForLog(std::string_view value, bool field = false);
+
 inline constexpr std::size_t kMaxNameLength = 63;
 inline constexpr std::size_t kMaxRoutePrefixLength = 200;
 

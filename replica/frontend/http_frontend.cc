@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/names.h"
 #include "common/uuid.h"
 #include "common/version.h"
 #include "replica/frontend/kserve_json.h"
@@ -515,7 +516,7 @@ void HttpFrontend::handleModelHttp(Exchange& ex) {
           std::optional<std::string> chunk = stream->next();
           if (!chunk) {
             if (!stream->error().empty()) {
-              spdlog::error("stream broke off: {}", stream->error());
+              spdlog::error("stream broke off: {}", escapeForLog(stream->error()));
               return false;  // the connection closes without the last chunk: the client sees it
             }
             sink.done();
@@ -545,8 +546,10 @@ void HttpFrontend::finish(Exchange& ex) {
   if (ex.route == "/metrics" || ex.route == "/-/healthz") {
     return;  // probes would drown the access log
   }
-  std::string line = fmt::format("{} {} {} {:.3f}ms id={}", ex.req.method, ex.req.path,
-                                 ex.res.status, ms, ex.request_id);
+  // Method and path are the client's bytes (the path %-decoded): escaped, so neither can forge
+  // a line or a field.
+  std::string line = fmt::format("{} {} {} {:.3f}ms id={}", escapeForLog(ex.req.method, true),
+                                 escapeForLog(ex.req.path, true), ex.res.status, ms, ex.request_id);
   if (ex.res.status >= 500) {
     request_log_.error(line);
   } else {

@@ -147,6 +147,23 @@ TEST_CASE(
       R"({"error":"multipart/form-data bodies are not supported; send the file as the body."})"));
 }
 
+TEST_CASE("replica: a client's bytes in the access log are escaped") {
+  // Each access-log line written at once (it is buffered by default).
+  auto r = startReplica({}, {}, {{"RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1"}});
+  // %-escapes the server decodes: an escape sequence that would drive a terminal, spaces that
+  // would forge the status and latency fields, a tab. (A decoded newline never reaches a
+  // handler: the library answers 404 itself and the connection closes.)
+  const RawExchange ex =
+      rawExchange(r->port(), "GET /x%1b[31m%20200%200.1ms%09tab HTTP/1.1\r\nHost: x\r\n\r\n",
+                  std::chrono::milliseconds(500));
+  CHECK(ex.statuses == std::vector<int>{404});
+  INFO(r->output());
+  CHECK(eventually([&] {
+    return r->output().find("GET /x\\x1b[31m\\x20200\\x200.1ms\\x09tab 404 ") != std::string::npos;
+  }));
+  CHECK(r->output().find('\x1b') == std::string::npos);
+}
+
 TEST_CASE("node: framing attacks through HAProxy never reach the model") {
   for (const HaproxyBinary& haproxy : haproxyBinaries()) {
     CAPTURE(haproxy.version);

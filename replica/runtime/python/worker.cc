@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/names.h"
 
 extern char** environ;
 
@@ -136,15 +137,16 @@ void pumpLines(int fd, pid_t pid, bool is_stderr) {
     for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
       std::string_view line(pending.data() + start, nl - start);
       if (is_stderr) {
-        spdlog::warn("python worker {} stderr: {}", pid, line);
+        spdlog::warn("python worker {} stderr: {}", pid, escapeForLog(line));
       } else {
-        spdlog::info("python worker {} stdout: {}", pid, line);
+        spdlog::info("python worker {} stdout: {}", pid, escapeForLog(line));
       }
     }
     pending.erase(0, start);
   }
   if (!pending.empty()) {
-    spdlog::info("python worker {} {}: {}", pid, is_stderr ? "stderr" : "stdout", pending);
+    spdlog::info("python worker {} {}: {}", pid, is_stderr ? "stderr" : "stdout",
+                 escapeForLog(pending));
   }
   ::close(fd);
 }

@@ -128,3 +128,24 @@ TEST_CASE("validateRoutePrefix keeps the system's own paths for the system") {
 
 }  // namespace
 }  // namespace serve
+
+namespace serve {
+namespace {
+
+TEST_CASE(
+    "escapeForLog: control bytes, DEL and backslashes cannot forge a line or drive a terminal") {
+  CHECK(escapeForLog("plain text, as is") == "plain text, as is");
+  CHECK(escapeForLog("a\nforged line\r\x1b[31mred\x7f\\") ==
+        "a\\x0aforged line\\x0d\\x1b[31mred\\x7f\\\\");
+  CHECK(escapeForLog(std::string("nul\0byte", 8)) == "nul\\x00byte");
+  CHECK(escapeForLog("naïve") == "naïve");  // UTF-8 text stays readable
+}
+
+TEST_CASE("escapeForLog as a field: spaces and bytes >= 0x80 are escaped too") {
+  CHECK(escapeForLog("/a path 200 0.1ms", true) == "/a\\x20path\\x20200\\x200.1ms");
+  CHECK(escapeForLog("/na\xc3\xafve", true) == "/na\\xc3\\xafve");
+  CHECK(escapeForLog("/ok/path?x=1", true) == "/ok/path?x=1");
+}
+
+}  // namespace
+}  // namespace serve
