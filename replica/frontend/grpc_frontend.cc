@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/names.h"
 #include "common/uuid.h"
 #include "common/version.h"
 #include "replica/frontend/kserve_grpc.h"
@@ -72,8 +73,9 @@ grpc::Status GrpcFrontend::finish(Exchange& ex, grpc::Status status) {
   std::string code = grpcCodeName(status.error_code());
   metrics_.recordGrpcRequest(ex.method, code, ms);
   if (ex.log) {
+    // The id may be the client's (the message's `id`): escaped like any client bytes.
     std::string line = fmt::format("GRPC {} {} {:.3f}ms id={}", ex.method, code, ms,
-                                   ex.request_id.empty() ? "-" : ex.request_id);
+                                   ex.request_id.empty() ? "-" : escapeForLog(ex.request_id, true));
     // Logged at ERROR where HTTP would have answered 5xx.
     switch (status.error_code()) {
       case grpc::StatusCode::OK:
