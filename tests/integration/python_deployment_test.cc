@@ -20,6 +20,16 @@ namespace {
 
 const std::string kAppsDir = std::string(SERVE_SOURCE_DIR) + "/tests/integration/python_apps";
 
+// examples/python/hello.py as the application `hello` at /hello: the neighbour that must keep
+// serving while another application fails.
+const std::string kHelloApp =
+    "  - name: hello\n"
+    "    route_prefix: /hello\n"
+    "    deployments:\n"
+    "      - name: d\n"
+    "        model: {kind: python, name: hello, import_path: \"hello:app\", working_dir: " +
+    std::string(SERVE_SOURCE_DIR) + "/examples/python}\n";
+
 std::string pythonConfig(const std::string& import_path, const std::string& extra = "") {
   return "http_options: {request_timeout_s: 1}\n"
          "applications:\n"
@@ -421,14 +431,7 @@ std::string configuredNode(const std::string& user_config) {
          "\n"
          "        model: {kind: python, name: conf, import_path: \"config_app:app\", "
          "working_dir: " +
-         kAppsDir +
-         "}\n"
-         "  - name: hello\n"
-         "    route_prefix: /hello\n"
-         "    deployments:\n"
-         "      - name: d\n"
-         "        model: {kind: python, name: hello, import_path: \"hello:app\", working_dir: " +
-         std::string(SERVE_SOURCE_DIR) + "/examples/python}\n";
+         kAppsDir + "}\n" + kHelloApp;
 }
 
 // The bodies of `n` requests to `url`, counted.
@@ -544,14 +547,7 @@ TEST_CASE("node: a class that cannot be imported shows as failing with the Pytho
       "      - name: d\n"
       "        model: {kind: python, name: broken, import_path: \"no_such_module:app\", "
       "working_dir: " +
-      kAppsDir +
-      "}\n"
-      "  - name: hello\n"
-      "    route_prefix: /hello\n"
-      "    deployments:\n"
-      "      - name: d\n"
-      "        model: {kind: python, name: hello, import_path: \"hello:app\", working_dir: " +
-      std::string(SERVE_SOURCE_DIR) + "/examples/python}\n";
+      kAppsDir + "}\n" + kHelloApp;
   auto m = startNode(config, "", pythonEnv());
   REQUIRE(eventually([&] { return allServing(*m, "hello", 1); }, std::chrono::seconds(30)));
   nlohmann::json broken;
