@@ -10,8 +10,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "replica/app/model_factory.h"
 #include "replica/app/shutdown_signals.h"
-#include "replica/runtime/model_factory.h"
 
 namespace serve {
 namespace {

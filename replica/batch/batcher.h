@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "replica/batch/batch_policy.h"
-#include "replica/core/call.h"
+#include "replica/batch/call.h"
 #include "replica/runtime/model.h"
 
 namespace serve {

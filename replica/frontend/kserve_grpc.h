@@ -10,8 +10,8 @@
 // hand-written clients that fill fp32_contents read fp32_contents).
 #include "common/status.h"
 #include "proto/grpc_service.pb.h"
-#include "replica/core/tensor.h"
 #include "replica/runtime/model.h"
+#include "replica/types/tensor.h"
 
 namespace serve {
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "replica/core/tensor.h"
 #include "replica/runtime/model.h"
+#include "replica/types/tensor.h"
 
 namespace serve {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "replica/core/tensor.h"
+#include "replica/types/tensor.h"
 
 namespace serve {
 

@@ -1,4 +1,4 @@
-#include "replica/core/tensor.h"
+#include "replica/types/tensor.h"
 
 #include <array>
 #include <limits>

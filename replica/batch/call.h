@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "common/status.h"
-#include "replica/core/tensor.h"
+#include "replica/types/tensor.h"
 
 namespace serve {
 

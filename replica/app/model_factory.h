@@ -1,5 +1,8 @@
 #pragma once
 
+// From a deployment's model spec to a Model: the one place that knows every back end (the
+// runtime's own, runtime/python's and, when built, runtime/cuda's). It sits in app, above them
+// all, so that a back end never links the code that chooses it.
 #include <memory>
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "replica/runtime/model_factory.h"
+#include "replica/app/model_factory.h"
 
 #include <unistd.h>
 
@@ -21,8 +21,11 @@
 namespace serve {
 namespace {
 
-// Rows the GPU buffers hold before they first grow.
+#ifdef SERVE_HAVE_CUDA
+// Rows the GPU buffers hold before they first grow. (Only with CUDA: clang's
+// -Wunused-const-variable fails a -Werror build without it.)
 constexpr int kInitialGpuRows = 64;
+#endif
 
 // kind onnx's built-in class (python/haproxy_serve/onnx.py): a builder that opens the model and
 // reports its inputs and outputs as the class's KServe metadata.
