@@ -21,8 +21,10 @@
 namespace serve {
 namespace {
 
+#ifdef SERVE_HAVE_CUDA
 // Rows the GPU buffers hold before they first grow.
 constexpr int kInitialGpuRows = 64;
+#endif
 
 // kind onnx's built-in class (python/haproxy_serve/onnx.py): a builder that opens the model and
 // reports its inputs and outputs as the class's KServe metadata.
