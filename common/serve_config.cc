@@ -1,6 +1,7 @@
 #include "common/serve_config.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <system_error>
 #include <utility>
 
@@ -1016,23 +1018,56 @@ StatusOr<ServeConfig> ConfigParser::parse(const YAML::Node& root) {
   return config;
 }
 
+// Where each YAML document in `text` starts, at most `limit` of them. Counting with an event
+// handler instead of YAML::LoadAll, and stopping at the limit, because yaml-cpp 0.7's LoadAll
+// never returns on some inputs: for a stray "," at the top level its parser reports one more
+// empty document on every call, and LoadAll collects them until memory runs out (found by
+// fuzz/serve_config_fuzz.cc; the input is in fuzz/corpus/serve_config/).
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+std::vector<YAML::Mark> documentStarts(const std::string& text, size_t limit) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentCounter counter;
+  while (counter.starts.size() < limit && parser.HandleNextDocument(counter)) {
+  }
+  return std::move(counter.starts);
+}
+
 }  // namespace
 
 StatusOr<ServeConfig> parseServeConfig(const std::string& yaml_text, const std::string& source) {
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
+    const std::vector<YAML::Mark> documents = documentStarts(yaml_text, 2);
     if (documents.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(source, ":1: (top level): expected a mapping, got an empty document"));
     }
     if (documents.size() > 1) {
-      const YAML::Mark mark = documents[1].Mark();
+      const YAML::Mark& mark = documents[1];
       return absl::InvalidArgumentError(
           absl::StrCat(source, ":", mark.is_null() ? 1 : mark.line + 1,
-                       ": (top level): expected one YAML document, got ", documents.size()));
+                       ": (top level): expected one YAML document, got more than one"));
     }
+    const YAML::Node document = YAML::Load(yaml_text);
     ConfigParser parser(source);
-    return parser.parse(documents.front());
+    return parser.parse(document);
   } catch (const YAML::Exception& e) {
     const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
     const std::string column =

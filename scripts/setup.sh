@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git ca-certificates
+  build-essential cmake pkg-config git ca-certificates clang libclang-rt-14-dev
   libcpp-httplib-dev libyaml-cpp-dev doctest-dev
   libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev
   libopenblas-dev libabsl-dev libkainjow-mustache-dev

@@ -529,10 +529,14 @@ void Manager::iterate() {
         }
       }
       running_ = desired;
-      // The files on disk follow every runtime change, so a restart reproduces it.
+      // The files on disk follow every runtime change, and so does the copy a restart or a
+      // refused candidate falls back to: only server lines changed, in a structure HAProxy has
+      // validated. (Keeping the copy from the last reload made a restarted HAProxy come up with
+      // that reload's slots: 503s until drift repair, found by scripts/soak.sh.)
       if (StatusOr<Templates> t = loadTemplates(); t.ok()) {
         if (StatusOr<RenderedConfig> r = render(withDrainingFreed(running_), *t); r.ok()) {
           writeFiles(*r, options_.env.config_file).IgnoreError();
+          last_good_ = *std::move(r);
         }
       }
       updateSlotMetrics();
@@ -830,6 +834,15 @@ void Manager::restartIfDead() {
   }
   spdlog::error("haproxy-manager: the HAProxy master died; starting it again");
   metrics_.restarts.inc();
+  // Start from the table as it is now (what drained is freed: its connections died with the
+  // master), so the new HAProxy routes at once instead of waiting for drift repair.
+  running_ = withDrainingFreed(running_);
+  drain_started_.clear();
+  if (StatusOr<Templates> t = loadTemplates(); t.ok()) {
+    if (StatusOr<RenderedConfig> r = render(running_, *t); r.ok()) {
+      last_good_ = *std::move(r);
+    }
+  }
   writeFiles(last_good_, options_.env.config_file).IgnoreError();
   if (Status st = haproxy_->restart(); !st.ok()) {
     metrics_.recordReload("restart", "failed");
@@ -837,8 +850,6 @@ void Manager::restartIfDead() {
     return;
   }
   metrics_.recordReload("restart", "success");
-  running_ = withDrainingFreed(running_);
-  drain_started_.clear();
   repairDrift();
 }
 

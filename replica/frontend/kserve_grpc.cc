@@ -208,8 +208,8 @@ StatusOr<Tensor> decodeInput(const ModelInferRequest& request, int index, bool r
                  " bytes but raw_input_contents[" + std::to_string(index) + "] has " +
                  std::to_string(bytes.size()));
     }
-    t.data.resize(bytes.size());
-    std::memcpy(t.data.data(), bytes.data(), bytes.size());
+    const auto* first = reinterpret_cast<const std::byte*>(bytes.data());
+    t.data.assign(first, first + bytes.size());  // no memcpy: an empty tensor has no pointer
     return t;
   }
 

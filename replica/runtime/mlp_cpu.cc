@@ -75,7 +75,9 @@ std::vector<StatusOr<InferResponse>> CpuMlpModel::run(std::span<const InferReque
   size_t offset = 0;
   for (const InferRequest* req : batch) {
     const Tensor& in = req->inputs.front();
-    std::memcpy(input_.data() + offset, in.data.data(), in.data.size());
+    if (!in.data.empty()) {  // a request of zero rows has no buffer to copy from
+      std::memcpy(input_.data() + offset, in.data.data(), in.data.size());
+    }
     offset += in.data.size() / sizeof(float);
   }
   std::vector<float> y;

@@ -30,7 +30,9 @@ InferResponse mlpResponse(const ModelMetadata& metadata, const InferRequest& req
   out.datatype = DataType::kFp32;
   out.shape = {rows, cols};
   out.data.resize(static_cast<size_t>(rows * cols) * sizeof(float));
-  std::memcpy(out.data.data(), y, out.data.size());
+  if (!out.data.empty()) {  // zero rows: no buffer on either side
+    std::memcpy(out.data.data(), y, out.data.size());
+  }
   InferResponse resp;
   resp.id = request.id;
   resp.model = metadata.name;

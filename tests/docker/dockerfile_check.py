@@ -56,6 +56,8 @@ TARGETS = ["haproxy-manager", "serve-replica"]
 # setup.sh must land in the build stage or here.
 NOT_IN_BUILD_STAGE = {
     "doctest-dev": "tests only (SERVE_BUILD_TESTS=OFF)",
+    "clang": "the sanitizer and fuzzer build only (scripts/sanitizers.sh); the image builds with GCC",
+    "libclang-rt-14-dev": "libFuzzer and the sanitizer runtimes, for that build only",
     "wrk": "benchmarks only",
     "nginx-light": "benchmarks only",
     "python3-pip": "installs the test HAProxy wheel and model tooling only",
@@ -332,7 +334,7 @@ def main():
     if "CMakeLists.txt" not in copied_tops:
         problems.append("CMakeLists.txt is not copied")
     for sub in re.findall(r"add_subdirectory\(\s*([^\s)]+)", toplevel):
-        if sub in ("tests", "bench"):
+        if sub in ("tests", "bench", "fuzz"):
             continue  # configured off (checked below)
         if sub.split("/")[0] not in copied_tops:
             problems.append(f"add_subdirectory({sub}) but {sub.split('/')[0]}/ is not copied")

@@ -89,9 +89,10 @@ std::unique_ptr<ReplicaProcess> startTestReplica(const std::string& config_yaml,
                                                  const std::string& app,
                                                  std::map<std::string, std::string> env = {});
 
-// Polls `predicate` every 20 ms until it holds or `timeout` passes; returns the last result.
+// Polls `predicate` every `step` until it holds or `timeout` passes; returns the last result.
 template <typename F>
-bool eventually(F predicate, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+bool eventually(F predicate, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                std::chrono::milliseconds step = std::chrono::milliseconds(20)) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (true) {
     if (predicate()) {
@@ -100,7 +101,7 @@ bool eventually(F predicate, std::chrono::milliseconds timeout = std::chrono::se
     if (std::chrono::steady_clock::now() >= until) {
       return false;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(step);
   }
 }
 

@@ -487,7 +487,9 @@ std::vector<StatusOr<InferResponse>> CudaMlpModel::run(std::span<const InferRequ
     for (size_t i = 0; i < batch.size(); ++i) {
       if (slot[i].ok()) {
         const Tensor& in = batch[i]->inputs.front();
-        std::memcpy(impl_->host_x.get() + offset, in.data.data(), in.data.size());
+        if (!in.data.empty()) {
+          std::memcpy(impl_->host_x.get() + offset, in.data.data(), in.data.size());
+        }
         offset += in.data.size() / sizeof(float);
       }
     }

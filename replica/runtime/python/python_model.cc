@@ -539,8 +539,8 @@ StatusOr<std::vector<Tensor>> outputsOf(const nlohmann::json& outputs, IncomingB
       return absl::InternalError(
           absl::StrCat("output '", t.name, "' does not hold as many bytes as its shape says"));
     }
-    t.data.resize(data->size());
-    std::memcpy(t.data.data(), data->data(), data->size());
+    const auto* first = reinterpret_cast<const std::byte*>(data->data());
+    t.data.assign(first, first + data->size());  // an empty output has no buffer to memcpy into
     result.push_back(std::move(t));
   }
   return result;

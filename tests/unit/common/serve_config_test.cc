@@ -227,7 +227,10 @@ TEST_CASE("parseServeConfig rejects a bad document") {
       {"scalar at top", "hello\n",
        "test.yaml:1: (top level): expected a mapping, got the string \"hello\""},
       {"two documents", "applications: []\n---\napplications: []\n",
-       "test.yaml:3: (top level): expected one YAML document, got 2"},
+       "test.yaml:2: (top level): expected one YAML document, got more than one"},
+      // yaml-cpp's LoadAll never returned on this (found by fuzz/serve_config_fuzz.cc).
+      {"a stray comma", ",\n",
+       "test.yaml:1: (top level): expected one YAML document, got more than one"},
       {"unterminated flow", "applications: [1\nb: 2\n",
        "test.yaml:2: YAML syntax error: end of sequence flow not found (column 2)"},
       {"tab indentation", "applications: 1\n\tb: 2\n",

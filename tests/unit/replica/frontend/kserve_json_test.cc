@@ -26,8 +26,8 @@ Tensor tensor(const std::string& name, DataType type, std::vector<int64_t> shape
   t.name = name;
   t.datatype = type;
   t.shape = std::move(shape);
-  t.data.resize(data.size() * sizeof(T));
-  std::memcpy(t.data.data(), data.data(), t.data.size());
+  const auto* first = reinterpret_cast<const std::byte*>(data.data());
+  t.data.assign(first, first + data.size() * sizeof(T));
   return t;
 }
 
