@@ -18,6 +18,7 @@
 #include "common/file_util.h"
 #include "common/serve_config.h"
 #include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/app/manager_registry.h"
 #include "haproxy-manager/app/node_ports.h"
 #include "haproxy-manager/control/control_client.h"
 #include "haproxy-manager/control/control_server.h"
@@ -255,6 +256,7 @@ int runStart(const ManagerEnv& env, const Args& args) {
     return 1;
   }
   Manager& m = **manager;
+  ManagerRegistry registry(m);  // declared first: outlives the supervisor
   std::unique_ptr<ReplicaSupervisor> supervisor;
   if (supervise) {
     SupervisorOptions so;
@@ -275,7 +277,7 @@ int runStart(const ManagerEnv& env, const Args& args) {
     so.gpu_count = gpu_count;
     so.port_quarantine =
         std::chrono::milliseconds(static_cast<long long>((env.hard_stop_after_s + 30) * 1000));
-    supervisor = std::make_unique<ReplicaSupervisor>(so, m);
+    supervisor = std::make_unique<ReplicaSupervisor>(so, registry);
     // Replicas of a manager that died keep running; this one takes them over (their slots
     // were adopted with HAProxy) instead of starting duplicates.
     const auto dir = std::filesystem::path(env.config_file).parent_path();

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,9 +18,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/process_launcher.h"
 #include "common/unique_fd.h"
-
-extern char** environ;
 
 namespace serve::manager {
 namespace {
@@ -71,41 +69,17 @@ std::string notExecutableReason(const std::string& path) {
 // nothing of ours), default signal dispositions, an empty signal mask, and no other inherited
 // descriptor: HAProxy must not keep the manager's listening sockets open.
 StatusOr<pid_t> spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
-  std::vector<char*> argv;
-  for (const std::string& arg : args) {
-    argv.push_back(const_cast<char*>(arg.c_str()));
-  }
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t mask;
-  sigemptyset(&mask);
-  posix_spawnattr_setsigmask(&attr, &mask);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD,
-                  SIGTTIN, SIGTTOU}) {
-    sigaddset(&defaults, sig);
-  }
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return errnoStatus(absl::StrCat("cannot start ", args[0]), rc);
+  SpawnRequest request;
+  request.argv = args;
+  request.stdin_from_dev_null = true;
+  request.stdout_fd = out_fd;
+  request.stderr_fd = err_fd;
+  request.own_process_group = true;
+  request.close_other_fds = true;
+  StatusOr<pid_t> pid = systemProcessLauncher().spawn(request);
+  if (!pid.ok()) {
+    return absl::Status(pid.status().code(),
+                        absl::StrCat("cannot start ", args[0], ": ", messageOf(pid.status())));
   }
   return pid;
 }

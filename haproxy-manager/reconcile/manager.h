@@ -30,6 +30,7 @@
 #include "haproxy-manager/ingress/ingress_log_receiver.h"
 #include "haproxy-manager/ingress/ingress_metrics.h"
 #include "haproxy-manager/metrics/manager_metrics.h"
+#include "haproxy-manager/model/apply_outcome.h"
 #include "haproxy-manager/model/desired_state.h"
 #include "haproxy-manager/render/renderer.h"
 #include "nlohmann/json.hpp"
@@ -44,14 +45,6 @@ struct ManagerOptions {
   std::string template_dir;  // resolved: env.template_dir or the built-in templates/
   // Test hook: sees (and may change) every candidate haproxy.cfg before `haproxy -c` checks it.
   std::function<void(std::string& config)> candidate_hook;
-};
-
-// What one change led to.
-struct ApplyOutcome {
-  std::string action;                 // "none" | "runtime" | "reload"
-  std::vector<std::string> reasons;   // reload reasons, when action == "reload"
-  std::vector<std::string> commands;  // runtime commands sent, when action == "runtime"
-  double latency_ms = 0;              // change recorded -> HAProxy applied
 };
 
 class Manager {

@@ -2,7 +2,7 @@
 
 // Runs the node's replicas: for every application's ingress deployment, `num_replicas`
 // serve-replica processes, each on ports from the configured ranges. A replica is registered
-// with the Manager (into an HAProxy slot) once it printed its ready line, watched, restarted
+// (by the manager, into an HAProxy slot) once it printed its ready line, watched, restarted
 // with exponential backoff when it dies, and stopped by draining first: deregister (slot to
 // drain), wait until HAProxy shows the slot idle and frees it, SIGTERM, wait for the replica's
 // own drain, SIGKILL only after graceful_shutdown_timeout_s. A changed deployment is rolled one
@@ -15,6 +15,13 @@
 //
 // Threads: one supervisor thread does all of it (tick() every 100 ms); apply() and stop() hand
 // work to it under mu_.
+//
+// Seams: the supervisor acts only through interfaces it is given, so unit tests drive it step by
+// step (runOnce()) without processes, sockets or sleeping: a ReplicaRegistry (the manager, in the
+// node), a ProcessLauncher (spawn, signal, reap), a Clock (every backoff, deadline and poll
+// period is measured on it) and a ReplicaControl (the replicas' control sockets). Replica stdout
+// is read from a real pipe the supervisor creates, so a fake launcher "prints" a ready line by
+// writing to the descriptor it was handed.
 #include <sys/types.h>
 
 #include <chrono>
@@ -27,11 +34,15 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/env_settings.h"
+#include "common/process_launcher.h"
 #include "common/serve_config.h"
-#include "haproxy-manager/reconcile/manager.h"
+#include "common/status.h"
 #include "haproxy-manager/supervise/gpus.h"
 #include "haproxy-manager/supervise/port_allocator.h"
+#include "haproxy-manager/supervise/replica_control.h"
+#include "haproxy-manager/supervise/replica_registry.h"
 
 namespace serve::manager {
 
@@ -53,7 +64,11 @@ struct SupervisorOptions {
 
 class ReplicaSupervisor {
  public:
-  ReplicaSupervisor(SupervisorOptions options, Manager& manager);
+  // The defaults are the real launcher, clock and control sockets; tests pass fakes.
+  ReplicaSupervisor(SupervisorOptions options, ReplicaRegistry& registry,
+                    ProcessLauncher& launcher = systemProcessLauncher(),
+                    const Clock& clock = steadyClock(),
+                    ReplicaControl& control = socketReplicaControl());
   ~ReplicaSupervisor();  // stop()
 
   // The config to run, the file replicas read it from (an immutable snapshot: a replica
@@ -64,8 +79,12 @@ class ReplicaSupervisor {
   // this one then keeps up to date): live ones are served on, without a restart.
   void adopt(const std::string& state_file);
   void start();
-  // Drains and stops every replica (bounded by their graceful_shutdown_timeout_s).
+  // Drains and stops every replica (bounded by their graceful_shutdown_timeout_s). Without
+  // start(), it only marks the supervisor stopping; runOnce() then does the draining.
   void stop();
+  // One pass of what the thread does every 100 ms: reap, poll, roll, restart. For tests that
+  // drive the supervisor without start().
+  void runOnce();
 
   struct ReplicaView {
     std::string id, application, deployment, state;
@@ -92,7 +111,7 @@ class ReplicaSupervisor {
     std::future<Status> reconfiguring;  // a reconfigure in flight (valid() while it is)
     std::string reconfiguring_to;
     int unhealthy_polls = 0;
-    std::chrono::steady_clock::time_point next_poll;
+    Clock::time_point next_poll;
     State state = State::kStarting;
     pid_t pid = -1;
     int out_fd = -1;
@@ -102,32 +121,54 @@ class ReplicaSupervisor {
     std::vector<int> gpus;
     double gpu_amount = 0;
     double graceful_s = 20;
-    int restarts = 0;       // crashes of this slot of the deployment
-    bool retiring = false;  // to be removed, not restarted
-    bool adopted = false;   // started by an earlier manager: not our child, watched by pid
-    std::chrono::steady_clock::time_point since;  // entered the current state
-    std::chrono::steady_clock::time_point next_start;
+    int restarts = 0;         // crashes of this slot of the deployment
+    bool retiring = false;    // to be removed, not restarted
+    bool adopted = false;     // started by an earlier manager: not our child, watched by pid
+    Clock::time_point since;  // entered the current state
+    Clock::time_point next_start;
   };
 
   void loop();
   void tick();
+  void stepStates();
   void reconcileDeployments();
+  // Restarts of a deployment's replicas whose backoff elapsed, and control of serving ones.
+  void tendDeployment(const std::string& key, const ApplicationSpec& app, const DeploymentSpec& d,
+                      const std::string& fingerprint);
+  // One step of a rolling update, or scaling to num_replicas.
+  void convergeDeployment(const std::string& key, const ApplicationSpec& app,
+                          const DeploymentSpec& d, const std::string& fingerprint);
+  void addReplica(const ApplicationSpec& app, const DeploymentSpec& d,
+                  const std::string& fingerprint);
   // In-place user_config changes and health polls of serving replicas.
   void controlServing(Replica& r, const DeploymentSpec& d);
+  void startReconfigure(Replica& r, const DeploymentSpec& d);
+  void pollHealth(Replica& r);
   bool upToDate(const Replica& r, const std::string& fingerprint) const {
     return r.spec == fingerprint && !r.replace;
   }
   void startReplica(Replica& r, const ApplicationSpec& app, const DeploymentSpec& d);
+  bool takeResources(Replica& r, const DeploymentSpec& d);
+  std::vector<std::string> replicaArgs(const Replica& r, const ApplicationSpec& app,
+                                       const DeploymentSpec& d) const;
+  void spawnReplica(Replica& r, std::vector<std::string> args, std::vector<std::string> env);
   void pollStarting(Replica& r);
+  void registerReady(Replica& r, const std::string& ready_line);
   void retire(Replica& r);
   void reap();
   void onExit(Replica& r, int status);
+  bool blockPortIfTaken(Replica& r);
   void scheduleRestart(Replica& r, const std::string& why);
   void releaseResources(Replica& r);
   void saveState();
+  double secondsSince(Clock::time_point t) const;
+  std::string logPath(const Replica& r) const;
 
   const SupervisorOptions options_;
-  Manager& manager_;
+  ReplicaRegistry& registry_;
+  ProcessLauncher& launcher_;
+  const Clock& clock_;
+  ReplicaControl& control_;
 
   mutable std::mutex mu_;
   std::shared_ptr<const ServeConfig> config_;

@@ -1,0 +1,29 @@
+#pragma once
+
+// What the replica supervisor needs from whoever routes traffic to replicas: put a ready replica
+// into a slot, take one out, learn when its slot has drained, and count restarts. An interface,
+// so that the supervisor does not depend on the reconciler (which sits above it) and unit tests
+// can record the calls in order with a fake.
+#include <string>
+
+#include "common/status.h"
+#include "haproxy-manager/model/apply_outcome.h"
+#include "haproxy-manager/model/desired_state.h"
+
+namespace serve::manager {
+
+class ReplicaRegistry {
+ public:
+  virtual ~ReplicaRegistry() = default;
+
+  // Returns once traffic is routed to the replica (or with why it could not be).
+  virtual StatusOr<ApplyOutcome> registerReplica(const ReplicaRegistration& replica) = 0;
+  // Returns once the replica's slot drains: it gets no new requests.
+  virtual StatusOr<ApplyOutcome> deregisterReplica(const std::string& replica_id) = 0;
+  // True once no slot, active or draining, holds the replica: nothing reaches it any more.
+  virtual bool slotReleased(const std::string& replica_id) const = 0;
+  // A replica that exited unexpectedly is being restarted (counted in the metrics).
+  virtual void recordReplicaRestart() = 0;
+};
+
+}  // namespace serve::manager
