@@ -17,7 +17,7 @@
 #include "common/env_settings.h"
 #include "common/file_util.h"
 #include "common/serve_config.h"
-#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/model/manager_env.h"
 #include "haproxy-manager/app/node_ports.h"
 #include "haproxy-manager/control/control_client.h"
 #include "haproxy-manager/control/control_server.h"

@@ -2,7 +2,7 @@
 
 // The reload-only settings of the routing table, from the environment and the serve config.
 #include "common/serve_config.h"
-#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/model/manager_env.h"
 #include "haproxy-manager/model/routing_table.h"
 
 namespace serve::manager {

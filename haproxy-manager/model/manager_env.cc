@@ -1,4 +1,4 @@
-#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/model/manager_env.h"
 
 #include <cstdint>
 #include <optional>
