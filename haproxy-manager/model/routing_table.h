@@ -50,6 +50,8 @@ struct GlobalSettings {
   int grpc_port = 9000;  // h2c gRPC frontend (grpc_options.port); 0: no gRPC listener or backends
   int metrics_port = 9101;
   int stats_port = 8404;
+  std::string stats_bind = "127.0.0.1";  // an IP literal
+  std::string stats_auth;                // "user:password", checked; empty: none
   int control_port = 8405;  // where HAProxy forwards /metrics/manager
 
   friend bool operator==(const GlobalSettings&, const GlobalSettings&) = default;

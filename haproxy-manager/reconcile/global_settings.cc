@@ -41,6 +41,8 @@ GlobalSettings globalSettings(const ManagerEnv& env, const ServeConfig& config) 
   g.grpc_port = config.grpc_options.port;
   g.metrics_port = env.metrics_port;
   g.stats_port = env.stats_port;
+  g.stats_bind = env.stats_bind;
+  g.stats_auth = env.stats_auth;
   g.control_port = env.control_port;
   if (env.metrics_enabled) {
     g.ingress_log_socket = env.metrics_socket_path;

@@ -181,6 +181,11 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   data.set("http_port", std::to_string(g.http_port));
   data.set("metrics_port", std::to_string(g.metrics_port));
   data.set("stats_port", std::to_string(g.stats_port));
+  const bool ipv6_stats = g.stats_bind.find(':') != std::string::npos;
+  data.set("stats_bind", ipv6_stats ? absl::StrCat("[", g.stats_bind, "]") : g.stats_bind);
+  if (!g.stats_auth.empty()) {
+    data.set("stats_auth", g.stats_auth);
+  }
   data.set("control_port", std::to_string(g.control_port));
   data.set("server_version", std::string(kServeVersion));
   data.set("node_map", statePath(g, kNodeMap));
