@@ -88,6 +88,9 @@ struct Backend {
   std::string route_prefix;      // checked by validateRoutePrefix()
   std::string model_name;        // KServe v2 name: /v2/models/<model_name>/... routes here
   int max_ongoing_requests = 5;  // per-server maxconn
+  // The ingress deployment's max_queued_requests: requests HAProxy lets wait for a free replica
+  // (per protocol) before it answers 503 itself; -1 = unbounded. Changing it reloads.
+  int max_queued_requests = -1;
   // The replicas answer HTTP at the route themselves (kind python): requests keep their path.
   // Otherwise the route prefix is rewritten to /v2/models/<model_name>/infer.
   bool passthrough = false;

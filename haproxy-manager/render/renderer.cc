@@ -82,6 +82,9 @@ mustache::data backendData(const RoutingTable& table, const Backend& backend) {
   data.set("fall", std::to_string(g.health_check_fall));
   data.set("rise", std::to_string(g.health_check_rise));
   data.set("maxconn", std::to_string(backend.max_ongoing_requests));
+  if (backend.max_queued_requests >= 0) {
+    data.set("max_queued", std::to_string(backend.max_queued_requests));
+  }
   if (g.observe_mark_down) {
     data.set("observe", true);
     data.set("error_limit", std::to_string(g.observe_error_limit));
