@@ -273,10 +273,16 @@ check ":9101/metrics counts the 2 digits answers; /metrics/manager has the manag
 
 check_stats() {
   local csv
-  csv=$(curl -sf "http://127.0.0.1:$stats_port/stats;csv") || { echo "GET :8404/stats;csv failed"; return; }
+  # The stats page listens on the container's loopback only (RAY_SERVE_HAPROXY_STATS_BIND), so
+  # the port published to the host gets no answer, and the page is read from inside.
+  if curl -sf -o /dev/null "http://127.0.0.1:$stats_port/stats;csv"; then
+    echo ":8404 answers through the published port: the stats page is not on loopback only"
+  fi
+  csv=$(in_container curl -sf "http://127.0.0.1:8404/stats;csv") ||
+    { echo "GET :8404/stats;csv inside the container failed"; return; }
   grep -qE '^http-digits,BACKEND,' <<<"$csv" || echo "no http-digits BACKEND row on the stats page"
 }
-check ":8404/stats lists the digits backend" check_stats
+check ":8404/stats lists the digits backend from inside, and is closed outside" check_stats
 
 check_socat() {
   local stat info

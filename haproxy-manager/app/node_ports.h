@@ -6,7 +6,7 @@
 #include "common/env_settings.h"
 #include "common/serve_config.h"
 #include "common/status.h"
-#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/model/manager_env.h"
 
 namespace serve::manager {
 

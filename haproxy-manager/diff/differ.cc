@@ -63,6 +63,12 @@ std::vector<ReloadReason> reloadReasons(const RoutingTable& running, const Routi
           {"application_added", absl::StrCat("application '", backend.application, "' added")});
       continue;
     }
+    if (backend.max_queued_requests != old->max_queued_requests) {
+      reasons.push_back(
+          {"queue_limit",
+           absl::StrCat("application '", backend.application, "' max_queued_requests ",
+                        old->max_queued_requests, " -> ", backend.max_queued_requests)});
+    }
     if (backend.slots.size() != old->slots.size()) {
       reasons.push_back(
           {"slots_grown",

@@ -15,7 +15,8 @@ namespace serve::manager {
 // Why a reload is needed: `kind` is a short label for metrics, `text` the sentence for logs and
 // API replies.
 struct ReloadReason {
-  std::string kind;  // global | application_added | application_removed | slots_grown
+  std::string kind;  // global | application_added | application_removed | slots_grown |
+                     // queue_limit
                      // (the manager adds runtime_error and restart)
   std::string text;
 

@@ -19,6 +19,7 @@
 #include "common/env_settings.h"
 #include "common/status.h"
 #include "haproxy-manager/haproxy/master_cli.h"
+#include "haproxy-manager/haproxy/process_control.h"
 #include "haproxy-manager/haproxy/runtime_api.h"
 
 namespace serve::manager {
@@ -36,13 +37,7 @@ struct HaproxyOptions {
 // "master.sock" in the directory of the admin socket.
 std::string masterSocketPathFor(const std::string& admin_socket_path);
 
-struct ReloadOutcome {
-  int old_worker_pid = 0;
-  int new_worker_pid = 0;
-  std::chrono::milliseconds duration{0};  // from `reload` sent to the new worker answering
-};
-
-class HaproxyController {
+class HaproxyController final : public ProcessControl {
  public:
   // `configured` (ManagerEnv::haproxy_binary) or else RAY_SERVE_HAPROXY_BINARY_PATH from `env`:
   // it must be an executable file (the error names the variable). Otherwise `haproxy` on
@@ -60,46 +55,46 @@ class HaproxyController {
 
   // `<binary> -c -f <config_path>`. InvalidArgument carrying HAProxy's "[ALERT]" lines
   // (see alertLines) when the config is rejected.
-  Status validate(const std::string& config_path);
+  Status validate(const std::string& config_path) override;
 
   // Validates the config, spawns the master in its own process group and waits until
   // `show proc` lists a worker and the admin socket's `show info` answers with that worker's
   // pid (the socket path may still be answered by an older process). On failure everything
   // spawned is stopped and the error carries the tail of HAProxy's stderr.
   // FailedPrecondition when a master is already running.
-  Status start();
+  Status start() override;
 
   // Sends `reload` on the master CLI and waits until a new worker is current, answers on the
   // admin socket, and the master's failed-reload count did not rise. A rejected config is
   // Aborted, with HAProxy's ALERT lines: the master then keeps the old worker serving the old
   // config. DeadlineExceeded when no new worker took over in time.
-  StatusOr<ReloadOutcome> reload();
+  StatusOr<ReloadOutcome> reload() override;
 
   // Takes over a master started by an earlier manager that died: `master_pid` must be a live
   // HAProxy whose command line holds our config path and which answers on our master socket.
   // Afterwards the controller treats it as its own (reload, stop), watching it by pid since it
   // is not our child.
-  Status adopt(int master_pid);
+  Status adopt(int master_pid) override;
 
   // Whether the master we started is still running; reaps it when it is not.
-  bool masterAlive();
+  bool masterAlive() override;
   // The running master's pid; -1 when none runs (never started, stopped, or seen dead).
-  int masterPid() const { return master_pid_; }
+  int masterPid() const override { return master_pid_; }
   // The current worker according to the master.
   StatusOr<int> workerPid();
   // Workers of earlier generations still finishing their connections.
-  StatusOr<int> oldWorkerCount();
+  StatusOr<int> oldWorkerCount() override;
 
   // Soft stop (SIGUSR1 to the master: listeners close, workers finish their connections, the
   // master exits after the last one), then after `grace_s` SIGTERM (hard stop), then SIGKILL to
   // the process group. Then every worker pid seen in `show proc` that is still alive and whose
   // /proc/<pid>/cmdline still holds our config path (a recycled pid is left alone) is killed.
   // Afterwards no HAProxy process we started remains. grace_s <= 0 skips the soft stop.
-  void stop(double grace_s);
+  void stop(double grace_s) override;
 
   // After the master died: kills its leftover workers and starts again with the same config.
   // FailedPrecondition while the master is alive.
-  Status restart();
+  Status restart() override;
 
   const HaproxyOptions& options() const { return options_; }
   // The runtime API of the current worker (the admin socket).

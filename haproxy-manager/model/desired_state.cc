@@ -34,6 +34,7 @@ Backend buildBackend(const DesiredInputs& inputs, const ApplicationSpec& app,
   backend.route_prefix = app.route_prefix;
   backend.model_name = ingress.model.name;
   backend.max_ongoing_requests = ingress.max_ongoing_requests;
+  backend.max_queued_requests = ingress.max_queued_requests;
   backend.passthrough = ingress.model.kind == "python";
   if (previous != nullptr) {
     backend.slots = previous->slots;

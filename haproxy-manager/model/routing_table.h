@@ -50,6 +50,8 @@ struct GlobalSettings {
   int grpc_port = 9000;  // h2c gRPC frontend (grpc_options.port); 0: no gRPC listener or backends
   int metrics_port = 9101;
   int stats_port = 8404;
+  std::string stats_bind = "127.0.0.1";  // an IP literal
+  std::string stats_auth;                // "user:password", checked; empty: none
   int control_port = 8405;  // where HAProxy forwards /metrics/manager
 
   friend bool operator==(const GlobalSettings&, const GlobalSettings&) = default;
@@ -86,6 +88,9 @@ struct Backend {
   std::string route_prefix;      // checked by validateRoutePrefix()
   std::string model_name;        // KServe v2 name: /v2/models/<model_name>/... routes here
   int max_ongoing_requests = 5;  // per-server maxconn
+  // The ingress deployment's max_queued_requests: requests HAProxy lets wait for a free replica
+  // (per protocol) before it answers 503 itself; -1 = unbounded. Changing it reloads.
+  int max_queued_requests = -1;
   // The replicas answer HTTP at the route themselves (kind python): requests keep their path.
   // Otherwise the route prefix is rewritten to /v2/models/<model_name>/infer.
   bool passthrough = false;

@@ -15,16 +15,16 @@ GlobalSettings globalSettings(const ManagerEnv& env, const ServeConfig& config) 
   g.nbthread = env.nbthread;
   g.hard_stop_after_s = env.hard_stop_after_s;
   g.timeout_client_s = env.timeout_client_s;
-  g.timeout_connect_s = env.timeout_connect_s;
+  g.timeout_connect_s = env.timeout_connect_s.value_or(kDefaultConnectTimeoutS);
   const double request_timeout = config.http_options.request_timeout_s;
   if (env.timeout_server_s.has_value()) {
     g.timeout_server_s = env.timeout_server_s;
   } else if (request_timeout > 0) {
     g.timeout_server_s = request_timeout + kServerTimeoutGraceS;
+  } else {
+    g.timeout_server_s = env.timeout_client_s;
   }
-  if (request_timeout > 0) {
-    g.timeout_queue_s = request_timeout;
-  }
+  g.timeout_queue_s = request_timeout > 0 ? request_timeout : env.timeout_client_s;
   g.keep_alive_timeout_s =
       env.keep_alive_timeout_s.value_or(config.http_options.keep_alive_timeout_s);
   g.retries = env.retries;
@@ -41,6 +41,8 @@ GlobalSettings globalSettings(const ManagerEnv& env, const ServeConfig& config) 
   g.grpc_port = config.grpc_options.port;
   g.metrics_port = env.metrics_port;
   g.stats_port = env.stats_port;
+  g.stats_bind = env.stats_bind;
+  g.stats_auth = env.stats_auth;
   g.control_port = env.control_port;
   if (env.metrics_enabled) {
     g.ingress_log_socket = env.metrics_socket_path;

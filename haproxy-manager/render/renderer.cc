@@ -82,6 +82,9 @@ mustache::data backendData(const RoutingTable& table, const Backend& backend) {
   data.set("fall", std::to_string(g.health_check_fall));
   data.set("rise", std::to_string(g.health_check_rise));
   data.set("maxconn", std::to_string(backend.max_ongoing_requests));
+  if (backend.max_queued_requests >= 0) {
+    data.set("max_queued", std::to_string(backend.max_queued_requests));
+  }
   if (g.observe_mark_down) {
     data.set("observe", true);
     data.set("error_limit", std::to_string(g.observe_error_limit));
@@ -181,6 +184,11 @@ StatusOr<RenderedConfig> render(const RoutingTable& table, const Templates& temp
   data.set("http_port", std::to_string(g.http_port));
   data.set("metrics_port", std::to_string(g.metrics_port));
   data.set("stats_port", std::to_string(g.stats_port));
+  const bool ipv6_stats = g.stats_bind.find(':') != std::string::npos;
+  data.set("stats_bind", ipv6_stats ? absl::StrCat("[", g.stats_bind, "]") : g.stats_bind);
+  if (!g.stats_auth.empty()) {
+    data.set("stats_auth", g.stats_auth);
+  }
   data.set("control_port", std::to_string(g.control_port));
   data.set("server_version", std::string(kServeVersion));
   data.set("node_map", statePath(g, kNodeMap));

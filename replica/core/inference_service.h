@@ -1,6 +1,6 @@
 #pragma once
 
-// The narrow interface every front end (HTTP now, gRPC later) calls: one request in, one
+// The narrow interface every front end (HTTP and gRPC) calls: one request in, one
 // response or error out. It owns the model, admission control and the batcher, so both
 // protocols share one pool of max_ongoing_requests slots. Error codes, mapped to wire codes by
 // each front end (frontend/wire_status):

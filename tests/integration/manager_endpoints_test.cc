@@ -142,6 +142,34 @@ TEST_CASE("manager: HAProxy's own answers are exact") {
   }
 }
 
+TEST_CASE("manager: the stats page listens on loopback only, and asks for credentials if set") {
+  for (const HaproxyBinary& haproxy : haproxyBinaries()) {
+    CAPTURE(haproxy.version);
+    const std::string config = managerConfig(1500);
+    {
+      auto m = startManager(config, haproxy.path);
+      const std::string port = std::to_string(m->statsPort());
+      const HttpResult local = httpGet("http://127.0.0.1:" + port + "/stats;csv");
+      CHECK(local.status == 200);
+      CHECK(local.body.rfind("# pxname,svname,", 0) == 0);
+      // 127.0.0.2 is this machine too: a bind on every interface would answer there.
+      const HttpResult other = httpGet("http://127.0.0.2:" + port + "/stats;csv");
+      CHECK(other.status == 0);
+    }
+    auto m =
+        startManager(config, haproxy.path, {{"RAY_SERVE_HAPROXY_STATS_AUTH", "ops:correct-horse"}});
+    const std::string url = "http://127.0.0.1:" + std::to_string(m->statsPort()) + "/stats;csv";
+    CHECK(httpGet(url).status == 401);
+    const HttpResult wrong =
+        httpRequest("GET", url, "", {{"Authorization", "Basic b3BzOndyb25nLXBhc3N3b3Jk"}});
+    CHECK(wrong.status == 401);  // ops:wrong-password
+    const HttpResult right =
+        httpRequest("GET", url, "", {{"Authorization", "Basic b3BzOmNvcnJlY3QtaG9yc2U="}});
+    CHECK(right.status == 200);  // ops:correct-horse
+    CHECK(right.body.rfind("# pxname,svname,", 0) == 0);
+  }
+}
+
 TEST_CASE("manager: a slot changed by hand over the admin socket is put back and counted") {
   const auto binaries = haproxyBinaries();
   REQUIRE_FALSE(binaries.empty());

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <map>
 #include <sstream>
@@ -259,6 +260,40 @@ TEST_CASE("node: bad configs are refused before anything changes") {
   CHECK(processes(*m, "app") == before);
   CHECK(m->workerPid() == worker);
   CHECK(httpPost(m->url("/app"), kInferBody).status == 200);
+}
+
+}  // namespace
+}  // namespace serve::testing
+
+namespace serve::testing {
+namespace {
+
+TEST_CASE("node: max_queued_requests bounds HAProxy's queue; the next request gets 503 at once") {
+  // One replica taking one request at a time for 1.5 s; two may wait for it.
+  // With a gRPC listener, so HAProxy checks the gRPC backend's rules too.
+  auto m = startNode("grpc_options: {port: {{GRPC_PORT}}}\n" +
+                     oneAppConfig("num_replicas: 1, max_ongoing_requests: 1, "
+                                  "max_queued_requests: 2, "
+                                  "model: {kind: sleep, sleep_ms: 1500, name: sleeper}"));
+  REQUIRE(eventually([&] { return allServing(*m, "app", 1); }));
+  std::vector<std::future<HttpResult>> calls;
+  for (int i = 0; i < 5; ++i) {  // one at a time, so each sees the queue the last one left
+    calls.push_back(
+        std::async(std::launch::async, [&] { return httpPost(m->url("/app"), kInferBody); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  std::vector<long> statuses;
+  for (auto& call : calls) {
+    const HttpResult r = call.get();
+    statuses.push_back(r.status);
+    if (r.status == 503) {
+      CHECK(r.body ==
+            "Application 'app' has 2 request(s) waiting (max_queued_requests); try again later.");
+      CHECK(r.seconds < 1.0);  // turned away at once, not after waiting
+    }
+  }
+  // The first is served, the next two wait their turn, the last two find the queue full.
+  CHECK(statuses == std::vector<long>{200, 200, 200, 503, 503});
 }
 
 }  // namespace

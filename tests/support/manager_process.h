@@ -41,6 +41,7 @@ class ManagerProcess {
   int httpPort() const { return http_port_; }
   int grpcPort() const { return grpc_port_; }
   int metricsPort() const { return metrics_port_; }
+  int statsPort() const { return stats_port_; }
   int controlPort() const { return control_port_; }
   std::string url(const std::string& path) const;  // through HAProxy's :http_port
   std::string controlUrl(const std::string& path) const;

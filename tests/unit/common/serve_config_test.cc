@@ -12,7 +12,7 @@
 namespace serve {
 namespace {
 
-// The example from DESIGN.md, verbatim.
+// The architecture's example config, verbatim.
 constexpr char kDesignExample[] =
     R"(http_options: {host: 0.0.0.0, port: 8000, request_timeout_s: 30, keep_alive_timeout_s: 90}
 grpc_options: {port: 9000}
@@ -72,7 +72,7 @@ void checkErrors(const std::vector<ErrorCase>& cases) {
   }
 }
 
-TEST_CASE("parseServeConfig reads the DESIGN.md example exactly") {
+TEST_CASE("parseServeConfig reads the architecture's example config exactly") {
   StatusOr<ServeConfig> parsed = parseServeConfig(kDesignExample, "serve.yaml");
   REQUIRE_MESSAGE(parsed.ok(), parsed.status().message());
   const ServeConfig& config = *parsed;

@@ -291,3 +291,22 @@ TEST_CASE("differ: a free slot observed in drain at a stale address is repaired"
 
 }  // namespace
 }  // namespace serve::manager
+
+namespace serve::manager {
+namespace {
+
+using namespace serve::manager::testing;
+
+TEST_CASE("differ: a new max_queued_requests reloads (it is a rule in the backend)") {
+  const RoutingTable running = table({backend("a", "/a", {active("a-1", 30000)})});
+  RoutingTable desired = running;
+  desired.backends[0].max_queued_requests = 2;
+  const Plan plan = diff(running, desired);
+  CHECK(plan.commands.empty());
+  REQUIRE(plan.reload_reasons.size() == 1);
+  CHECK(plan.reload_reasons[0] ==
+        ReloadReason{"queue_limit", "application 'a' max_queued_requests -1 -> 2"});
+}
+
+}  // namespace
+}  // namespace serve::manager

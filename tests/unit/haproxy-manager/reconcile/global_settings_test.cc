@@ -27,11 +27,21 @@ TEST_CASE("global settings: request_timeout_s drives timeout server and queue") 
   CHECK(g.timeout_server_s == 5);
   CHECK(g.keep_alive_timeout_s == 10);
 
-  config.http_options.request_timeout_s = 0;  // no deadline: no server or queue timeout
+  // No request deadline: HAProxy still bounds the wait for a replica and its answer, by the
+  // client timeout, so a stuck replica cannot hold a client forever.
+  config.http_options.request_timeout_s = 0;
   env.timeout_server_s.reset();
+  env.timeout_client_s = 1800;
   g = globalSettings(env, config);
-  CHECK_FALSE(g.timeout_server_s.has_value());
-  CHECK_FALSE(g.timeout_queue_s.has_value());
+  CHECK(g.timeout_server_s == 1800);
+  CHECK(g.timeout_queue_s == 1800);
+}
+
+TEST_CASE("global settings: the connect timeout is finite unless set") {
+  ManagerEnv env;
+  CHECK(globalSettings(env, ServeConfig{}).timeout_connect_s == kDefaultConnectTimeoutS);
+  env.timeout_connect_s = 2.5;  // RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S
+  CHECK(globalSettings(env, ServeConfig{}).timeout_connect_s == 2.5);
 }
 
 TEST_CASE("global settings: a config file without a directory keeps its files in .") {

@@ -71,6 +71,7 @@ TEST_CASE("renderer: two applications render to the golden config and maps") {
   t.global.grpc_port = 9000;
   t.backends[0].model_name = "digits-mlp";
   t.backends[1].max_ongoing_requests = 8;
+  t.backends[1].max_queued_requests = 3;
   const RenderedConfig out = renderOk(t);
   checkGolden("two_apps.cfg", out.config);
   CHECK(out.files.at(kRoutesExactMap) == "/digits http-digits\n/echo/v1 http-echo\n");

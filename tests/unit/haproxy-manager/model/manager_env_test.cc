@@ -1,4 +1,4 @@
-#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/model/manager_env.h"
 
 #include <doctest/doctest.h>
 
@@ -381,6 +381,71 @@ TEST_CASE("readManagerEnv rejects bad values with the variable, value and rule")
   for (const Case& c : cases) {
     CAPTURE(c.message);
     CHECK(errorOf(c.vars) == c.message);
+  }
+}
+
+}  // namespace
+}  // namespace serve::manager
+
+namespace serve::manager {
+namespace {
+
+TEST_CASE("the stats page is on loopback unless bound elsewhere with credentials") {
+  const ManagerEnv defaults = readOk({});
+  CHECK(defaults.stats_bind == "127.0.0.1");
+  CHECK(defaults.stats_auth.empty());
+
+  struct Good {
+    Vars vars;
+    std::string bind;
+    std::string auth;
+  };
+  const std::vector<Good> good = {
+      {{{"RAY_SERVE_HAPROXY_STATS_BIND", "127.0.0.2"}}, "127.0.0.2", ""},
+      {{{"RAY_SERVE_HAPROXY_STATS_BIND", "::1"}}, "::1", ""},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "ops:s3cret-pw!"}}, "127.0.0.1", "ops:s3cret-pw!"},
+      {{{"RAY_SERVE_HAPROXY_STATS_BIND", "0.0.0.0"},
+        {"RAY_SERVE_HAPROXY_STATS_AUTH", "ops.team_1:abcdefgh"}},
+       "0.0.0.0",
+       "ops.team_1:abcdefgh"},
+  };
+  for (const Good& g : good) {
+    CAPTURE(g.bind);
+    const ManagerEnv env = readOk(g.vars);
+    CHECK(env.stats_bind == g.bind);
+    CHECK(env.stats_auth == g.auth);
+  }
+
+  const std::string auth_rule =
+      "RAY_SERVE_HAPROXY_STATS_AUTH must be <user>:<password>: a user of letters, digits, '.', "
+      "'_' or '-', and a password of at least 8 printable characters without spaces, '#', "
+      "quotes or backslashes";
+  struct Bad {
+    Vars vars;
+    std::string message;
+  };
+  const std::vector<Bad> bad = {
+      {{{"RAY_SERVE_HAPROXY_STATS_BIND", "0.0.0.0"}},
+       "RAY_SERVE_HAPROXY_STATS_BIND=0.0.0.0: the stats page shows every server's address and "
+       "state; off loopback it needs credentials: set "
+       "RAY_SERVE_HAPROXY_STATS_AUTH=<user>:<password>"},
+      {{{"RAY_SERVE_HAPROXY_STATS_BIND", "10.1.2.3"}},
+       "RAY_SERVE_HAPROXY_STATS_BIND=10.1.2.3: the stats page shows every server's address and "
+       "state; off loopback it needs credentials: set "
+       "RAY_SERVE_HAPROXY_STATS_AUTH=<user>:<password>"},
+      {{{"RAY_SERVE_HAPROXY_STATS_BIND", "stats.example.com"}},
+       "RAY_SERVE_HAPROXY_STATS_BIND=stats.example.com: expected an IPv4 or IPv6 address "
+       "(127.0.0.1 by default)"},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "nopassword"}}, auth_rule},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "ops:short"}}, auth_rule},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "ops:has space in it"}}, auth_rule},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "ops:pass#word1"}}, auth_rule},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "ops:pass\nword1\n  bind :1"}}, auth_rule},
+      {{{"RAY_SERVE_HAPROXY_STATS_AUTH", "o ps:password1"}}, auth_rule},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.message);
+    CHECK(errorOf(b.vars) == b.message);
   }
 }
 

@@ -1,5 +1,9 @@
-#include "haproxy-manager/app/manager_env.h"
+#include "haproxy-manager/model/manager_env.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cctype>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +38,8 @@ constexpr char kBalance[] = "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM";
 constexpr char kMetricsPort[] = "RAY_SERVE_HAPROXY_METRICS_PORT";
 constexpr char kStatsPort[] = "RAY_SERVE_HAPROXY_STATS_PORT";
 constexpr char kControlPort[] = "RAY_SERVE_HAPROXY_CONTROL_PORT";
+constexpr char kStatsBind[] = "RAY_SERVE_HAPROXY_STATS_BIND";
+constexpr char kStatsAuth[] = "RAY_SERVE_HAPROXY_STATS_AUTH";
 constexpr char kLogDir[] = "RAY_SERVE_LOG_DIR";
 constexpr char kLogToStderr[] = "RAY_SERVE_LOG_TO_STDERR";
 constexpr char kThroughputOptimized[] = "RAY_SERVE_THROUGHPUT_OPTIMIZED";
@@ -212,6 +218,67 @@ Status checkDistinctPorts(const Port (&ports)[3]) {
   return absl::OkStatus();
 }
 
+bool isLoopback(const std::string& address) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;  // 127.0.0.0/8
+  }
+  in6_addr v6{};
+  return inet_pton(AF_INET6, address.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// "user:password" as HAProxy's `stats auth` takes it, unquoted: no byte of it may end the word
+// or start a comment in haproxy.cfg, so only printable ASCII other than space, '#', quotes and
+// backslash; a user name of letters, digits, '.', '_' and '-'; a password of 8 or more.
+bool isStatsAuth(const std::string& auth) {
+  const std::size_t colon = auth.find(':');
+  if (colon == std::string::npos || colon == 0 || colon > 64 || auth.size() - colon - 1 < 8 ||
+      auth.size() > 200) {
+    return false;
+  }
+  for (std::size_t i = 0; i < auth.size(); ++i) {
+    const auto c = static_cast<unsigned char>(auth[i]);
+    if (i < colon && !(std::isalnum(c) || c == '.' || c == '_' || c == '-')) {
+      return false;
+    }
+    if (c <= 0x20 || c >= 0x7f || c == '#' || c == '"' || c == '\'' || c == '\\') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Where the stats page listens, and its credentials: required off loopback.
+Status readStatsAccess(const EnvLookup& env, ManagerEnv& result) {
+  if (std::optional<std::string> bind = env(kStatsBind); bind.has_value() && !bind->empty()) {
+    in6_addr any{};
+    if (inet_pton(AF_INET, bind->c_str(), &any) != 1 &&
+        inet_pton(AF_INET6, bind->c_str(), &any) != 1) {
+      return envError(kStatsBind, *bind, "an IPv4 or IPv6 address (127.0.0.1 by default)");
+    }
+    result.stats_bind = *bind;
+  }
+  if (std::optional<std::string> auth = env(kStatsAuth); auth.has_value() && !auth->empty()) {
+    if (!isStatsAuth(*auth)) {
+      // The value is a password: the message does not repeat it.
+      return absl::InvalidArgumentError(absl::StrCat(
+          kStatsAuth,
+          " must be <user>:<password>: a user of letters, digits, '.', '_' or '-', "
+          "and a password of at least 8 printable characters without spaces, '#', quotes or "
+          "backslashes"));
+    }
+    result.stats_auth = *auth;
+  }
+  if (!isLoopback(result.stats_bind) && result.stats_auth.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kStatsBind, "=", result.stats_bind,
+                     ": the stats page shows every server's address and "
+                     "state; off loopback it needs credentials: set ",
+                     kStatsAuth, "=<user>:<password>"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string masterSocketPath(const std::string& socket_path) {
@@ -305,6 +372,9 @@ StatusOr<ManagerEnv> readManagerEnv(const EnvLookup& env) {
   result.metrics_port = ports[0].setting.value;
   result.stats_port = ports[1].setting.value;
   result.control_port = ports[2].setting.value;
+  if (Status status = readStatsAccess(env, result); !status.ok()) {
+    return status;
+  }
 
   // The binary is exec'd, never written into haproxy.cfg: any path will do but one with
   // control characters, which is a mistake wherever it comes from.

@@ -51,6 +51,11 @@ struct ManagerEnv {
   // Listeners HAProxy owns besides http_options.port.
   int metrics_port = 9101;  // RAY_SERVE_HAPROXY_METRICS_PORT
   int stats_port = 8404;    // RAY_SERVE_HAPROXY_STATS_PORT
+  // The stats page shows every server's address, state and counters: loopback only unless the
+  // operator binds it elsewhere (RAY_SERVE_HAPROXY_STATS_BIND), which then needs credentials
+  // (RAY_SERVE_HAPROXY_STATS_AUTH, "user:password", HTTP basic auth).
+  std::string stats_bind = "127.0.0.1";
+  std::string stats_auth;  // empty: no authentication (loopback binds only)
   int control_port = 8405;  // RAY_SERVE_HAPROXY_CONTROL_PORT: the manager's control API and
                             // metrics, on 127.0.0.1 only
 
