@@ -158,17 +158,43 @@ void ReplicaSupervisor::adopt(const std::string& state_file) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
-  if (state.is_discarded() || !state.contains("replicas")) {
+  std::vector<std::unique_ptr<Replica>> adopted;
+  // All or nothing: a damaged file (truncated by a crash, edited by hand, a field of the wrong
+  // type) is reported and adopts nothing; it never throws out of the start.
+  try {
+    adopted = parseAdoptable(text.str());
+  } catch (const std::exception& e) {
+    spdlog::warn("supervisor: ignoring {}: {}", state_file, e.what());
     return;
   }
-  for (const auto& j : state["replicas"]) {
+  for (auto& r : adopted) {
+    http_ports_.markInUse(r->http_port);
+    if (r->grpc_port > 0) {
+      grpc_ports_.markInUse(r->grpc_port);
+    }
+    gpus_.reserve(r->gpus, r->gpu_amount);
+    const std::string key = r->application + "/" + r->deployment;
+    const std::size_t dot = r->id.rfind('.');
+    if (dot != std::string::npos) {
+      next_index_[key] = std::max(next_index_[key], std::atoi(r->id.c_str() + dot + 1) + 1);
+    }
+    spdlog::info("supervisor: adopted replica {} (pid {}, port {})", r->id, r->pid, r->http_port);
+    replicas_.push_back(std::move(r));
+  }
+}
+
+// The state file's replicas that still run; throws on anything malformed.
+std::vector<std::unique_ptr<ReplicaSupervisor::Replica>> ReplicaSupervisor::parseAdoptable(
+    const std::string& text) {
+  const nlohmann::json state = nlohmann::json::parse(text);
+  std::vector<std::unique_ptr<Replica>> out;
+  for (const auto& j : state.at("replicas")) {
     const int pid = j.value("pid", 0);
     if (pid <= 0 || launcher_.commandLine(pid).find("serve-replica") == std::string::npos) {
       continue;  // gone (or the pid now belongs to something else)
     }
     auto r = std::make_unique<Replica>();
-    r->id = j.value("replica_id", "");
+    r->id = j.at("replica_id").get<std::string>();
     r->application = j.value("application", "");
     r->deployment = j.value("deployment", "");
     r->spec = j.value("spec", "");
@@ -180,22 +206,16 @@ void ReplicaSupervisor::adopt(const std::string& state_file) {
     r->gpus = j.value("gpus", std::vector<int>{});
     r->gpu_amount = j.value("gpu_amount", 0.0);
     r->graceful_s = j.value("graceful_s", 20.0);
+    if (r->id.empty() || r->http_port < 1 || r->http_port > 65535 || r->grpc_port < 0 ||
+        r->grpc_port > 65535) {
+      throw std::invalid_argument("replica '" + r->id + "' has no id or a port out of range");
+    }
     r->state = State::kServing;
     r->adopted = true;
     r->since = clock_.now();
-    http_ports_.markInUse(r->http_port);
-    if (r->grpc_port > 0) {
-      grpc_ports_.markInUse(r->grpc_port);
-    }
-    gpus_.reserve(r->gpus, r->gpu_amount);
-    const std::string key = r->application + "/" + r->deployment;
-    const std::size_t dot = r->id.rfind('.');
-    if (dot != std::string::npos) {
-      next_index_[key] = std::max(next_index_[key], std::atoi(r->id.c_str() + dot + 1) + 1);
-    }
-    spdlog::info("supervisor: adopted replica {} (pid {}, port {})", r->id, pid, r->http_port);
-    replicas_.push_back(std::move(r));
+    out.push_back(std::move(r));
   }
+  return out;
 }
 
 // Under mu_.
@@ -678,8 +698,10 @@ bool ReplicaSupervisor::blockPortIfTaken(Replica& r) {
 }
 
 void ReplicaSupervisor::scheduleRestart(Replica& r, const std::string& why) {
-  // Backoff doubles per crash, and starts over after a healthy period.
-  if (r.state == State::kServing || secondsSince(r.since) > options_.backoff_reset_after_s) {
+  // Backoff doubles per crash, and starts over only after backoff_reset_after_s of service: a
+  // replica that crashes soon after it became ready (a bad request path, a leak that kills it
+  // in seconds) must not be restarted every second forever.
+  if (r.state == State::kServing && secondsSince(r.since) > options_.backoff_reset_after_s) {
     r.restarts = 0;
   }
   const double delay =

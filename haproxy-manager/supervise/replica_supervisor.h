@@ -130,6 +130,7 @@ class ReplicaSupervisor {
 
   void loop();
   void tick();
+  std::vector<std::unique_ptr<Replica>> parseAdoptable(const std::string& text);
   void stepStates();
   void reconcileDeployments();
   // Restarts of a deployment's replicas whose backoff elapsed, and control of serving ones.

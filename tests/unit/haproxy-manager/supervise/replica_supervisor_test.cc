@@ -485,15 +485,20 @@ std::vector<BackoffCase> backoffCases() {
                  crashes({0.5, 1, 2, 3, 3})});
   {
     std::vector<Life> lives = crashes({1, 2, 4});
-    lives.push_back({5000ms, true, 1});  // served, then crashed: starts over
-    lives.push_back({0ms, false, 2});    // and doubles again from there
-    out.push_back({"a crash after serving starts over at the initial delay", 1, 30, lives});
+    lives.push_back({61000ms, true, 1});  // served over 60 s, then crashed: starts over
+    lives.push_back({0ms, false, 2});     // and doubles again from there
+    out.push_back({"a crash after 60 s of service starts over at the initial delay", 1, 30, lives});
   }
   {
     std::vector<Life> lives = crashes({1, 2, 4});
-    lives.push_back({61000ms, false, 1});
-    out.push_back({"a start attempt that lasted over backoff_reset_after_s (60 s) starts over", 1,
-                   30, lives});
+    lives.push_back({5000ms, true, 8});  // served 5 s only: no reset
+    out.push_back({"a crash soon after becoming ready keeps doubling", 1, 30, lives});
+  }
+  {
+    std::vector<Life> lives = crashes({1, 2, 4});
+    lives.push_back({61000ms, false, 8});
+    out.push_back(
+        {"a start attempt that lasted over 60 s is not service: keeps doubling", 1, 30, lives});
   }
   {
     std::vector<Life> lives = crashes({1, 2, 4});
@@ -749,6 +754,47 @@ TEST_CASE("supervisor: the replica's command line and environment") {
   CHECK(std::none_of(child.env.begin(), child.env.end(), [](const std::string& e) {
     return e.rfind("CUDA_VISIBLE_DEVICES=", 0) == 0;
   }));
+}
+
+TEST_CASE("supervisor: a damaged state file adopts nothing and never throws") {
+  struct Case {
+    const char* name;
+    std::string text;
+  };
+  const std::string good_replica =
+      R"({"replica_id": "a.d.0", "application": "a", "deployment": "d", "pid": 1000, )"
+      R"("http_port": 30000})";
+  const std::vector<Case> cases = {
+      {"truncated", R"({"replicas": [{"replica_id": "a.d.0", "pid": 10)"},
+      {"not JSON", "\x01\x02garbage"},
+      {"no replicas", R"({"haproxy_master_pid": 7})"},
+      {"a port of the wrong type",
+       R"({"replicas": [{"replica_id": "a.d.0", "pid": 1000, "http_port": "30000"}]})"},
+      {"a port out of range",
+       R"({"replicas": [{"replica_id": "a.d.0", "pid": 1000, "http_port": 70000}]})"},
+      {"no id", R"({"replicas": [{"pid": 1000, "http_port": 30000}]})"},
+      {"one good, one damaged: all or nothing",
+       R"({"replicas": [)" + good_replica + R"(, {"replica_id": 5, "pid": 1000}]})"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    TempDir state_dir;
+    const std::string state_file = state_dir.path + "/replicas-state.json";
+    std::ofstream(state_file) << c.text;
+    Calls calls;
+    ManualClock clock;
+    FakeLauncher launcher(calls);
+    launcher.foreign[1000] = std::string("/opt/serve/serve-replica\0--app\0a", 32);
+    FakeRegistry registry(calls);
+    FakeControl control;
+    QuietLogs quiet;
+    ReplicaSupervisor supervisor(options(state_dir.path), registry, launcher, clock, control);
+    CHECK_NOTHROW(supervisor.adopt(state_file));
+    CHECK(supervisor.replicas().empty());
+    supervisor.apply(std::make_shared<const ServeConfig>(config(1)), "/etc/serve/serve.yaml", "");
+    supervisor.runOnce();
+    CHECK(calls == Calls{"spawn 1000 port 30000"});  // a fresh start, as with no file
+  }
 }
 
 TEST_CASE("supervisor: a new manager adopts the replicas an earlier one left running") {
