@@ -575,7 +575,7 @@ def main():
     exposed = set()
     for ins in stage_instrs("runtime", "EXPOSE"):
         exposed |= {p.split("/")[0] for p in ins.rest.split()}
-    env_h = read("haproxy-manager/app/manager_env.h")
+    env_h = read("haproxy-manager/model/manager_env.h")
     want_ports = {}
     m = re.search(r"http_options:\s*\{[^}]*\bport:\s*(\d+)", example_text)
     want_ports["http_options.port"] = m.group(1) if m else None
