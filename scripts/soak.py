@@ -6,10 +6,10 @@ node's RAY_SERVE_* environment and cleans up after this program. soak.sh's heade
 reference: what the node looks like, the load, the faults, and which fault may fail which request
 (the same rules are coded in FaultWindow.allows below).
 
-Python 3 standard library only. gRPC load uses the `grpc` package when it can be imported (from
-the interpreter, else from .tools/tritonclient, where scripts/setup.sh installs grpcio); the
-KServe messages are encoded by hand (a few protobuf fields), so no generated code is needed.
-Without `grpc` it runs build/bench/grpc_load in short slices instead.
+Python 3 standard library for everything but gRPC. The gRPC load uses grpcio and the KServe v2
+messages tritonclient generates (tritonclient.grpc.service_pb2), from the interpreter or from
+.tools/tritonclient, where scripts/setup.sh installs them. Without them it runs
+build/bench/grpc_load in short slices instead.
 """
 
 import argparse
@@ -343,132 +343,34 @@ class Node:
             time.sleep(0.2)
 
 
-# ---------------------------------------------------------------- minimal protobuf (KServe v2)
+# ---------------------------------------------------------------- KServe v2 messages
 
 
-def _varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(field, payload):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _parse(buf):
-    """field number -> list of (wire type, value) of one message."""
-    out = {}
-    i = 0
-    while i < len(buf):
-        key = 0
-        shift = 0
-        while True:
-            b = buf[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v = 0
-            shift = 0
-            while True:
-                b = buf[i]
-                i += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
-        elif wt == 1:
-            v = buf[i:i + 8]
-            i += 8
-        elif wt == 2:
-            n = 0
-            shift = 0
-            while True:
-                b = buf[i]
-                i += 1
-                n |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
-            v = buf[i:i + n]
-            i += n
-        elif wt == 5:
-            v = buf[i:i + 4]
-            i += 4
-        else:
-            raise ValueError(f"wire type {wt}")
-        if i > len(buf):
-            raise ValueError("truncated message")
-        out.setdefault(field, []).append((wt, v))
-    return out
-
-
-def _packed_varints(entries):
-    vals = []
-    for wt, v in entries:
-        if wt == 0:
-            vals.append(v)
-        else:
-            j = 0
-            while j < len(v):
-                n = 0
-                shift = 0
-                while True:
-                    b = v[j]
-                    j += 1
-                    n |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        break
-                vals.append(n)
-    return vals
-
-
-def encode_infer_request(model, request_id, tensor_name, shape, values, raw):
-    floats = struct.pack(f"<{len(values)}f", *values)
-    tensor = _ld(1, tensor_name) + _ld(2, "FP32") + _ld(3, b"".join(_varint(d) for d in shape))
-    if not raw:
-        tensor += _ld(5, _ld(6, floats))
-    msg = _ld(1, model) + _ld(3, request_id) + _ld(5, tensor)
+def encode_infer_request(pb, model, request_id, tensor_name, shape, values, raw):
+    """A ModelInferRequest (tritonclient's generated KServe v2 messages) with one FP32 tensor,
+    typed contents or raw_input_contents."""
+    request = pb.ModelInferRequest(model_name=model, id=request_id)
+    tensor = request.inputs.add(name=tensor_name, datatype="FP32", shape=shape)
     if raw:
-        msg += _ld(7, floats)
-    return msg
+        request.raw_input_contents.append(struct.pack(f"<{len(values)}f", *values))
+    else:
+        tensor.contents.fp32_contents.extend(values)
+    return request
 
 
-def decode_infer_response(buf):
+def decode_infer_response(response):
     """(model name, id, [(name, shape, [float])]) of a ModelInferResponse."""
-    m = _parse(buf)
-    model = m.get(1, [(2, b"")])[0][1].decode()
-    rid = m.get(3, [(2, b"")])[0][1].decode()
-    raws = [v for _, v in m.get(6, [])]
     outputs = []
-    for k, (_, tb) in enumerate(m.get(5, [])):
-        t = _parse(tb)
-        name = t.get(1, [(2, b"")])[0][1].decode()
-        shape = _packed_varints(t.get(3, []))
-        values = []
-        if 5 in t:
-            c = _parse(t[5][0][1])
-            for wt, v in c.get(6, []):
-                values.extend(struct.unpack(f"<{len(v) // 4}f", v) if wt == 2 else
-                              struct.unpack("<f", v))
-        elif k < len(raws):
-            values = list(struct.unpack(f"<{len(raws[k]) // 4}f", raws[k]))
-        outputs.append((name, shape, values))
-    return model, rid, outputs
+    for k, tensor in enumerate(response.outputs):
+        if tensor.contents.fp32_contents:
+            values = list(tensor.contents.fp32_contents)
+        elif k < len(response.raw_output_contents):
+            raw = response.raw_output_contents[k]
+            values = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+        else:
+            values = []
+        outputs.append((tensor.name, list(tensor.shape), values))
+    return response.model_name, response.id, outputs
 
 
 # ---------------------------------------------------------------- requests and their answers
@@ -605,7 +507,8 @@ def node_answer(details):
     return "replica" in details or "application" in details
 
 
-def grpc_worker(grpc, rec, app, port, payloads, seed, think_s, stop):
+def grpc_worker(grpc_mods, rec, app, port, payloads, seed, think_s, stop):
+    grpc, pb = grpc_mods
     rng = random.Random(seed)
     model = APPS[app][0]
     options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
@@ -616,11 +519,12 @@ def grpc_worker(grpc, rec, app, port, payloads, seed, think_s, stop):
         if channel is None:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
             call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
-                                       request_serializer=None, response_deserializer=None)
+                                       request_serializer=pb.ModelInferRequest.SerializeToString,
+                                       response_deserializer=pb.ModelInferResponse.FromString)
         n += 1
         rid = f"{rec.name}-{n}"
         name, shape, values, check = payloads.make(app, rng)
-        request = encode_infer_request(model, rid, name, shape, values, raw=bool(n % 2))
+        request = encode_infer_request(pb, model, rid, name, shape, values, raw=bool(n % 2))
         start = now()
         outcome, detail = "ok", ""
         try:
@@ -629,7 +533,7 @@ def grpc_worker(grpc, rec, app, port, payloads, seed, think_s, stop):
                 got_model, got_id, outputs = decode_infer_response(reply)
                 why = None if got_id == rid else f"id {got_id!r} != {rid}"
                 why = why or check(got_model, got_id, outputs)
-            except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
+            except (ValueError, IndexError, struct.error) as e:
                 why = f"not a ModelInferResponse: {e}"
             if why:
                 outcome, detail = "wrong body", why
@@ -936,23 +840,20 @@ def parse_duration(text):
 
 
 def find_grpc(root, mode):
-    """The grpc module, or None (then grpc_load slices are used)."""
+    """(grpc, service_pb2): grpcio and tritonclient's generated KServe v2 messages, from the
+    system or the tritonclient that scripts/setup.sh puts in .tools/; None when either is
+    missing (then grpc_load slices are used)."""
     if mode == "grpc_load":
         return None
+    tools = os.path.join(root, ".tools", "tritonclient")
+    if os.path.isdir(tools) and tools not in sys.path:
+        sys.path.append(tools)
     try:
         import grpc  # pylint: disable=import-outside-toplevel
-        return grpc
+        from tritonclient.grpc import service_pb2  # pylint: disable=import-outside-toplevel
     except ImportError:
-        pass
-    tools = os.path.join(root, ".tools", "tritonclient")
-    if os.path.isdir(os.path.join(tools, "grpc")):
-        sys.path.append(tools)
-        try:
-            import grpc  # pylint: disable=import-outside-toplevel
-            return grpc
-        except ImportError:
-            sys.path.remove(tools)
-    return None
+        return None
+    return grpc, service_pb2
 
 
 def summarize(values):
@@ -1023,7 +924,7 @@ def main():
         log(f"no Python grpc module and no {args.grpc_load_bin}: build it with "
             "`cmake --build build --target grpc_load` or run scripts/setup.sh")
         return 2
-    grpc_mode = f"python grpc {grpc.__version__}" if grpc else "build/bench/grpc_load slices"
+    grpc_mode = f"python grpc {grpc[0].__version__}" if grpc else "build/bench/grpc_load slices"
     log(f"gRPC load: {grpc_mode}")
 
     chaos = Chaos(node, args, rng, stop_all, configs)

@@ -23,9 +23,9 @@
 #
 # Uses the binaries already built in build/ (it never builds; SOAK_BUILD_DIR names another
 # build folder), and HAProxy from PATH or RAY_SERVE_HAPROXY_BINARY_PATH. Python 3 (standard
-# library) runs the load and the chaos loop (scripts/soak.py); gRPC load uses the `grpc` module
-# when python3 can import it, else the grpcio that scripts/setup.sh put in .tools/tritonclient,
-# else build/bench/grpc_load: 1 s slices (1 call in flight, no pause: busier than the Python
+# library) runs the load and the chaos loop (scripts/soak.py); gRPC load uses grpcio with
+# tritonclient's generated KServe messages (from python3, else from .tools/tritonclient, which
+# scripts/setup.sh installs), else build/bench/grpc_load: 1 s slices (1 call in flight, no pause: busier than the Python
 # workers) with 2 s between them, echo and slow only; a slice is recorded as one span, so its
 # failures are matched to fault windows by the slice's [start, end], which is coarser.
 #

@@ -67,16 +67,20 @@ StatusOr<ReplicaRegistration> parseRegistration(const json& r, const std::string
 
 }  // namespace
 
+json registrationJson(const ReplicaRegistration& r) {
+  return {{"replica_id", r.replica_id},
+          {"application", r.application},
+          {"deployment", r.deployment},
+          {"host", r.host},
+          {"http_port", r.http_port},
+          {"grpc_port", r.grpc_port},
+          {"pid", r.pid}};
+}
+
 std::string managerStateJson(const ManagerState& state) {
   json replicas = json::array();
   for (const ReplicaRegistration& r : state.replicas) {
-    replicas.push_back({{"replica_id", r.replica_id},
-                        {"application", r.application},
-                        {"deployment", r.deployment},
-                        {"host", r.host},
-                        {"http_port", r.http_port},
-                        {"grpc_port", r.grpc_port},
-                        {"pid", r.pid}});
+    replicas.push_back(registrationJson(r));
   }
   return json{{"haproxy_master_pid", state.haproxy_master_pid}, {"replicas", replicas}}.dump();
 }

@@ -12,6 +12,7 @@
 #include "haproxy-manager/haproxy/show_parsers.h"
 #include "haproxy-manager/model/desired_state.h"
 #include "haproxy-manager/model/routing_table.h"
+#include "nlohmann/json.hpp"
 
 namespace serve::manager {
 
@@ -24,6 +25,9 @@ struct ManagerState {
 
   friend bool operator==(const ManagerState&, const ManagerState&) = default;
 };
+
+// One registration as the state file and `haproxy-manager status` show it.
+nlohmann::json registrationJson(const ReplicaRegistration& r);
 
 // The file's text: {"haproxy_master_pid": N, "replicas": [{replica_id, application, ...}]}.
 std::string managerStateJson(const ManagerState& state);

@@ -1,5 +1,6 @@
 #include "haproxy-manager/reconcile/status_view.h"
 
+#include "haproxy-manager/reconcile/adoption.h"
 #include "haproxy-manager/render/renderer.h"
 
 namespace serve::manager {
@@ -51,13 +52,7 @@ nlohmann::json applicationsJson(const RoutingTable& table) {
 nlohmann::json registrationsJson(const std::map<std::string, ReplicaRegistration>& replicas) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [id, r] : replicas) {
-    out.push_back({{"replica_id", id},
-                   {"application", r.application},
-                   {"deployment", r.deployment},
-                   {"host", r.host},
-                   {"http_port", r.http_port},
-                   {"grpc_port", r.grpc_port},
-                   {"pid", r.pid}});
+    out.push_back(registrationJson(r));
   }
   return out;
 }
