@@ -75,7 +75,7 @@ RUN apt-get update \
       build-essential cmake pkg-config ca-certificates \
       libcpp-httplib-dev libyaml-cpp-dev \
       libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev \
-      libopenblas-dev libabsl-dev libkainjow-mustache-dev \
+      libopenblas-dev libabsl-dev libkainjow-mustache-dev libcli11-dev \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 

@@ -11,16 +11,16 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 
 #include "bench/noop_reply.h"
+#include "common/cli.h"
 #include "replica/app/shutdown_signals.h"
 #include "replica/frontend/http_server.h"
 
@@ -32,65 +32,40 @@ struct Flags {
   std::optional<size_t> threads_max;
 };
 
-constexpr std::string_view kUsage =
-    "usage: bare_httplib_server --port N [--threads-min N] [--threads-max N]\n";
-
-template <typename T>
-bool parseNumber(std::string_view text, T& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return ec == std::errc() && ptr == end;
-}
-
-// Accepts "--name value" and "--name=value". Returns nullopt (after printing why) on bad input.
-std::optional<Flags> parseFlags(int argc, char** argv) {
+// Returns nullopt (after printing the help, or why the command line is wrong) when there is
+// nothing to serve; `exit_code` says how to leave.
+std::optional<Flags> parseFlags(int argc, char** argv, int* exit_code) {
   Flags flags;
-  bool have_port = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage.data(), stdout);
-      std::exit(0);
-    }
-    std::string_view name = arg;
-    std::optional<std::string_view> value;
-    if (auto eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    if (!value) {
-      std::fprintf(stderr, "bare_httplib_server: %.*s needs a value\n%s",
-                   static_cast<int>(name.size()), name.data(), kUsage.data());
-      return std::nullopt;
-    }
-    bool ok = false;
-    if (name == "--port") {
-      ok = parseNumber(*value, flags.port) && flags.port > 0 && flags.port < 65536;
-      have_port = true;
-    } else if (name == "--threads-min") {
-      size_t n = 0;
-      ok = parseNumber(*value, n) && n > 0;
-      flags.threads_min = n;
-    } else if (name == "--threads-max") {
-      size_t n = 0;
-      ok = parseNumber(*value, n) && n > 0;
-      flags.threads_max = n;
-    } else {
-      std::fprintf(stderr, "bare_httplib_server: unknown flag %.*s\n%s",
-                   static_cast<int>(name.size()), name.data(), kUsage.data());
-      return std::nullopt;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "bare_httplib_server: bad value for %.*s: %.*s\n",
-                   static_cast<int>(name.size()), name.data(), static_cast<int>(value->size()),
-                   value->data());
-      return std::nullopt;
-    }
+  CLI::App app(
+      "bare_httplib_server: serve::HttpServer answering POST /v2/models/noop/infer with a\n"
+      "constant (the bare cpp-httplib baseline of bench/replica_bench.sh).",
+      "bare_httplib_server");
+  app.add_option("--port", flags.port, "port to bind, 1-65535")
+      ->type_name("N")
+      ->required()
+      ->transform(serve::cli::integerIn(1, 65535));
+  app.add_option_function<size_t>(
+         "--threads-min", [&flags](size_t n) { flags.threads_min = n; },
+         "fewest connection threads (default: the replica's)")
+      ->type_name("N")
+      ->transform(serve::cli::integerIn(1, std::numeric_limits<int64_t>::max()));
+  app.add_option_function<size_t>(
+         "--threads-max", [&flags](size_t n) { flags.threads_max = n; },
+         "most connection threads (default: the replica's)")
+      ->type_name("N")
+      ->transform(serve::cli::integerIn(1, std::numeric_limits<int64_t>::max()));
+  serve::cli::readInOrder(app);
+  const serve::cli::ParseResult parsed =
+      serve::cli::parse(app, std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.help) {
+    std::fputs(app.help().c_str(), stdout);
+    *exit_code = 0;
+    return std::nullopt;
   }
-  if (!have_port) {
-    std::fprintf(stderr, "bare_httplib_server: --port is required\n%s", kUsage.data());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "bare_httplib_server: %s\nRun `bare_httplib_server --help` for usage.\n",
+                 parsed.error.c_str());
+    *exit_code = 2;
     return std::nullopt;
   }
   return flags;
@@ -99,9 +74,10 @@ std::optional<Flags> parseFlags(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::optional<Flags> flags = parseFlags(argc, argv);
+  int exit_code = 0;
+  std::optional<Flags> flags = parseFlags(argc, argv, &exit_code);
   if (!flags) {
-    return 2;
+    return exit_code;
   }
 
   // The replica's own signal handling (a handler feeding a pipe): blocking signals cannot work

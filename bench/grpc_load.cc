@@ -34,21 +34,18 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "common/cli.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "replica/frontend/wire_status.h"
 
@@ -74,121 +71,65 @@ struct Flags {
   double timeout_s = 10;
 };
 
-constexpr std::string_view kUsage =
-    "usage: grpc_load --target HOST:PORT --model NAME [--application NAME] --concurrency N\n"
-    "                 --duration S [--warmup S] [--raw] [--elements K] [--connections C]\n"
-    "                 [--threads T] [--timeout S]\n"
-    "  --target HOST:PORT   the GRPCInferenceService to call (plaintext HTTP/2)\n"
-    "  --model NAME         ModelInferRequest.model_name\n"
-    "  --application NAME   sent as request metadata `application` (HAProxy's gRPC routing)\n"
-    "  --concurrency N      calls kept in flight (closed loop)\n"
-    "  --duration S         measured seconds (a number, optionally with an 's')\n"
-    "  --warmup S           unmeasured seconds before the window (default 0)\n"
-    "  --raw                send the tensor in raw_input_contents (default: fp32_contents)\n"
-    "  --elements K         FP32 input of shape [1,K], values 1..K (default 4)\n"
-    "  --connections C      HTTP/2 connections the calls are spread over (default 1)\n"
-    "  --threads T          driver threads, each with its own CompletionQueue (default 1)\n"
-    "  --timeout S          deadline of every call (default 10)\n";
-
-[[noreturn]] void usageError(const std::string& message) {
-  std::fprintf(stderr, "grpc_load: %s\n%s", message.c_str(), kUsage.data());
-  std::exit(1);
-}
-
-std::optional<long> parseInt(std::string_view text) {
-  std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno != 0) {
-    return std::nullopt;
-  }
-  return v;
-}
-
-// Seconds as "2", "0.5" or "2s".
-std::optional<double> parseSeconds(std::string_view text) {
-  if (!text.empty() && text.back() == 's') {
-    text.remove_suffix(1);
-  }
-  std::string s(text);
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || *end != '\0' || !std::isfinite(v)) {
-    return std::nullopt;
-  }
-  return v;
-}
-
-int intFlag(std::string_view name, std::string_view value, long min, long max) {
-  std::optional<long> v = parseInt(value);
-  if (!v || *v < min || *v > max) {
-    usageError(std::string(name) + ": expected an integer in " + std::to_string(min) + ".." +
-               std::to_string(max) + ", got '" + std::string(value) + "'");
-  }
-  return static_cast<int>(*v);
-}
-
-double secondsFlag(std::string_view name, std::string_view value, double min, double max) {
-  std::optional<double> v = parseSeconds(value);
-  if (!v || *v < min || *v > max) {
-    usageError(std::string(name) + ": expected seconds in [" + std::to_string(min) + ", " +
-               std::to_string(max) + "], got '" + std::string(value) + "'");
-  }
-  return *v;
-}
-
-// Accepts "--name value" and "--name=value"; --raw takes no value.
+// Exits 0 after --help and 1 on a usage error, naming the flag and the rule.
 Flags parseFlags(int argc, char** argv) {
   Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage.data(), stdout);
-      std::exit(0);
-    }
-    if (arg == "--raw") {
-      flags.raw = true;
-      continue;
-    }
-    std::string_view name = arg;
-    std::optional<std::string_view> value;
-    if (auto eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    if (!value) {
-      usageError(std::string(name) + " needs a value");
-    }
-    if (name == "--target") {
-      flags.target = std::string(*value);
-    } else if (name == "--model") {
-      flags.model = std::string(*value);
-    } else if (name == "--application") {
-      flags.application = std::string(*value);
-    } else if (name == "--concurrency") {
-      flags.concurrency = intFlag(name, *value, 1, 100000);
-    } else if (name == "--duration") {
-      flags.duration_s = secondsFlag(name, *value, 0.001, 86400);
-    } else if (name == "--warmup") {
-      flags.warmup_s = secondsFlag(name, *value, 0, 86400);
-    } else if (name == "--elements") {
-      flags.elements = intFlag(name, *value, 1, 1 << 20);
-    } else if (name == "--connections") {
-      flags.connections = intFlag(name, *value, 1, 1024);
-    } else if (name == "--threads") {
-      flags.threads = intFlag(name, *value, 1, 256);
-    } else if (name == "--timeout") {
-      flags.timeout_s = secondsFlag(name, *value, 0.001, 3600);
-    } else {
-      usageError("unknown flag " + std::string(name));
-    }
+  CLI::App app(
+      "grpc_load: closed-loop KServe v2 gRPC load (N ModelInfer calls in flight); prints one\n"
+      "`result ...` line on stdout.",
+      "grpc_load");
+  app.get_formatter()->column_width(30);
+  app.add_option("--target", flags.target, "the GRPCInferenceService to call (plaintext HTTP/2)")
+      ->type_name("HOST:PORT")
+      ->required()
+      ->check(serve::cli::nonEmpty());
+  app.add_option("--model", flags.model, "ModelInferRequest.model_name")
+      ->type_name("NAME")
+      ->required()
+      ->check(serve::cli::nonEmpty());
+  app.add_option("--application", flags.application,
+                 "sent as request metadata `application` (HAProxy's gRPC routing)")
+      ->type_name("NAME");
+  app.add_option("--concurrency", flags.concurrency, "calls kept in flight (closed loop), 1-100000")
+      ->type_name("N")
+      ->required()
+      ->transform(serve::cli::integerIn(1, 100000));
+  app.add_option("--duration", flags.duration_s,
+                 "measured seconds, 0.001-86400 (a number, optionally with an 's')")
+      ->type_name("S")
+      ->required()
+      ->transform(serve::cli::secondsIn(0.001, 86400));
+  app.add_option("--warmup", flags.warmup_s, "unmeasured seconds before the window (default 0)")
+      ->type_name("S")
+      ->transform(serve::cli::secondsIn(0, 86400));
+  app.add_flag("--raw", flags.raw,
+               "send the tensor in raw_input_contents (default: fp32_contents)");
+  app.add_option("--elements", flags.elements,
+                 "FP32 input of shape [1,K], values 1..K, K in 1-1048576 (default 4)")
+      ->type_name("K")
+      ->transform(serve::cli::integerIn(1, 1 << 20));
+  app.add_option("--connections", flags.connections,
+                 "HTTP/2 connections the calls are spread over, 1-1024 (default 1)")
+      ->type_name("C")
+      ->transform(serve::cli::integerIn(1, 1024));
+  app.add_option("--threads", flags.threads,
+                 "driver threads, each with its own CompletionQueue, 1-256 (default 1)")
+      ->type_name("T")
+      ->transform(serve::cli::integerIn(1, 256));
+  app.add_option("--timeout", flags.timeout_s, "deadline of every call, 0.001-3600 (default 10)")
+      ->type_name("S")
+      ->transform(serve::cli::secondsIn(0.001, 3600));
+  serve::cli::readInOrder(app);
+  const serve::cli::ParseResult parsed =
+      serve::cli::parse(app, std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.help) {
+    std::fputs(app.help().c_str(), stdout);
+    std::exit(0);
   }
-  if (flags.target.empty() || flags.model.empty() || flags.concurrency == 0 ||
-      flags.duration_s == 0) {
-    usageError("--target, --model, --concurrency and --duration are required");
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "grpc_load: %s\nRun `grpc_load --help` for usage.\n",
+                 parsed.error.c_str());
+    std::exit(1);
   }
   // An idle thread or connection would only add noise.
   flags.threads = std::min(flags.threads, flags.concurrency);

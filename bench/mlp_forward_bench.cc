@@ -14,19 +14,17 @@
 //   result batch_size=B passes=N seconds=T samples_per_s=X ms_per_pass=M p50_ms=P min_ms=Q
 // for scripts. Exits 1 with a message on bad flags or a model that does not load.
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <random>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "common/cli.h"
 #include "replica/runtime/mlp_cpu.h"
 #include "replica/runtime/mlp_weights.h"
 #include "replica/runtime/safetensors.h"
@@ -52,92 +50,46 @@ struct Flags {
   double seconds = 3;
 };
 
-constexpr std::string_view kUsage =
-    "usage: mlp_forward_bench --model PATH [--backend cpu|cuda] [--threads N] "
-    "[--batch-sizes 1,8,32,64] [--seconds S]\n"
-    "  --model PATH        safetensors MLP (models/README.md)\n"
-    "  --backend B         cpu (OpenBLAS, default) or cuda (device 0 of CUDA_VISIBLE_DEVICES)\n"
-    "  --threads N         OpenBLAS threads (default 2; the replica uses num_cpus)\n"
-    "  --batch-sizes LIST  comma-separated rows per forward pass (default 1,8,32,64)\n"
-    "  --seconds S         measured time per batch size (default 3)\n";
-
-template <typename T>
-bool parseNumber(std::string_view text, T& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return !text.empty() && ec == std::errc() && ptr == end;
-}
-
-bool parseList(std::string_view text, std::vector<int64_t>& out) {
-  out.clear();
-  while (true) {
-    size_t comma = text.find(',');
-    int64_t v = 0;
-    if (!parseNumber(text.substr(0, comma), v) || v < 1 || v > 65536) {
-      return false;
-    }
-    out.push_back(v);
-    if (comma == std::string_view::npos) {
-      return true;
-    }
-    text.remove_prefix(comma + 1);
-  }
-}
-
-[[noreturn]] void fail(const std::string& message) {
-  std::fprintf(stderr, "mlp_forward_bench: %s\n%s", message.c_str(), kUsage.data());
-  std::exit(1);
-}
-
-// Accepts "--name value" and "--name=value".
+// Exits 0 after --help and 1 on a usage error, naming the flag and the rule.
 Flags parseFlags(int argc, char** argv) {
   Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage.data(), stdout);
-      std::exit(0);
-    }
-    std::string_view name = arg;
-    std::optional<std::string_view> value;
-    if (auto eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    if (!value) {
-      fail(std::string(name) + " needs a value");
-    }
-    if (name == "--model") {
-      flags.model = std::string(*value);
-    } else if (name == "--backend") {
-      if (*value != "cpu" && *value != "cuda") {
-        fail("--backend: expected cpu or cuda, got '" + std::string(*value) + "'");
-      }
-      flags.backend = std::string(*value);
-    } else if (name == "--threads") {
-      if (!parseNumber(*value, flags.threads) || flags.threads < 1 || flags.threads > 1024) {
-        fail("--threads: expected an integer in 1..1024, got '" + std::string(*value) + "'");
-      }
-    } else if (name == "--batch-sizes") {
-      if (!parseList(*value, flags.batch_sizes)) {
-        fail("--batch-sizes: expected comma-separated integers in 1..65536, got '" +
-             std::string(*value) + "'");
-      }
-    } else if (name == "--seconds") {
-      char* end = nullptr;
-      std::string text(*value);
-      flags.seconds = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end != '\0' || !(flags.seconds > 0) || flags.seconds > 3600) {
-        fail("--seconds: expected a number in (0, 3600], got '" + text + "'");
-      }
-    } else {
-      fail("unknown flag " + std::string(name));
-    }
+  CLI::App app(
+      "mlp_forward_bench: the MLP's forward pass alone, samples/s per batch size (the in-process\n"
+      "baseline of bench/mlp_bench.sh).",
+      "mlp_forward_bench");
+  app.get_formatter()->column_width(30);
+  app.add_option("--model", flags.model, "safetensors MLP (models/README.md)")
+      ->type_name("PATH")
+      ->required()
+      ->check(serve::cli::nonEmpty());
+  app.add_option("--backend", flags.backend,
+                 "cpu (OpenBLAS, default) or cuda (device 0 of CUDA_VISIBLE_DEVICES)")
+      ->type_name("B")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--threads", flags.threads,
+                 "OpenBLAS threads, 1-1024 (default 2; the replica uses num_cpus)")
+      ->type_name("N")
+      ->transform(serve::cli::integerIn(1, 1024));
+  app.add_option("--batch-sizes", flags.batch_sizes,
+                 "comma-separated rows per forward pass, each 1-65536 (default 1,8,32,64)")
+      ->type_name("LIST")
+      ->delimiter(',')
+      ->allow_extra_args(false)  // one argument: "1,8", not "1 8"
+      ->transform(serve::cli::integerIn(1, 65536));
+  app.add_option("--seconds", flags.seconds, "measured time per batch size, (0, 3600] (default 3)")
+      ->type_name("S")
+      ->check(serve::cli::numberIn(0, 3600, /*lo_open=*/true));
+  serve::cli::readInOrder(app);
+  const serve::cli::ParseResult parsed =
+      serve::cli::parse(app, std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.help) {
+    std::fputs(app.help().c_str(), stdout);
+    std::exit(0);
   }
-  if (flags.model.empty()) {
-    fail("--model is required");
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "mlp_forward_bench: %s\nRun `mlp_forward_bench --help` for usage.\n",
+                 parsed.error.c_str());
+    std::exit(1);
   }
   return flags;
 }

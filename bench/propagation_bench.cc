@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cli.h"
 #include "tests/support/http_client.h"
 #include "tests/support/manager_process.h"
 #include "tests/support/replica_process.h"
@@ -64,16 +65,26 @@ bool waitForStatus(const std::string& url, long status, bool post) {
 int main(int argc, char** argv) {
   std::string haproxy;
   int iterations = 100;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--haproxy") {
-      haproxy = argv[i + 1];
-    } else if (flag == "--iterations") {
-      iterations = std::stoi(argv[i + 1]);
-    } else {
-      std::cerr << "usage: propagation_bench [--haproxy PATH] [--iterations N]\n";
-      return 2;
-    }
+  CLI::App app(
+      "propagation_bench: a replica's registration -> first routed request, through the real\n"
+      "haproxy-manager, HAProxy and serve-replica, against a validated reload (markdown table).",
+      "propagation_bench");
+  app.add_option("--haproxy", haproxy, "the HAProxy binary (default: the tests' choice)")
+      ->type_name("PATH");
+  app.add_option("--iterations", iterations, "registrations measured, 1-1000000 (default 100)")
+      ->type_name("N")
+      ->transform(serve::cli::integerIn(1, 1000000));
+  serve::cli::readInOrder(app);
+  const serve::cli::ParseResult parsed =
+      serve::cli::parse(app, std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.help) {
+    std::cout << app.help();
+    return 0;
+  }
+  if (!parsed.ok()) {
+    std::cerr << "propagation_bench: " << parsed.error
+              << "\nRun `propagation_bench --help` for usage.\n";
+    return 2;
   }
   serve::testing::ManagerTestOptions options;
   options.config_yaml = kConfig;

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates clang libclang-rt-14-dev
   libcpp-httplib-dev libyaml-cpp-dev doctest-dev
   libcurl4-openssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev uuid-dev
-  libopenblas-dev libabsl-dev libkainjow-mustache-dev
+  libopenblas-dev libabsl-dev libkainjow-mustache-dev libcli11-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   haproxy socat curl wrk nginx-light python3-pip python3-numpy
 )

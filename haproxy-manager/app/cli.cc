@@ -8,12 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/cli.h"
 #include "common/env_settings.h"
 #include "common/file_util.h"
 #include "common/serve_config.h"
@@ -32,74 +33,153 @@ namespace serve::manager {
 
 namespace {
 
-constexpr char kUsage[] =
+constexpr char kDescription[] =
     R"(haproxy-manager: runs one HAProxy for a serving node and keeps it equal to
-the routing table (serve config + registered replicas).
+the routing table (serve config + registered replicas).)";
 
-Usage:
-  haproxy-manager start --config FILE [--template-dir DIR] [--no-replicas]
-      Run in the foreground: render haproxy.cfg, start HAProxy (master-worker), start
-      num_replicas serve-replica processes per application and put them into HAProxy as they
-      become ready, serve the control API on 127.0.0.1:$RAY_SERVE_HAPROXY_CONTROL_PORT (8405).
-      --no-replicas: run no replicas; they are started elsewhere and registered.
-      SIGTERM/SIGINT drain and stop the replicas, then HAProxy; SIGHUP re-reads FILE and
-      deploys it.
-  haproxy-manager status             Manager, HAProxy and slot state (JSON).
-  haproxy-manager routes             Route prefix -> application (JSON).
-  haproxy-manager deploy FILE        Apply a changed serve config; prints what it took
-                                     (runtime commands, or a validated reload and why).
-  haproxy-manager drain [--timeout S] [--undo]
-                                     Node drain: :8000/-/healthz answers 503, then wait (up to
-                                     S seconds) until no request is in progress and at least
-                                     RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S (30) have passed;
-                                     --undo ends the drain.
-  haproxy-manager register --app NAME --deployment NAME --port N [--host IP]
-                           [--grpc-port N] [--id ID] [--pid PID]
-                                     Put a running replica into its application's backend.
-  haproxy-manager deregister ID      Drain a replica's slot and free it once idle.
-  haproxy-manager --help
-
-The subcommands find the manager through the same RAY_SERVE_* variables as `start`
+constexpr char kFooter[] =
+    R"(The subcommands find the manager through the same RAY_SERVE_* variables as `start`
 (RAY_SERVE_HAPROXY_CONTROL_PORT, and RAY_SERVE_HAPROXY_CONFIG_FILE_LOC for the control token
 beside haproxy.cfg). Every variable is listed in docs/configuration.md.
-)";
+`haproxy-manager SUBCOMMAND --help` describes each subcommand's flags.)";
 
-int usageError(const std::string& message) {
-  std::cerr << "haproxy-manager: " << message << "\nRun `haproxy-manager --help` for usage.\n";
+int usageError(const std::string& message, const std::string& command = "") {
+  const std::string prog = command.empty() ? "haproxy-manager" : "haproxy-manager " + command;
+  std::cerr << prog << ": " << message << "\nRun `" << prog << " --help` for usage.\n";
   return 2;
 }
 
-// --flag value pairs after the subcommand; positional arguments are kept in order.
+// The command line: one subcommand and its arguments.
 struct Args {
-  std::map<std::string, std::string> flags;
-  std::vector<std::string> positional;
+  std::string command;  // start, status, routes, deploy, drain, register or deregister
+  // start
+  std::string config;
+  std::optional<std::string> template_dir;
+  bool no_replicas = false;
+  // deploy FILE
+  std::string file;
+  // drain
+  std::optional<double> timeout_s;
+  bool undo = false;
+  // register (and deregister ID)
+  std::string app;
+  std::string deployment;
+  std::string host = "127.0.0.1";
+  std::string replica_id;
+  int port = 0;
+  std::optional<int> grpc_port;
+  std::optional<int> pid;
 };
 
-std::optional<Args> parseArgs(const std::vector<std::string>& args, std::size_t from,
-                              const std::vector<std::string>& value_flags,
-                              const std::vector<std::string>& bool_flags, std::string* error) {
-  Args out;
-  for (std::size_t i = from; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.rfind("--", 0) != 0) {
-      out.positional.push_back(a);
-      continue;
-    }
-    if (std::find(bool_flags.begin(), bool_flags.end(), a) != bool_flags.end()) {
-      out.flags[a] = "1";
-      continue;
-    }
-    if (std::find(value_flags.begin(), value_flags.end(), a) == value_flags.end()) {
-      *error = absl::StrCat("unknown flag ", a);
-      return std::nullopt;
-    }
-    if (i + 1 >= args.size()) {
-      *error = absl::StrCat(a, " needs a value");
-      return std::nullopt;
-    }
-    out.flags[a] = args[++i];
+// The subcommands and their flags, bound to `out`.
+void defineCommands(CLI::App& app, Args* out) {
+  app.require_subcommand(1);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.get_formatter()->column_width(30);
+
+  CLI::App* start =
+      app.add_subcommand("start",
+                         "Run in the foreground: render haproxy.cfg, start HAProxy (master-\n"
+                         "worker), start num_replicas serve-replica processes per application\n"
+                         "and put them into HAProxy as they become ready, serve the control\n"
+                         "API on 127.0.0.1:$RAY_SERVE_HAPROXY_CONTROL_PORT (8405).\n"
+                         "SIGTERM/SIGINT drain and stop the replicas, then HAProxy; SIGHUP\n"
+                         "re-reads FILE and deploys it.");
+  start->add_option("--config", out->config, "the serve config (YAML) to run")
+      ->type_name("FILE")
+      ->required()
+      ->check(cli::nonEmpty());
+  start
+      ->add_option_function<std::string>(
+          "--template-dir", [out](const std::string& dir) { out->template_dir = dir; },
+          "where haproxy.cfg.mustache is (default: installed next to the\n"
+          "binary, else the source tree's templates/)")
+      ->type_name("DIR");
+  start->add_flag("--no-replicas", out->no_replicas,
+                  "run no replicas; they are started elsewhere and registered");
+
+  app.add_subcommand("status", "Manager, HAProxy and slot state (JSON).");
+  app.add_subcommand("routes", "Route prefix -> application (JSON).");
+
+  CLI::App* deploy =
+      app.add_subcommand("deploy",
+                         "Apply a changed serve config; prints what it took (runtime\n"
+                         "commands, or a validated reload and why).");
+  deploy->add_option("FILE", out->file, "the serve config (YAML)")->required();
+
+  CLI::App* drain =
+      app.add_subcommand("drain",
+                         "Node drain: :8000/-/healthz answers 503, then wait (up to --timeout\n"
+                         "seconds) until no request is in progress and at least\n"
+                         "RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S (30) have passed.");
+  drain
+      ->add_option_function<double>(
+          "--timeout", [out](double s) { out->timeout_s = s; },
+          "seconds to wait, >= 0 (default: the larger of 60 and the\n"
+          "draining period + 30)")
+      ->type_name("S")
+      ->check(cli::numberIn(0));
+  drain->add_flag("--undo", out->undo, "end the drain");
+
+  CLI::App* reg =
+      app.add_subcommand("register", "Put a running replica into its application's backend.");
+  reg->add_option("--app", out->app, "its application")
+      ->type_name("NAME")
+      ->required()
+      ->check(cli::nonEmpty());
+  reg->add_option("--deployment", out->deployment, "its deployment")
+      ->type_name("NAME")
+      ->required()
+      ->check(cli::nonEmpty());
+  reg->add_option("--port", out->port, "its HTTP port, 1-65535")
+      ->type_name("N")
+      ->required()
+      ->transform(cli::integerIn(1, 65535));
+  reg->add_option("--host", out->host, "its address (default 127.0.0.1)")->type_name("IP");
+  reg->add_option_function<int>(
+         "--grpc-port", [out](int port) { out->grpc_port = port; },
+         "its gRPC port, 0-65535 (0 or absent: none)")
+      ->type_name("N")
+      ->transform(cli::integerIn(0, 65535));
+  reg->add_option("--id", out->replica_id, "the replica's ID (default APP-PORT)")->type_name("ID");
+  reg->add_option_function<int>(
+         "--pid", [out](int pid) { out->pid = pid; },
+         "its process ID, for the manager's liveness check")
+      ->type_name("PID")
+      ->transform(cli::integerIn(1, std::numeric_limits<int>::max()));
+
+  CLI::App* deregister =
+      app.add_subcommand("deregister", "Drain a replica's slot and free it once idle.");
+  deregister->add_option("ID", out->replica_id, "the replica's ID")->required();
+  app.footer(kFooter);  // after the subcommands, which would copy it
+}
+
+// Parses the command line into `out`. Returns the exit code when there is nothing to run:
+// 0 after printing the help, 2 after a usage error.
+std::optional<int> parseArgs(const std::vector<std::string>& args, Args* out) {
+  CLI::App app(kDescription, "haproxy-manager");
+  defineCommands(app, out);
+  if (args.empty() || args[0] == "help") {
+    std::cout << app.help();
+    return args.empty() ? 2 : 0;
   }
-  return out;
+  const cli::ParseResult parsed = cli::parse(app, args);
+  const std::vector<CLI::App*> chosen = app.get_subcommands();
+  if (parsed.help) {
+    std::cout << app.help();
+    return 0;
+  }
+  if (!parsed.ok()) {
+    if (chosen.empty() && !args[0].starts_with("-")) {
+      return usageError(absl::StrCat("unknown command '", args[0], "'"));
+    }
+    return usageError(parsed.error, chosen.empty() ? "" : chosen.front()->get_name());
+  }
+  out->command = chosen.front()->get_name();
+  if (out->command == "register" && out->replica_id.empty()) {
+    out->replica_id = absl::StrCat(out->app, "-", out->port);
+  }
+  return std::nullopt;
 }
 
 std::string tokenPath(const ManagerEnv& env) {
@@ -187,12 +267,8 @@ StatusOr<std::string> snapshotConfig(const std::string& state_dir, const std::st
 }
 
 int runStart(const ManagerEnv& env, const Args& args) {
-  auto config_flag = args.flags.find("--config");
-  if (config_flag == args.flags.end()) {
-    return usageError("start needs --config FILE");
-  }
-  const std::string config_path = std::filesystem::absolute(config_flag->second).string();
-  const bool supervise = args.flags.count("--no-replicas") == 0;
+  const std::string config_path = std::filesystem::absolute(args.config).string();
+  const bool supervise = !args.no_replicas;
   // Read once: what is parsed is what the replicas get (a snapshot of these bytes).
   StatusOr<std::string> config_yaml = readWholeFile(config_path, "serve config");
   if (!config_yaml.ok()) {
@@ -448,42 +524,34 @@ StatusOr<ControlClient> client(const ManagerEnv& env, bool with_token) {
 }  // namespace
 
 int runCli(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
-    return args.empty() ? 2 : 0;
+  Args flags;
+  if (std::optional<int> exit_code = parseArgs(args, &flags)) {
+    return *exit_code;
   }
   StatusOr<ManagerEnv> env = readManagerEnv(processEnv());
   if (!env.ok()) {
     std::cerr << "haproxy-manager: " << messageOf(env.status()) << "\n";
     return 1;
   }
-  const std::string& command = args[0];
-  std::string error;
+  const std::string& command = flags.command;
   if (command == "start") {
-    auto parsed = parseArgs(args, 1, {"--config", "--template-dir"}, {"--no-replicas"}, &error);
-    if (!parsed || !parsed->positional.empty()) {
-      return usageError(parsed ? "start takes no positional arguments" : error);
+    if (flags.template_dir) {
+      env->template_dir = *flags.template_dir;
     }
-    if (auto it = parsed->flags.find("--template-dir"); it != parsed->flags.end()) {
-      env->template_dir = it->second;
-    }
-    return runStart(*env, *parsed);
+    return runStart(*env, flags);
   }
   if (command == "status" || command == "routes") {
     StatusOr<ControlClient> c = client(*env, false);
     return printReply(c->get("/" + command));
   }
   if (command == "deploy") {
-    if (args.size() != 2) {
-      return usageError("deploy needs exactly one FILE");
-    }
-    StatusOr<std::string> yaml = readWholeFile(args[1], "serve config");
+    StatusOr<std::string> yaml = readWholeFile(flags.file, "serve config");
     if (!yaml.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(yaml.status()) << "\n";
       return 1;
     }
     // Validate here too, so a typo is reported without a round trip.
-    if (StatusOr<ServeConfig> parsed = parseServeConfig(*yaml, args[1]); !parsed.ok()) {
+    if (StatusOr<ServeConfig> parsed = parseServeConfig(*yaml, flags.file); !parsed.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(parsed.status()) << "\n";
       return 1;
     }
@@ -494,19 +562,15 @@ int runCli(const std::vector<std::string>& args) {
     }
     return printReply(
         c->send("POST", "/deploy", *yaml, "application/yaml",
-                "X-Serve-Config-Source: " + std::filesystem::absolute(args[1]).string()));
+                "X-Serve-Config-Source: " + std::filesystem::absolute(flags.file).string()));
   }
   if (command == "drain") {
-    auto parsed = parseArgs(args, 1, {"--timeout"}, {"--undo"}, &error);
-    if (!parsed || !parsed->positional.empty()) {
-      return usageError(parsed ? "drain takes no positional arguments" : error);
-    }
     StatusOr<ControlClient> c = client(*env, true);
     if (!c.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
       return 1;
     }
-    const bool undo = parsed->flags.count("--undo") > 0;
+    const bool undo = flags.undo;
     if (int rc = printReply(c->send("POST", undo ? "/undrain" : "/drain", "")); rc != 0 || undo) {
       return rc;
     }
@@ -517,11 +581,8 @@ int runCli(const std::vector<std::string>& args) {
     const auto drain_started = std::chrono::steady_clock::now();
     const auto min_period =
         std::chrono::milliseconds(static_cast<long long>(env->node_draining_period_s * 1000));
-    double timeout_s = std::max(60.0, env->node_draining_period_s + 30);
-    if (auto it = parsed->flags.find("--timeout");
-        it != parsed->flags.end() && !absl::SimpleAtod(it->second, &timeout_s)) {
-      return usageError("--timeout needs a number of seconds");
-    }
+    const double timeout_s =
+        flags.timeout_s.value_or(std::max(60.0, env->node_draining_period_s + 30));
     const auto until = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
     while (true) {
@@ -552,35 +613,17 @@ int runCli(const std::vector<std::string>& args) {
     }
   }
   if (command == "register") {
-    auto parsed = parseArgs(
-        args, 1, {"--app", "--deployment", "--port", "--host", "--grpc-port", "--id", "--pid"}, {},
-        &error);
-    if (!parsed) {
-      return usageError(error);
+    nlohmann::json body{{"application", flags.app},
+                        {"deployment", flags.deployment},
+                        {"host", flags.host},
+                        {"http_port", flags.port},
+                        {"replica_id", flags.replica_id}};
+    if (flags.grpc_port) {
+      body["grpc_port"] = *flags.grpc_port;
     }
-    for (const char* required : {"--app", "--deployment", "--port"}) {
-      if (parsed->flags.count(required) == 0) {
-        return usageError(absl::StrCat("register needs ", required));
-      }
+    if (flags.pid) {
+      body["pid"] = *flags.pid;
     }
-    nlohmann::json body{
-        {"application", parsed->flags["--app"]},
-        {"deployment", parsed->flags["--deployment"]},
-        {"host", parsed->flags.count("--host") ? parsed->flags["--host"] : "127.0.0.1"}};
-    for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
-             {"--port", "http_port"}, {"--grpc-port", "grpc_port"}, {"--pid", "pid"}}) {
-      if (parsed->flags.count(flag) == 0) {
-        continue;
-      }
-      int value = 0;
-      if (!absl::SimpleAtoi(parsed->flags[flag], &value)) {
-        return usageError(absl::StrCat(flag, " needs an integer, got '", parsed->flags[flag], "'"));
-      }
-      body[key] = value;
-    }
-    body["replica_id"] = parsed->flags.count("--id")
-                             ? parsed->flags["--id"]
-                             : absl::StrCat(parsed->flags["--app"], "-", parsed->flags["--port"]);
     StatusOr<ControlClient> c = client(*env, true);
     if (!c.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
@@ -589,15 +632,12 @@ int runCli(const std::vector<std::string>& args) {
     return printReply(c->send("POST", "/replicas", body.dump()));
   }
   if (command == "deregister") {
-    if (args.size() != 2) {
-      return usageError("deregister needs exactly one replica ID");
-    }
     StatusOr<ControlClient> c = client(*env, true);
     if (!c.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(c.status()) << "\n";
       return 1;
     }
-    return printReply(c->send("DELETE", "/replicas/" + args[1], ""));
+    return printReply(c->send("DELETE", "/replicas/" + flags.replica_id, ""));
   }
   return usageError(absl::StrCat("unknown command '", command, "'"));
 }

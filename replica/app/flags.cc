@@ -1,199 +1,135 @@
 #include "replica/app/flags.h"
 
-#include <charconv>
-#include <cmath>
-#include <functional>
-#include <map>
+#include <string>
+
+#include "common/cli.h"
 
 namespace serve {
 namespace {
 
-Status flagError(const std::string& flag, const std::string& value, const std::string& rule) {
-  return absl::InvalidArgumentError(flag + "=" + value + ": expected " + rule);
+constexpr char kDescription[] =
+    "serve-replica: serves one deployment of one application from a Serve config file.";
+
+constexpr char kFooter[] = R"(When ready it prints one line on stdout:
+  {"event":"ready","http_port":N,"grpc_port":M,"pid":N}
+SIGTERM drains (health turns 503 DRAINING, in-flight and queued requests finish, exit 0);
+a second SIGTERM or SIGINT stops at once and logs the requests it abandons.)";
+
+// --grpc-port: a port, or "none" for no gRPC server.
+CLI::Validator portOrNone() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (value == "none" || cli::integerIn(0, 65535)(value).empty()) {
+          return {};
+        }
+        return "expected an integer in [0, 65535] or \"none\", got '" + value + "'";
+      },
+      "", "portOrNone");
 }
 
-StatusOr<double> parseNumber(const std::string& flag, const std::string& v, double lo, double hi) {
-  double d = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
-  std::string rule = "a number in [" + std::to_string(static_cast<int64_t>(lo)) + ", " +
-                     std::to_string(static_cast<int64_t>(hi)) + "]";
-  if (ec != std::errc() || p != v.data() + v.size() || !std::isfinite(d) || d < lo || d > hi) {
-    return flagError(flag, v, rule);
-  }
-  return d;
-}
-
-StatusOr<int64_t> parseInt(const std::string& flag, const std::string& v, int64_t lo, int64_t hi) {
-  int64_t i = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), i);
-  if (ec != std::errc() || p != v.data() + v.size() || i < lo || i > hi) {
-    return flagError(flag, v,
-                     "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  }
-  return i;
+// The flags, bound to `f`; parseReplicaFlags and replicaUsage share them.
+void defineFlags(CLI::App& app, ReplicaFlags& f) {
+  app.description(kDescription);
+  app.footer(kFooter);
+  app.get_formatter()->column_width(30);
+  app.add_option("--config", f.config_path, "Serve-style YAML config (see docs/configuration.md)")
+      ->type_name("FILE")
+      ->required()
+      ->check(cli::nonEmpty());
+  app.add_option("--app", f.app, "application to serve (applications[].name)")
+      ->type_name("NAME")
+      ->required()
+      ->check(cli::nonEmpty());
+  app.add_option("--deployment", f.deployment,
+                 "deployment to serve; may be omitted when the application has one")
+      ->type_name("NAME")
+      ->check(cli::nonEmpty());
+  app.add_option("--http-port", f.http_port,
+                 "0-65535: bind exactly port N; 0 (the default) = the first free\n"
+                 "port in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)")
+      ->type_name("N")
+      ->transform(cli::integerIn(0, 65535));
+  app.add_option_function<std::string>(
+         "--grpc-port",
+         [&f](const std::string& v) {
+           f.grpc_port = v == "none" ? ReplicaFlags::kNoGrpc : std::stoi(v);
+         },
+         "0-65535: bind the gRPC server (KServe v2 GRPCInferenceService and\n"
+         "grpc.health.v1) on exactly port N; 0 (the default) = the first free\n"
+         "port in [RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT, ..._MAX_GRPC_PORT);\n"
+         "none = no gRPC server (the ready line says \"grpc_port\":null)")
+      ->type_name("N|none")
+      ->transform(portOrNone());
+  app.add_option_function<std::string>(
+         "--host", [&f](const std::string& v) { f.host = v; },
+         "bind address; default RAY_SERVE_DEFAULT_HTTP_HOST (127.0.0.1)")
+      ->type_name("ADDR")
+      ->check(cli::nonEmpty());
+  app.add_option("--port-file", f.port_file, "also write the ready line (JSON) to PATH, atomically")
+      ->type_name("PATH")
+      ->check(cli::nonEmpty());
+  app.add_option("--base-dir", f.base_dir,
+                 "resolve relative paths in the config (model files, working_dir)\n"
+                 "against DIR instead of the config file's folder (the manager runs\n"
+                 "replicas from a snapshot of the config in its state directory)")
+      ->type_name("DIR")
+      ->check(cli::nonEmpty());
+  app.add_option("--control-socket", f.control_socket,
+                 "answer the manager's control requests (reconfigure, health) on\n"
+                 "a unix socket at PATH, created mode 0600 (docs/replica.md)")
+      ->type_name("PATH")
+      ->check(cli::nonEmpty());
+  app.add_option("--max-body-bytes", f.max_body_bytes,
+                 "largest request body accepted, 1-1073741824 (default 16777216);\n"
+                 "larger bodies get 413")
+      ->type_name("N")
+      ->transform(cli::integerIn(1, int64_t{1} << 30));
+  app.add_option("--http-max-threads", f.http_max_threads,
+                 "most connection threads, 8-16384 (default 512)")
+      ->type_name("N")
+      ->transform(cli::integerIn(8, 16384));
+  app.add_option("--request-read-timeout-s", f.request_read_timeout_s,
+                 "a request must arrive whole within S seconds, 0.1-3600\n"
+                 "(default 10); slower clients get 408")
+      ->type_name("S")
+      ->check(cli::numberIn(0.1, 3600));
+  app.add_option("--watchdog-timeout-s", f.watchdog_timeout_s,
+                 "report UNHEALTHY when queued work makes no progress for S\n"
+                 "seconds, 0-86400 (default 30; 0 disables the watchdog)")
+      ->type_name("S")
+      ->check(cli::numberIn(0, 86400));
+  app.add_option_function<double>(
+         "--draining-period-s", [&f](double v) { f.draining_period_s = v; },
+         "after SIGTERM keep serving S seconds before closing listeners,\n"
+         "0-3600 (default RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S)")
+      ->type_name("S")
+      ->check(cli::numberIn(0, 3600));
+  app.add_option_function<std::string>(
+         "--log-dir", [&f](const std::string& v) { f.log_dir = v; },
+         "log directory (default RAY_SERVE_LOG_DIR or logs/serve)")
+      ->type_name("DIR")
+      ->check(cli::nonEmpty());
+  cli::readInOrder(app);
 }
 
 }  // namespace
 
 std::string replicaUsage() {
-  return R"(serve-replica: serves one deployment of one application from a Serve config file.
-
-Usage: serve-replica --config FILE --app NAME [--deployment NAME] [options]
-
-Required:
-  --config FILE              Serve-style YAML config (see docs/configuration.md)
-  --app NAME                 application to serve (applications[].name)
-
-Options:
-  --deployment NAME          deployment to serve; may be omitted when the application has one
-  --http-port N              0-65535: bind exactly port N; 0 (the default) = the first free
-                             port in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)
-  --grpc-port N|none         0-65535: bind the gRPC server (KServe v2 GRPCInferenceService and
-                             grpc.health.v1) on exactly port N; 0 (the default) = the first
-                             free port in [RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT, ..._MAX_GRPC_PORT);
-                             none = no gRPC server (the ready line says "grpc_port":null)
-  --host ADDR                bind address; default RAY_SERVE_DEFAULT_HTTP_HOST (127.0.0.1)
-  --port-file PATH           also write the ready line (JSON) to PATH, atomically
-  --base-dir DIR             resolve relative paths in the config (model files, working_dir)
-                             against DIR instead of the config file's folder (the manager runs
-                             replicas from a snapshot of the config in its state directory)
-  --control-socket PATH      answer the manager's control requests (reconfigure, health) on
-                             a unix socket at PATH, created mode 0600 (docs/replica.md)
-  --max-body-bytes N         largest request body accepted, 1-1073741824 (default 16777216);
-                             larger bodies get 413
-  --http-max-threads N       most connection threads, 8-16384 (default 512)
-  --request-read-timeout-s S a request must arrive whole within S seconds, 0.1-3600
-                             (default 10); slower clients get 408
-  --watchdog-timeout-s S     report UNHEALTHY when queued work makes no progress for S
-                             seconds, 0-86400 (default 30; 0 disables the watchdog)
-  --draining-period-s S      after SIGTERM keep serving S seconds before closing listeners,
-                             0-3600 (default RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S)
-  --log-dir DIR              log directory (default RAY_SERVE_LOG_DIR or logs/serve)
-  --help                     this text
-
-When ready it prints one line on stdout:
-  {"event":"ready","http_port":N,"grpc_port":M,"pid":N}
-SIGTERM drains (health turns 503 DRAINING, in-flight and queued requests finish, exit 0);
-a second SIGTERM or SIGINT stops at once and logs the requests it abandons.
-)";
+  ReplicaFlags f;
+  CLI::App app("", "serve-replica");
+  defineFlags(app, f);
+  return app.help();
 }
 
 StatusOr<ReplicaFlags> parseReplicaFlags(const std::vector<std::string>& args) {
   ReplicaFlags f;
-  using Setter = std::function<Status(const std::string& flag, const std::string& value)>;
-  auto assign = [](auto& field, auto parsed) -> Status {
-    if (!parsed.ok()) {
-      return parsed.status();
-    }
-    field = static_cast<std::remove_reference_t<decltype(field)>>(*parsed);
-    return absl::OkStatus();
-  };
-  auto nonEmpty = [](std::string& field) {
-    return [&field](const std::string& flag, const std::string& v) -> Status {
-      if (v.empty()) {
-        return flagError(flag, v, "a non-empty value");
-      }
-      field = v;
-      return absl::OkStatus();
-    };
-  };
-  std::string host, log_dir;
-  double draining = -1;
-  const std::map<std::string, Setter> setters = {
-      {"--config", nonEmpty(f.config_path)},
-      {"--app", nonEmpty(f.app)},
-      {"--deployment", nonEmpty(f.deployment)},
-      {"--host", nonEmpty(host)},
-      {"--port-file", nonEmpty(f.port_file)},
-      {"--control-socket", nonEmpty(f.control_socket)},
-      {"--base-dir", nonEmpty(f.base_dir)},
-      {"--log-dir", nonEmpty(log_dir)},
-      {"--http-port",
-       [&](const std::string& fl, const std::string& v) {
-         return assign(f.http_port, parseInt(fl, v, 0, 65535));
-       }},
-      {"--grpc-port",
-       [&](const std::string& fl, const std::string& v) -> Status {
-         if (v == "none") {
-           f.grpc_port = ReplicaFlags::kNoGrpc;
-           return absl::OkStatus();
-         }
-         auto port = parseInt(fl, v, 0, 65535);
-         if (!port.ok()) {
-           return flagError(fl, v, "an integer in [0, 65535] or \"none\"");
-         }
-         f.grpc_port = static_cast<int>(*port);
-         return absl::OkStatus();
-       }},
-      {"--max-body-bytes",
-       [&](const std::string& fl, const std::string& v) {
-         return assign(f.max_body_bytes, parseInt(fl, v, 1, int64_t{1} << 30));
-       }},
-      {"--http-max-threads",
-       [&](const std::string& fl, const std::string& v) {
-         return assign(f.http_max_threads, parseInt(fl, v, 8, 16384));
-       }},
-      {"--request-read-timeout-s",
-       [&](const std::string& fl, const std::string& v) {
-         auto d = parseNumber(fl, v, 0.1, 3600);
-         if (!d.ok()) {
-           return flagError(fl, v, "a number in [0.1, 3600]");
-         }
-         f.request_read_timeout_s = *d;
-         return absl::OkStatus();
-       }},
-      {"--watchdog-timeout-s",
-       [&](const std::string& fl, const std::string& v) {
-         return assign(f.watchdog_timeout_s, parseNumber(fl, v, 0, 86400));
-       }},
-      {"--draining-period-s",
-       [&](const std::string& fl, const std::string& v) {
-         return assign(draining, parseNumber(fl, v, 0, 3600));
-       }},
-  };
-
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      f.help = true;
-      return f;
-    }
-    std::string value;
-    bool has_value = false;
-    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    auto it = setters.find(arg);
-    if (it == setters.end()) {
-      return absl::InvalidArgumentError("unknown flag '" + arg + "' (see --help)");
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(arg + ": missing value (see --help)");
-      }
-      value = args[++i];
-    }
-    if (Status st = it->second(arg, value); !st.ok()) {
-      return st;
-    }
+  CLI::App app("", "serve-replica");
+  defineFlags(app, f);
+  cli::ParseResult parsed = cli::parse(app, args);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(parsed.error + " (see --help)");
   }
-  if (f.config_path.empty()) {
-    return absl::InvalidArgumentError("--config is required (see --help)");
-  }
-  if (f.app.empty()) {
-    return absl::InvalidArgumentError("--app is required (see --help)");
-  }
-  if (!host.empty()) {
-    f.host = host;
-  }
-  if (!log_dir.empty()) {
-    f.log_dir = log_dir;
-  }
-  if (draining >= 0) {
-    f.draining_period_s = draining;
-  }
+  f.help = parsed.help;
   return f;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// serve-replica's command line. Parsing is pure (argv in, flags or an error out) so every
-// rule is unit-tested; errors name the flag and the accepted range.
+// serve-replica's command line, parsed with CLI11 (common/cli.h). Parsing is pure (argv in,
+// flags or an error out) so every rule is unit-tested; errors name the flag and the accepted
+// range.
 #include <optional>
 #include <string>
 #include <vector>

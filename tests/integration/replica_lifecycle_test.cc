@@ -311,8 +311,14 @@ TEST_CASE("bad flags and environment exit non-zero naming the flag and the range
     std::string message;
   };
   std::vector<Case> cases = {
-      {{"--http-port", "70000"}, {}, 2, "--http-port=70000: expected an integer in [0, 65535]"},
-      {{"--watchdog-timeout-s", "x"}, {}, 2, "--watchdog-timeout-s=x: expected a number"},
+      {{"--http-port", "70000"},
+       {},
+       2,
+       "--http-port: expected an integer in [0, 65535], got '70000'"},
+      {{"--watchdog-timeout-s", "x"},
+       {},
+       2,
+       "--watchdog-timeout-s: expected a number in [0, 86400], got 'x'"},
       {{"--bogus", "1"}, {}, 2, "unknown flag '--bogus'"},
       {{},
        {{"RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "abc"}},
