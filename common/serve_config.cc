@@ -474,7 +474,13 @@ StatusOr<std::string> ConfigParser::text(const Field& field, absl::string_view r
   return field.value.Scalar();
 }
 
-constexpr double kNoMax = std::numeric_limits<double>::max();
+// Every number has a finite bound, so no value can overflow where it becomes an HAProxy duration,
+// a std::chrono deadline or a resource request: a day for every time, and resource amounts no
+// node has (a replica asking for more than the node offers is refused at deploy, before any
+// replica starts).
+constexpr double kMaxTimeoutS = 86400;
+constexpr double kMaxCpus = 1024;
+constexpr double kMaxGpus = 64;
 constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
 constexpr absl::string_view kPortRule = "an integer in [1, 65535]";
 
@@ -504,14 +510,15 @@ Status ConfigParser::parseHttpOptions(const Field& field, HttpOptions& out) {
     http_port_line_ = lineOf(port->key_node);
   }
   if (const Field* timeout = options->find("request_timeout_s")) {
-    StatusOr<double> value = number(*timeout, 0, kNoMax, false, "a number >= 0 (0 = no timeout)");
+    StatusOr<double> value =
+        number(*timeout, 0, kMaxTimeoutS, false, "a number in [0, 86400] (0 = no timeout)");
     if (!value.ok()) {
       return value.status();
     }
     out.request_timeout_s = *value;
   }
   if (const Field* timeout = options->find("keep_alive_timeout_s")) {
-    StatusOr<double> value = number(*timeout, 0, kNoMax, true, "a number > 0");
+    StatusOr<double> value = number(*timeout, 0, kMaxTimeoutS, true, "a number in (0, 86400]");
     if (!value.ok()) {
       return value.status();
     }
@@ -544,14 +551,14 @@ StatusOr<ActorOptions> ConfigParser::parseActorOptions(const Field& field) {
   }
   ActorOptions result;
   if (const Field* cpus = options->find("num_cpus")) {
-    StatusOr<double> value = number(*cpus, 0, kNoMax, false, "a number >= 0");
+    StatusOr<double> value = number(*cpus, 0, kMaxCpus, false, "a number in [0, 1024]");
     if (!value.ok()) {
       return value.status();
     }
     result.num_cpus = *value;
   }
   if (const Field* gpus = options->find("num_gpus")) {
-    StatusOr<double> value = number(*gpus, 0, kNoMax, false, "a number >= 0");
+    StatusOr<double> value = number(*gpus, 0, kMaxGpus, false, "a number in [0, 64]");
     if (!value.ok()) {
       return value.status();
     }
@@ -636,7 +643,8 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
       return error(sleep_ms->key_node, sleep_ms->path,
                    absl::StrCat("only allowed for model kind sleep, not ", result.kind));
     }
-    StatusOr<double> value = number(*sleep_ms, 0, kNoMax, false, "a number >= 0");
+    StatusOr<double> value =
+        number(*sleep_ms, 0, kMaxTimeoutS * 1000, false, "a number in [0, 86400000]");
     if (!value.ok()) {
       return value.status();
     }
@@ -842,7 +850,7 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
     result.max_queued_requests = static_cast<int>(*value);
   }
   if (const Field* grace = deployment->find("graceful_shutdown_timeout_s")) {
-    StatusOr<double> value = number(*grace, 0, kNoMax, false, "a number >= 0");
+    StatusOr<double> value = number(*grace, 0, kMaxTimeoutS, false, "a number in [0, 86400]");
     if (!value.ok()) {
       return value.status();
     }

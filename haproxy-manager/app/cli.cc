@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -19,10 +20,10 @@
 #include "common/file_util.h"
 #include "common/serve_config.h"
 #include "haproxy-manager/app/manager_registry.h"
-#include "haproxy-manager/model/manager_env.h"
 #include "haproxy-manager/app/node_ports.h"
 #include "haproxy-manager/control/control_client.h"
 #include "haproxy-manager/control/control_server.h"
+#include "haproxy-manager/model/manager_env.h"
 #include "haproxy-manager/reconcile/manager.h"
 #include "haproxy-manager/supervise/gpus.h"
 #include "haproxy-manager/supervise/replica_supervisor.h"
@@ -227,7 +228,7 @@ StatusOr<std::string> replicaBinary() {
 }
 
 // Everything a node can check before it changes anything: model files exist (relative paths
-// resolve against `base_dir`), GPUs suffice.
+// resolve against `base_dir`), CPUs and GPUs suffice.
 Status checkForNode(const ServeConfig& config, const std::string& base_dir, int gpu_count) {
   const std::filesystem::path dir(base_dir);
   for (const ApplicationSpec& app : config.applications) {
@@ -245,6 +246,10 @@ Status checkForNode(const ServeConfig& config, const std::string& base_dir, int 
           config.source, ":", d.line, ": applications.", app.name, ".deployments.", d.name,
           ".model.path: model file ", d.model.path, " not found (looked for ", path.string(), ")"));
     }
+  }
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (Status st = checkCpuDemand(config, cpus); !st.ok()) {
+    return st;
   }
   return checkGpuDemand(config, gpu_count);
 }

@@ -46,6 +46,20 @@ Status checkGpuDemand(const ServeConfig& config, int gpu_count) {
                    absl::StrJoin(parts, ", "), ") but this node has ", gpu_count));
 }
 
+Status checkCpuDemand(const ServeConfig& config, int cpu_count) {
+  for (const ApplicationSpec& app : config.applications) {
+    for (const DeploymentSpec& d : app.deployments) {
+      if (d.num_replicas > 0 && d.ray_actor_options.num_cpus > cpu_count) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            app.name, ".", d.name, ": ray_actor_options.num_cpus ", d.ray_actor_options.num_cpus,
+            " is more than this node's ", cpu_count, " CPU", cpu_count == 1 ? "" : "s",
+            " (each replica runs that many compute threads)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 StatusOr<std::vector<int>> GpuPool::take(double amount) {
   if (amount <= 0) {
     return std::vector<int>{};

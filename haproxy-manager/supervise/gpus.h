@@ -17,6 +17,11 @@ int visibleGpuCount();
 // "the config needs 3 GPUs (digits.classifier: 2 replicas x 1.5) but this node has 2".
 Status checkGpuDemand(const ServeConfig& config, int gpu_count);
 
+// Each replica's ray_actor_options.num_cpus fits the node (`cpu_count` logical CPUs): a replica
+// runs ceil(num_cpus) compute threads, and one asking for more CPUs than exist would only fail
+// at start, again and again. FailedPrecondition naming the deployment, its ask and the count.
+Status checkCpuDemand(const ServeConfig& config, int cpu_count);
+
 // Tracks how much of each device is taken. Fractions share a device (first fit); whole numbers
 // take that many entirely free devices.
 class GpuPool {

@@ -296,19 +296,30 @@ TEST_CASE("parseServeConfig checks http_options and grpc_options") {
        "test.yaml:1: http_options.port: expected an integer in [1, 65535], got "
        "99999999999999999999"},
       {"request timeout negative", withOptions("http_options: {request_timeout_s: -1}\n"),
-       "test.yaml:1: http_options.request_timeout_s: expected a number >= 0 (0 = no timeout), "
+       "test.yaml:1: http_options.request_timeout_s: expected a number in [0, 86400] (0 = no "
+       "timeout), "
        "got -1"},
       {"request timeout a boolean", withOptions("http_options: {request_timeout_s: false}\n"),
-       "test.yaml:1: http_options.request_timeout_s: expected a number >= 0 (0 = no timeout), "
+       "test.yaml:1: http_options.request_timeout_s: expected a number in [0, 86400] (0 = no "
+       "timeout), "
        "got the boolean false"},
       {"request timeout infinite", withOptions("http_options: {request_timeout_s: .inf}\n"),
-       "test.yaml:1: http_options.request_timeout_s: expected a number >= 0 (0 = no timeout), "
+       "test.yaml:1: http_options.request_timeout_s: expected a number in [0, 86400] (0 = no "
+       "timeout), "
        "got .inf"},
       {"request timeout overflows", withOptions("http_options: {request_timeout_s: 1e999}\n"),
-       "test.yaml:1: http_options.request_timeout_s: expected a number >= 0 (0 = no timeout), "
+       "test.yaml:1: http_options.request_timeout_s: expected a number in [0, 86400] (0 = no "
+       "timeout), "
        "got 1e999"},
+      // The probe's examples: finite but far past anything HAProxy or std::chrono can hold.
+      {"request timeout 1e300", withOptions("http_options: {request_timeout_s: 1e300}\n"),
+       "test.yaml:1: http_options.request_timeout_s: expected a number in [0, 86400] (0 = no "
+       "timeout), got 1e300"},
+      {"keep-alive 1e300", withOptions("http_options: {keep_alive_timeout_s: 1e300}\n"),
+       "test.yaml:1: http_options.keep_alive_timeout_s: expected a number in (0, 86400], got "
+       "1e300"},
       {"keep-alive zero", withOptions("http_options: {keep_alive_timeout_s: 0}\n"),
-       "test.yaml:1: http_options.keep_alive_timeout_s: expected a number > 0, got 0"},
+       "test.yaml:1: http_options.keep_alive_timeout_s: expected a number in (0, 86400], got 0"},
       {"grpc port 70000", withOptions("grpc_options: {port: 70000}\n"),
        "test.yaml:1: grpc_options.port: expected an integer in [0, 65535] (0 = no gRPC listener), "
        "got 70000"},
@@ -480,22 +491,26 @@ TEST_CASE("parseServeConfig checks deployments") {
        d + "max_queued_requests: expected -1 (unbounded) or an integer >= 0, got -2"},
       {"graceful shutdown negative",
        withDeployment("        graceful_shutdown_timeout_s: -0.5\n" + noop),
-       d + "graceful_shutdown_timeout_s: expected a number >= 0, got -0.5"},
+       d + "graceful_shutdown_timeout_s: expected a number in [0, 86400], got -0.5"},
       {"graceful shutdown NaN",
        withDeployment("        graceful_shutdown_timeout_s: .nan\n" + noop),
-       d + "graceful_shutdown_timeout_s: expected a number >= 0, got .nan"},
+       d + "graceful_shutdown_timeout_s: expected a number in [0, 86400], got .nan"},
       {"graceful shutdown with unit",
        withDeployment("        graceful_shutdown_timeout_s: 20s\n" + noop),
-       d + "graceful_shutdown_timeout_s: expected a number >= 0, got the string \"20s\""},
+       d + "graceful_shutdown_timeout_s: expected a number in [0, 86400], got the string \"20s\""},
       {"actor options not a mapping", withDeployment("        ray_actor_options: 1\n" + noop),
        d + "ray_actor_options: expected a mapping, got 1"},
       {"actor options unknown key",
        withDeployment("        ray_actor_options: {num_cpus: 1, memory: 100}\n" + noop),
        d + "ray_actor_options.memory: unknown key (allowed: num_cpus, num_gpus)"},
       {"num_cpus negative", withDeployment("        ray_actor_options: {num_cpus: -1}\n" + noop),
-       d + "ray_actor_options.num_cpus: expected a number >= 0, got -1"},
+       d + "ray_actor_options.num_cpus: expected a number in [0, 1024], got -1"},
+      {"num_cpus 5000", withDeployment("        ray_actor_options: {num_cpus: 5000}\n" + noop),
+       d + "ray_actor_options.num_cpus: expected a number in [0, 1024], got 5000"},
+      {"grace of a century", withDeployment("        graceful_shutdown_timeout_s: 3.2e9\n" + noop),
+       d + "graceful_shutdown_timeout_s: expected a number in [0, 86400], got 3.2e9"},
       {"num_gpus a word", withDeployment("        ray_actor_options: {num_gpus: all}\n" + noop),
-       d + "ray_actor_options.num_gpus: expected a number >= 0, got the string \"all\""},
+       d + "ray_actor_options.num_gpus: expected a number in [0, 64], got the string \"all\""},
       {"batching unknown key", withDeployment("        batching: {max_batch: 2}\n" + noop),
        d + "batching.max_batch: unknown key (allowed: max_batch_size, batch_wait_timeout_s, "
            "linger_fraction)"},
@@ -683,7 +698,7 @@ TEST_CASE("parseServeConfig checks models") {
       {"sleep_ms on mlp", withDeployment("        model: {kind: mlp, path: w, sleep_ms: 5}\n"),
        d + "model.sleep_ms: only allowed for model kind sleep, not mlp"},
       {"sleep_ms negative", withDeployment("        model: {kind: sleep, sleep_ms: -1}\n"),
-       d + "model.sleep_ms: expected a number >= 0, got -1"},
+       d + "model.sleep_ms: expected a number in [0, 86400000], got -1"},
       {"model name invalid", withDeployment("        model: {kind: noop, name: 'a/b'}\n"),
        d + "model.name: model name \"a/b\": contains '/' (names are 1 to 63 characters from "
            "[A-Za-z0-9_.-], starting with a letter or digit)"},

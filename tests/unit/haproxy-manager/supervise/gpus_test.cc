@@ -30,6 +30,18 @@ TEST_CASE("gpus: demand beyond the node is refused with the count") {
         "the config needs 1 GPU (digits.classifier: 1 replica x 1) but this node has 0");
 }
 
+TEST_CASE("cpus: a replica asking for more CPUs than the node has is refused") {
+  ServeConfig c = gpuConfig(2, 0);
+  c.applications[0].deployments[0].ray_actor_options.num_cpus = 2;
+  CHECK(checkCpuDemand(c, 2).ok());
+  c.applications[0].deployments[0].ray_actor_options.num_cpus = 5000;
+  CHECK(messageOf(checkCpuDemand(c, 2)) ==
+        "digits.classifier: ray_actor_options.num_cpus 5000 is more than this node's 2 CPUs "
+        "(each replica runs that many compute threads)");
+  c.applications[0].deployments[0].num_replicas = 0;  // scaled to zero: nothing starts
+  CHECK(checkCpuDemand(c, 2).ok());
+}
+
 TEST_CASE("gpus: fractions share a device, whole numbers take free ones") {
   GpuPool pool(2);
   CHECK(pool.take(0.5).value() == std::vector<int>{0});
