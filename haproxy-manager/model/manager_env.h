@@ -55,7 +55,7 @@ struct ManagerEnv {
   // operator binds it elsewhere (RAY_SERVE_HAPROXY_STATS_BIND), which then needs credentials
   // (RAY_SERVE_HAPROXY_STATS_AUTH, "user:password", HTTP basic auth).
   std::string stats_bind = "127.0.0.1";
-  std::string stats_auth;  // empty: no authentication (loopback binds only)
+  std::string stats_auth;   // empty: no authentication (loopback binds only)
   int control_port = 8405;  // RAY_SERVE_HAPROXY_CONTROL_PORT: the manager's control API and
                             // metrics, on 127.0.0.1 only
 

@@ -52,7 +52,7 @@ struct GlobalSettings {
   int stats_port = 8404;
   std::string stats_bind = "127.0.0.1";  // an IP literal
   std::string stats_auth;                // "user:password", checked; empty: none
-  int control_port = 8405;  // where HAProxy forwards /metrics/manager
+  int control_port = 8405;               // where HAProxy forwards /metrics/manager
 
   friend bool operator==(const GlobalSettings&, const GlobalSettings&) = default;
 };
