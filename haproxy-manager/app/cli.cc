@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/cli.h"
+#include "common/crash_point.h"
 #include "common/env_settings.h"
 #include "common/file_util.h"
 #include "common/serve_config.h"
@@ -389,6 +390,7 @@ int runStart(const ManagerEnv& env, const Args& args) {
     const std::string base_dir = std::filesystem::path(source).is_absolute()
                                      ? std::filesystem::path(source).parent_path().string()
                                      : state_dir;
+    armCrashPoints();  // a test hook (common/crash_point.h); nothing unless the environment sets it
     if (supervisor) {
       if (Status st = checkForNode(next, base_dir, gpu_count); !st.ok()) {
         return st;
@@ -398,8 +400,10 @@ int runStart(const ManagerEnv& env, const Args& args) {
     if (!path.ok()) {
       return path.status();
     }
+    crashPoint("deploy.snapshot_written");
     auto shared = std::make_shared<const ServeConfig>(next);
     StatusOr<ApplyOutcome> outcome = m.deploy(std::move(next));
+    crashPoint("deploy.routes_applied");  // HAProxy has the new routes; replicas are unchanged
     if (outcome.ok() && supervisor) {
       supervisor->apply(shared, *path, base_dir);
     }

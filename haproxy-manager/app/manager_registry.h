@@ -1,7 +1,7 @@
 #pragma once
 
 // The node's Manager as the replica supervisor's registry. An adapter rather than a base class
-// of Manager: the supervisor sees four calls, and the Manager stays free to change shape.
+// of Manager: the supervisor sees five calls, and the Manager stays free to change shape.
 #include <string>
 
 #include "haproxy-manager/reconcile/manager.h"
@@ -21,6 +21,9 @@ class ManagerRegistry final : public ReplicaRegistry {
   }
   bool slotReleased(const std::string& replica_id) const override {
     return manager_.slotReleased(replica_id);
+  }
+  std::vector<ReplicaRegistration> registrations() const override {
+    return manager_.registrations();
   }
   void recordReplicaRestart() override { manager_.recordReplicaRestart(); }
 

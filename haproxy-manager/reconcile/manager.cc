@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/file_util.h"
 #include "haproxy-manager/reconcile/applier.h"
 #include "haproxy-manager/reconcile/global_settings.h"
@@ -153,6 +154,7 @@ void Manager::carryOut(Step step, std::uint64_t generation,
   if (step.action == StepAction::kRuntime) {
     Status st = applyRuntimePlan(*admin_, step.plan.commands, metrics_);
     if (st.ok()) {
+      crashPoint("manager.runtime_applied");  // HAProxy changed; nothing recorded yet
       reconciler_.runtimeApplied(step.desired, clock_.now());
       files_.follow(reconciler_.running()).IgnoreError();  // so a restart reproduces it
       updateSlotMetrics(reconciler_.running(), metrics_);
@@ -184,6 +186,7 @@ void Manager::afterReload(const Step& step, const Status& st, std::uint64_t gene
     publish(generation, Result{st, {}});
     return;
   }
+  crashPoint("manager.reloaded");  // HAProxy runs the new files; nothing recorded yet
   reconciler_.reloaded(step.desired);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -272,6 +275,15 @@ void Manager::saveState() {
   if (writePrivateFileAtomically(path, text + "\n", "manager state").ok()) {
     saved_state_ = text;
   }
+}
+
+std::vector<ReplicaRegistration> Manager::registrations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ReplicaRegistration> out;
+  for (const auto& [id, reg] : replicas_) {
+    out.push_back(reg);
+  }
+  return out;
 }
 
 bool Manager::slotReleased(const std::string& replica_id) const {

@@ -80,6 +80,8 @@ class Manager {
 
   // True once no slot (active or draining) holds this replica: HAProxy sends it nothing more.
   bool slotReleased(const std::string& replica_id) const;
+  // The replicas registered now (adopted ones included).
+  std::vector<ReplicaRegistration> registrations() const;
   // The supervisor reports a crashed replica it restarts (serve_replica_restarts_total).
   void recordReplicaRestart() { metrics_.replica_restarts.inc(); }
 

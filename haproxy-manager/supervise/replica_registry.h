@@ -1,10 +1,12 @@
 #pragma once
 
 // What the replica supervisor needs from whoever routes traffic to replicas: put a ready replica
-// into a slot, take one out, learn when its slot has drained, and count restarts. An interface,
+// into a slot, take one out, learn when its slot has drained, list what is registered (a new
+// supervisor compares it with the replicas it adopts), and count restarts. An interface,
 // so that the supervisor does not depend on the reconciler (which sits above it) and unit tests
 // can record the calls in order with a fake.
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "haproxy-manager/model/apply_outcome.h"
@@ -22,6 +24,8 @@ class ReplicaRegistry {
   virtual StatusOr<ApplyOutcome> deregisterReplica(const std::string& replica_id) = 0;
   // True once no slot, active or draining, holds the replica: nothing reaches it any more.
   virtual bool slotReleased(const std::string& replica_id) const = 0;
+  // Every replica registered now, in no particular order.
+  virtual std::vector<ReplicaRegistration> registrations() const = 0;
   // A replica that exited unexpectedly is being restarted (counted in the metrics).
   virtual void recordReplicaRestart() = 0;
 };

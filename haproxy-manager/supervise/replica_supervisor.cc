@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "haproxy-manager/model/desired_state.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -152,35 +153,114 @@ void ReplicaSupervisor::apply(std::shared_ptr<const ServeConfig> config, std::st
 void ReplicaSupervisor::adopt(const std::string& state_file) {
   std::lock_guard<std::mutex> lock(mu_);
   state_file_ = state_file;
-  std::ifstream in(state_file);
-  if (!in) {
-    return;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
   std::vector<std::unique_ptr<Replica>> adopted;
-  // All or nothing: a damaged file (truncated by a crash, edited by hand, a field of the wrong
-  // type) is reported and adopts nothing; it never throws out of the start.
-  try {
-    adopted = parseAdoptable(text.str());
-  } catch (const std::exception& e) {
-    spdlog::warn("supervisor: ignoring {}: {}", state_file, e.what());
-    return;
+  if (std::ifstream in(state_file); in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    // All or nothing: a damaged file (truncated by a crash, edited by hand, a field of the
+    // wrong type) is reported and adopts nothing; it never throws out of the start.
+    try {
+      adopted = parseAdoptable(text.str());
+    } catch (const std::exception& e) {
+      spdlog::warn("supervisor: ignoring {}: {}", state_file, e.what());
+      adopted.clear();
+    }
+  }
+  // The earlier manager may have died between two writes: a replica registered after its last
+  // state write, or a state written before its registration changed. The registrations are the
+  // routing truth; each adopted replica is settled against them, and what remains is a replica
+  // this supervisor has no record of.
+  std::map<std::string, ReplicaRegistration> registered;
+  for (ReplicaRegistration& reg : registry_.registrations()) {
+    registered.emplace(reg.replica_id, std::move(reg));
   }
   for (auto& r : adopted) {
-    http_ports_.markInUse(r->http_port);
-    if (r->grpc_port > 0) {
-      grpc_ports_.markInUse(r->grpc_port);
-    }
-    gpus_.reserve(r->gpus, r->gpu_amount);
-    const std::string key = r->application + "/" + r->deployment;
-    const std::size_t dot = r->id.rfind('.');
-    if (dot != std::string::npos) {
-      next_index_[key] = std::max(next_index_[key], std::atoi(r->id.c_str() + dot + 1) + 1);
-    }
-    spdlog::info("supervisor: adopted replica {} (pid {}, port {})", r->id, r->pid, r->http_port);
+    reserveAdopted(*r);
+    settleAdopted(*r, registered.erase(r->id) > 0);
     replicas_.push_back(std::move(r));
   }
+  for (const auto& [id, reg] : registered) {
+    adoptUnrecorded(reg);
+  }
+}
+
+void ReplicaSupervisor::reserveAdopted(const Replica& r) {
+  http_ports_.markInUse(r.http_port);
+  if (r.grpc_port > 0) {
+    grpc_ports_.markInUse(r.grpc_port);
+  }
+  gpus_.reserve(r.gpus, r.gpu_amount);
+  const std::string key = r.application + "/" + r.deployment;
+  const std::size_t dot = r.id.rfind('.');
+  if (dot != std::string::npos) {
+    next_index_[key] = std::max(next_index_[key], std::atoi(r.id.c_str() + dot + 1) + 1);
+  }
+}
+
+// Under mu_. `state` is what the file recorded; `in_slot` whether the manager has it registered.
+void ReplicaSupervisor::settleAdopted(Replica& r, bool in_slot) {
+  if (r.retiring || r.state == State::kDraining || r.state == State::kStopping) {
+    // It was on its way out: finish that. Its slot (if it still has one) drains first.
+    r.retiring = true;
+    if (r.state != State::kStopping) {
+      r.state = State::kDraining;
+      r.since = clock_.now();
+    }
+    if (in_slot) {
+      registry_.deregisterReplica(r.id).IgnoreError();
+    }
+    spdlog::info("supervisor: adopted replica {} (pid {}) that was leaving; stopping it", r.id,
+                 r.pid);
+    return;
+  }
+  if (r.state == State::kServing || in_slot) {
+    r.state = State::kServing;
+    if (!in_slot) {
+      // Recorded as serving, but its registration was lost with the earlier manager.
+      StatusOr<ApplyOutcome> out =
+          registry_.registerReplica(registrationOf(r, r.http_port, r.grpc_port));
+      if (!out.ok()) {
+        spdlog::error("supervisor: registering adopted replica {} failed: {}", r.id,
+                      messageOf(out.status()));
+        retire(r);
+        return;
+      }
+    }
+    spdlog::info("supervisor: adopted replica {} (pid {}, port {})", r.id, r.pid, r.http_port);
+    return;
+  }
+  // Still starting when the earlier manager died, so its ready line went nowhere and no request
+  // reached it: stop it, and the deployment starts a replacement.
+  spdlog::info("supervisor: adopted replica {} (pid {}) was still starting; stopping it", r.id,
+               r.pid);
+  r.retiring = true;
+  launcher_.signal(r.pid, SIGTERM);
+  r.state = State::kStopping;
+}
+
+// Under mu_. A registered, running replica missing from the state file: the earlier manager
+// registered it after its last write. Drain and stop it like any leaving replica; the
+// deployment's own count decides whether another starts.
+void ReplicaSupervisor::adoptUnrecorded(const ReplicaRegistration& reg) {
+  registry_.deregisterReplica(reg.replica_id).IgnoreError();
+  if (reg.pid <= 0 || launcher_.commandLine(reg.pid).find("serve-replica") == std::string::npos) {
+    return;  // not a process of ours (registered by hand, or gone)
+  }
+  auto r = std::make_unique<Replica>();
+  r->id = reg.replica_id;
+  r->application = reg.application;
+  r->deployment = reg.deployment;
+  r->pid = reg.pid;
+  r->http_port = reg.http_port;
+  r->grpc_port = reg.grpc_port;
+  r->adopted = true;
+  r->retiring = true;
+  r->state = State::kDraining;
+  r->since = clock_.now();
+  reserveAdopted(*r);
+  spdlog::info("supervisor: replica {} (pid {}) was registered but not recorded; draining it",
+               r->id, r->pid);
+  replicas_.push_back(std::move(r));
 }
 
 // The state file's replicas that still run; throws on anything malformed.
@@ -210,7 +290,20 @@ std::vector<std::unique_ptr<ReplicaSupervisor::Replica>> ReplicaSupervisor::pars
         r->grpc_port > 65535) {
       throw std::invalid_argument("replica '" + r->id + "' has no id or a port out of range");
     }
-    r->state = State::kServing;
+    // Files written before states were recorded hold only serving replicas.
+    const std::string state = j.value("state", "serving");
+    if (state == "starting") {
+      r->state = State::kStarting;
+    } else if (state == "serving") {
+      r->state = State::kServing;
+    } else if (state == "draining") {
+      r->state = State::kDraining;
+    } else if (state == "stopping") {
+      r->state = State::kStopping;
+    } else {
+      throw std::invalid_argument("replica '" + r->id + "' has an unknown state '" + state + "'");
+    }
+    r->retiring = j.value("retiring", false);
     r->adopted = true;
     r->since = clock_.now();
     out.push_back(std::move(r));
@@ -239,7 +332,9 @@ void ReplicaSupervisor::saveState() {
                         {"grpc_port", r->grpc_port},
                         {"gpus", r->gpus},
                         {"gpu_amount", r->gpu_amount},
-                        {"graceful_s", r->graceful_s}});
+                        {"graceful_s", r->graceful_s},
+                        {"state", stateName(static_cast<int>(r->state))},
+                        {"retiring", r->retiring}});
   }
   const std::string text = nlohmann::json{{"replicas", replicas}}.dump();
   if (text == saved_state_) {
@@ -331,6 +426,7 @@ void ReplicaSupervisor::stepStates() {
         // The slot drains in HAProxy; once the manager freed it (idle), stop the process.
         if (registry_.slotReleased(r->id) || secondsSince(r->since) > r->graceful_s) {
           launcher_.signal(r->pid, SIGTERM);
+          crashPoint("supervisor.replica_stopping");  // told to stop; the file says draining
           r->state = State::kStopping;
           r->since = clock_.now();
         }
@@ -547,6 +643,7 @@ void ReplicaSupervisor::spawnReplica(Replica& r, std::vector<std::string> args,
   r.since = clock_.now();
   spdlog::info("supervisor: started replica {} (pid {}, port {}{}{})", r.id, r.pid, r.http_port,
                r.gpus.empty() ? "" : ", CUDA_VISIBLE_DEVICES=", cudaVisibleDevices(r.gpus));
+  crashPoint("supervisor.replica_spawned");  // running, not yet in the state file
 }
 
 void ReplicaSupervisor::pollStarting(Replica& r) {
@@ -567,17 +664,10 @@ void ReplicaSupervisor::pollStarting(Replica& r) {
 void ReplicaSupervisor::registerReady(Replica& r, const std::string& ready_line) {
   nlohmann::json ready = nlohmann::json::parse(ready_line, nullptr, false);
   const int port = ready.is_object() ? ready.value("http_port", 0) : 0;
-  ReplicaRegistration reg;
-  reg.replica_id = r.id;
-  reg.application = r.application;
-  reg.deployment = r.deployment;
-  reg.host = options_.replica_env.http_host == "0.0.0.0" || options_.replica_env.http_host == "::"
-                 ? "127.0.0.1"
-                 : options_.replica_env.http_host;
-  reg.http_port = port > 0 ? port : r.http_port;
   const auto grpc = ready.is_object() ? ready.find("grpc_port") : ready.end();
-  reg.grpc_port = grpc != ready.end() && grpc->is_number_integer() ? grpc->get<int>() : 0;
-  reg.pid = static_cast<int>(r.pid);
+  const ReplicaRegistration reg =
+      registrationOf(r, port > 0 ? port : r.http_port,
+                     grpc != ready.end() && grpc->is_number_integer() ? grpc->get<int>() : 0);
   StatusOr<ApplyOutcome> outcome = registry_.registerReplica(reg);
   if (!outcome.ok()) {
     spdlog::error("supervisor: registering replica {} failed: {}", r.id,
@@ -587,10 +677,26 @@ void ReplicaSupervisor::registerReady(Replica& r, const std::string& ready_line)
   }
   spdlog::info("supervisor: replica {} serves on port {} ({} ms after its start)", r.id,
                reg.http_port, static_cast<int>(secondsSince(r.since) * 1000));
+  crashPoint("supervisor.replica_registered");  // in a slot; the state file says starting
   r.state = State::kServing;
   r.since = clock_.now();
   r.last_error.clear();
   r.next_poll = clock_.now() + options_.health_poll_period;
+}
+
+ReplicaRegistration ReplicaSupervisor::registrationOf(const Replica& r, int http_port,
+                                                      int grpc_port) const {
+  ReplicaRegistration reg;
+  reg.replica_id = r.id;
+  reg.application = r.application;
+  reg.deployment = r.deployment;
+  reg.host = options_.replica_env.http_host == "0.0.0.0" || options_.replica_env.http_host == "::"
+                 ? "127.0.0.1"
+                 : options_.replica_env.http_host;
+  reg.http_port = http_port;
+  reg.grpc_port = grpc_port;
+  reg.pid = static_cast<int>(r.pid);
+  return reg;
 }
 
 void ReplicaSupervisor::retire(Replica& r) {
@@ -601,6 +707,7 @@ void ReplicaSupervisor::retire(Replica& r) {
       if (!out.ok()) {
         spdlog::warn("supervisor: deregistering {}: {}", r.id, messageOf(out.status()));
       }
+      crashPoint("supervisor.replica_deregistered");  // draining; the state file says serving
       r.state = State::kDraining;
       r.since = clock_.now();
       break;

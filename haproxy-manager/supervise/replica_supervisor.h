@@ -76,7 +76,10 @@ class ReplicaSupervisor {
   void apply(std::shared_ptr<const ServeConfig> config, std::string config_path,
              std::string base_dir);
   // Takes over replicas an earlier supervisor left running (read from `state_file`, which
-  // this one then keeps up to date): live ones are served on, without a restart.
+  // this one then keeps up to date), settled against the registry's registrations: serving
+  // ones are served on without a restart (registered again if their registration was lost);
+  // ones that were starting are stopped (their ready line went to the dead manager); leaving
+  // ones finish leaving; a registered replica the file does not name is drained and stopped.
   void adopt(const std::string& state_file);
   void start();
   // Drains and stops every replica (bounded by their graceful_shutdown_timeout_s). Without
@@ -131,6 +134,10 @@ class ReplicaSupervisor {
   void loop();
   void tick();
   std::vector<std::unique_ptr<Replica>> parseAdoptable(const std::string& text);
+  void reserveAdopted(const Replica& r);
+  void settleAdopted(Replica& r, bool in_slot);
+  void adoptUnrecorded(const ReplicaRegistration& reg);
+  ReplicaRegistration registrationOf(const Replica& r, int http_port, int grpc_port) const;
   void stepStates();
   void reconcileDeployments();
   // Restarts of a deployment's replicas whose backoff elapsed, and control of serving ones.

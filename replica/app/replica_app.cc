@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -338,10 +341,10 @@ Status ReplicaApp::bindGrpc(const ReplicaFlags& flags, const ReplicaEnv& env) {
                   [this](int port) { return grpc_server_->bind(port); });
 }
 
-void ReplicaApp::printEvent(const std::string& json_line) {
+bool ReplicaApp::printEvent(const std::string& json_line) {
   std::fputs(json_line.c_str(), stdout);
   std::fputc('\n', stdout);
-  std::fflush(stdout);
+  return std::fflush(stdout) == 0;
 }
 
 void ReplicaApp::abandon(int signal) {
@@ -364,6 +367,12 @@ int ReplicaApp::run() {
     server_->serve();
     serve_done.store(true);
   });
+  // cpp-httplib's stop() does nothing until the accept loop has started, so a stop that came
+  // sooner (a signal right after the start, or an unread ready line) would leave it accepting
+  // forever. Nothing below runs before the loop is up.
+  while (!server_->is_running() && !serve_done.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   nlohmann::ordered_json ready = {{"event", "ready"},
                                   {"http_port", server_->port()},
                                   {"grpc_port", nullptr},
@@ -380,9 +389,18 @@ int ReplicaApp::run() {
   spdlog::info("serving application '{}' deployment '{}' on {}:{} (gRPC: {})", app_name_,
                deployment_name_, flags_.host.value_or(env_.http_host), server_->port(),
                grpc_server_ != nullptr ? std::to_string(grpc_server_->port()) : "off");
-  printEvent(ready.dump());
-
   std::optional<int> first;
+  errno = 0;
+  if (!printEvent(ready.dump()) && errno == EPIPE) {
+    // Whoever started this replica (a manager that has since died) will never route to it, and
+    // its successor does not know it: stop at once rather than serve nobody forever.
+    spdlog::error(
+        "the process that started this replica is gone (its ready line has no reader); "
+        "stopping");
+    draining_period_ = std::chrono::milliseconds(0);
+    orphaned_ = true;
+    first = SIGTERM;
+  }
   while (!first) {
     first = ShutdownSignals::wait(std::chrono::milliseconds(-1));
   }
@@ -434,7 +452,7 @@ int ReplicaApp::run() {
   spdlog::info("drained; exiting");
   spdlog::default_logger()->flush();
   printEvent(R"({"event":"stopped"})");
-  return 0;
+  return orphaned_ ? 1 : 0;
 }
 
 }  // namespace serve

@@ -41,7 +41,8 @@ class ReplicaApp {
   Status bindGrpc(const ReplicaFlags& flags, const ReplicaEnv& env);
   // Copies the health state to grpc.health.v1; called by the health monitor on every change.
   void syncGrpcHealth();
-  void printEvent(const std::string& json_line);
+  // One JSON line on stdout for whoever started the replica; false when it could not be written.
+  bool printEvent(const std::string& json_line);
   // Answers one request on the control socket (docs/replica.md, "Control socket").
   nlohmann::json control(const nlohmann::json& request);
   void abandon(int signal);
@@ -52,6 +53,7 @@ class ReplicaApp {
   std::string app_name_;
   std::string deployment_name_;
   std::chrono::milliseconds draining_period_{0};
+  bool orphaned_ = false;  // the ready line had no reader: stopped at once, exit status 1
 
   std::unique_ptr<RequestLog> request_log_;
   std::unique_ptr<ReplicaMetrics> metrics_;

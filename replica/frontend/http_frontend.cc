@@ -265,11 +265,15 @@ void HttpFrontend::dispatch(const httplib::Request& req, httplib::Response& res,
     }
   };
 
-  if (path == "/-/healthz") {
+  // The replica's own pages answer only requests that did not come through the node's public
+  // port: HAProxy marks those, and for them these paths belong to the application (a Python
+  // class under route prefix "/" may have its own /metrics) or are not found.
+  const bool via_ingress = req.has_header(kIngressHeader);
+  if (path == "/-/healthz" && !via_ingress) {
     getOnly("/-/healthz", [&] { handleHealthz(ex); });
-  } else if (path == "/-/routes") {
+  } else if (path == "/-/routes" && !via_ingress) {
     getOnly("/-/routes", [&] { res.set_content(routes_json_, kJson); });
-  } else if (path == "/metrics") {
+  } else if (path == "/metrics" && !via_ingress) {
     getOnly("/metrics", [&] { handleMetrics(ex); });
   } else if (path == "/v2/health/live") {
     getOnly("/v2/health/live", [&] { res.set_content(R"({"live":true})", kJson); });
@@ -476,9 +480,10 @@ void HttpFrontend::handleModelHttp(Exchange& ex) {
     payload->query = ex.req.target.substr(q + 1);
   }
   for (const auto& [name, value] : ex.req.headers) {
-    // cpp-httplib adds these for its own bookkeeping; they did not come from the client.
+    // cpp-httplib adds these for its own bookkeeping, and HAProxy adds the ingress mark; none
+    // came from the client.
     if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" ||
-        name == "LOCAL_PORT") {
+        name == "LOCAL_PORT" || absl::EqualsIgnoreCase(name, kIngressHeader)) {
       continue;
     }
     payload->headers.emplace_back(absl::AsciiStrToLower(name), value);

@@ -15,6 +15,12 @@
 
 namespace serve {
 
+// HAProxy's public HTTP frontend sets this header on every request it forwards
+// (templates/haproxy.cfg.mustache), replacing any value a client sent. A request that carries it
+// came through the node's ingress, so the replica's own pages (/metrics, /-/healthz, /-/routes)
+// are not served for it, and the header is not passed on to the model.
+inline constexpr const char* kIngressHeader = "x-serve-ingress";
+
 struct HttpFrontendOptions {
   std::string application;
   std::string route_prefix;

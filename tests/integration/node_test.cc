@@ -3,10 +3,13 @@
 // crash and rolling deploys. Real processes on loopback.
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <iterator>
 #include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "tests/integration/manager_fixture.h"
@@ -294,6 +297,102 @@ TEST_CASE("node: max_queued_requests bounds HAProxy's queue; the next request ge
   }
   // The first is served, the next two wait their turn, the last two find the queue full.
   CHECK(statuses == std::vector<long>{200, 200, 200, 503, 503});
+}
+
+// The manager is killed (SIGKILL, by SERVE_TEST_CRASH_AT) at one step of a rolling deploy of two
+// replicas under load, and a successor starts on the deployed config. It must rebuild the node
+// from what runs (HAProxy's servers, the registrations, the replicas' state file), finish the
+// deploy, leave no replica without a slot and no process behind, and fail no request.
+void killedMidDeploy(const std::string& crash_at) {
+  const std::string v1 =
+      oneAppConfig("num_replicas: 2, max_ongoing_requests: 8, model: {kind: noop, name: echo}");
+  std::string v2 = v1;
+  v2.replace(v2.find("max_ongoing_requests: 8"), 23, "max_ongoing_requests: 6");
+  auto m = startNode(v1, "", {{"SERVE_TEST_CRASH_AT", crash_at}});
+  REQUIRE(eventually([&] { return allServing(*m, "app", 2); }));
+  const auto old = processes(*m, "app");
+  BackgroundClient load(m->url("/app"), 2);
+  REQUIRE(eventually([&] { return load.count(200) > 50; }));
+
+  const HttpResult deployed = m->deploy(v2);  // no answer when the kill comes first
+  CHECK((deployed.status == 200 || deployed.status == 0));
+  const std::optional<int> exit = m->wait(std::chrono::seconds(20));
+  INFO(m->output());
+  REQUIRE(exit == -SIGKILL);
+  CHECK(m->output().find("crash point " + crash_at.substr(0, crash_at.find(':'))) !=
+        std::string::npos);
+
+  // Unmanaged for a moment; then the operator's restart, from the file they deployed.
+  const long at_kill = load.total();
+  REQUIRE(eventually([&] { return load.total() > at_kill + 20; }));
+  m->rewriteConfig(v2);
+  const bool restarted = m->startAgain();
+  INFO(m->output());
+  REQUIRE(restarted);
+  // Converged: two new replicas serving in two slots, no old one, and no process that no
+  // manager knows.
+  const bool converged = eventually(
+      [&] {
+        const auto now = processes(*m, "app");
+        if (now.size() != 2 || !allServing(*m, "app", 2)) {
+          return false;
+        }
+        std::set<int> pids;
+        for (const auto& [id, p] : now) {
+          if (old.count(id) > 0) {
+            return false;
+          }
+          pids.insert(p.second);
+        }
+        return m->replicaPids() == pids;
+      },
+      std::chrono::seconds(60));
+  INFO(m->status().dump());
+  std::string running;
+  for (int pid : m->replicaPids()) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    running += std::to_string(pid) + ": " + cmdline + "\n";
+  }
+  INFO("replica processes running:\n", running);
+  CHECK(converged);
+  const long settled = load.total();
+  REQUIRE(eventually([&] { return load.total() > settled + 50; }));
+  load.stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+}
+
+TEST_CASE("node: manager killed mid-deploy after writing the snapshot") {
+  killedMidDeploy("deploy.snapshot_written");
+}
+TEST_CASE("node: manager killed mid-deploy after routing changed, before the replicas did") {
+  killedMidDeploy("deploy.routes_applied");
+}
+TEST_CASE("node: manager killed mid-deploy after spawning the first new replica") {
+  killedMidDeploy("supervisor.replica_spawned");
+}
+TEST_CASE("node: manager killed mid-deploy after changing HAProxy, before recording it") {
+  killedMidDeploy("manager.runtime_applied");
+}
+TEST_CASE("node: manager killed mid-deploy while registering the first new replica") {
+  killedMidDeploy("manager.runtime_applied:2");
+}
+TEST_CASE("node: manager killed mid-deploy after registering the first new replica") {
+  killedMidDeploy("supervisor.replica_registered");
+}
+TEST_CASE("node: manager killed mid-deploy after taking the first old replica out of its slot") {
+  killedMidDeploy("supervisor.replica_deregistered");
+}
+TEST_CASE("node: manager killed mid-deploy after telling the first old replica to stop") {
+  killedMidDeploy("supervisor.replica_stopping");
+}
+TEST_CASE("node: manager killed mid-deploy after spawning the second new replica") {
+  killedMidDeploy("supervisor.replica_spawned:2");
+}
+TEST_CASE("node: manager killed mid-deploy after registering the second new replica") {
+  killedMidDeploy("supervisor.replica_registered:2");
 }
 
 }  // namespace

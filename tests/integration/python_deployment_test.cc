@@ -566,5 +566,77 @@ TEST_CASE("node: a class that cannot be imported shows as failing with the Pytho
   CHECK(httpGet(m->url("/broken")).status == 503);
 }
 
+// The replica's only process entry in status: its HTTP port.
+int onlyReplicaPort(ManagerProcess& m, const std::string& app) {
+  const nlohmann::json status = m.status();  // kept: the loop walks a part of it
+  for (const auto& p : status["processes"]) {
+    if (p["application"] == app) {
+      return p["http_port"].get<int>();
+    }
+  }
+  return 0;
+}
+
+std::string rootAppConfig(const std::string& model) {
+  return "http_options: {host: 127.0.0.1, port: {{HTTP_PORT}}}\n"
+         "applications:\n"
+         "  - name: root\n"
+         "    route_prefix: /\n"
+         "    deployments:\n"
+         "      - name: d\n"
+         "        model: " +
+         model + "\n";
+}
+
+TEST_CASE("node: under route prefix /, /metrics through the ingress is the application's own") {
+  auto m = startNode(rootAppConfig("{kind: python, name: paths, import_path: \"paths_app:app\", "
+                                   "working_dir: " +
+                                   kAppsDir + "}"),
+                     "", pythonEnv());
+  REQUIRE(eventually([&] { return allServing(*m, "root", 1); }, std::chrono::seconds(30)));
+  // Through HAProxy's public port the class gets /metrics like any other path, without the mark.
+  HttpResult r = httpGet(m->url("/metrics"));
+  CHECK(r.status == 200);
+  CHECK(r.body == "app saw /metrics; ingress mark passed on: False");
+  // A client cannot unmark its request: HAProxy replaces the header.
+  r = httpRequest("GET", m->url("/metrics"), "", {{"x-serve-ingress", ""}});
+  CHECK(r.body == "app saw /metrics; ingress mark passed on: False");
+  // The node's own health and routes are HAProxy's answers, not the replica's.
+  CHECK(httpGet(m->url("/-/healthz")).body == "success");
+  CHECK(httpGet(m->url("/-/routes")).body == R"({"/":"root"})");
+  // On the replica's own port (Prometheus, HAProxy's checks) its pages are still there.
+  const int port = onlyReplicaPort(*m, "root");
+  REQUIRE(port > 0);
+  const std::string direct = "http://127.0.0.1:" + std::to_string(port);
+  r = httpGet(direct + "/metrics");
+  CHECK(r.status == 200);
+  CHECK(r.body.find("\nserve_model_requests_total{") != std::string::npos);
+  CHECK(httpGet(direct + "/-/healthz").body == "success");
+}
+
+TEST_CASE(
+    "node: under route prefix /, a built-in model's metrics are not served through the ingress") {
+  auto m = startNode(rootAppConfig("{kind: noop, name: echo}"));
+  REQUIRE(eventually([&] { return allServing(*m, "root", 1); }, std::chrono::seconds(30)));
+  const std::string host = "127.0.0.1:" + std::to_string(m->httpPort());
+  for (const std::string path : {"/metrics", "/-/routes/", "/-/healthz/"}) {
+    const HttpResult r = httpGet(m->url(path));
+    INFO(path);
+    CHECK(r.status == 404);
+    CHECK(r.body ==
+          "Path '" + path + "' not found. Ping http://" + host + "/-/routes for available routes.");
+  }
+  // The mark alone decides: the same replica serves its pages to a request without it.
+  const int port = onlyReplicaPort(*m, "root");
+  REQUIRE(port > 0);
+  const HttpResult direct = httpGet("http://127.0.0.1:" + std::to_string(port) + "/metrics");
+  CHECK(direct.status == 200);
+  CHECK(direct.body.find("\nserve_model_requests_total{") != std::string::npos);
+  const HttpResult marked =
+      httpRequest("GET", "http://127.0.0.1:" + std::to_string(port) + "/metrics", "",
+                  {{"x-serve-ingress", "1"}});
+  CHECK(marked.status == 404);
+}
+
 }  // namespace
 }  // namespace serve::testing

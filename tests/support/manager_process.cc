@@ -77,6 +77,13 @@ ManagerProcess::~ManagerProcess() {
   // Replicas the manager started run in their own process groups; if the manager could not
   // stop them, end them here. They are recognised by this test's directory in their command
   // line (their --log-dir), so nothing else is touched.
+  for (int pid : replicaPids()) {
+    ::kill(pid, SIGKILL);
+  }
+}
+
+std::set<int> ManagerProcess::replicaPids() const {
+  std::set<int> pids;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
@@ -87,9 +94,15 @@ ManagerProcess::~ManagerProcess() {
     std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (cmdline.find(dir_.path() + "/") != std::string::npos &&
         cmdline.find("serve-replica") != std::string::npos) {
-      ::kill(std::stoi(name), SIGKILL);
+      // A zombie (exited, not yet reaped) has an empty cmdline and is not counted.
+      pids.insert(std::stoi(name));
     }
   }
+  return pids;
+}
+
+void ManagerProcess::rewriteConfig(const std::string& yaml) {
+  dir_.write("serve.yaml", expand(yaml));
 }
 
 std::string ManagerProcess::expand(const std::string& yaml) const {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
 
 // The supervisor driven tick by tick (runOnce) on a ManualClock, with fakes for everything it
@@ -51,11 +52,20 @@ class FakeRegistry final : public ReplicaRegistry {
     if (refuse_registrations) {
       return absl::UnavailableError("refused by the test");
     }
+    registered[r.replica_id] = r;
     return ApplyOutcome{"runtime", {}, {}, 0};
   }
   StatusOr<ApplyOutcome> deregisterReplica(const std::string& replica_id) override {
     calls_.push_back("deregister " + replica_id);
+    registered.erase(replica_id);
     return ApplyOutcome{"runtime", {}, {}, 0};
+  }
+  std::vector<ReplicaRegistration> registrations() const override {
+    std::vector<ReplicaRegistration> out;
+    for (const auto& entry : registered) {
+      out.push_back(entry.second);
+    }
+    return out;
   }
   // Asked every tick while a replica drains, so not logged.
   bool slotReleased(const std::string& replica_id) const override {
@@ -66,6 +76,7 @@ class FakeRegistry final : public ReplicaRegistry {
   bool release_at_once = true;  // HAProxy shows every drained slot idle at once
   std::set<std::string> released;
   bool refuse_registrations = false;
+  std::map<std::string, ReplicaRegistration> registered;  // what the routing side holds now
 
  private:
   Calls& calls_;
@@ -848,6 +859,108 @@ TEST_CASE("supervisor: a new manager adopts the replicas an earlier one left run
   clock.advance(1s);
   second.runOnce();
   CHECK(calls == Calls{"spawn 1001 port 30001"});
+}
+
+TEST_CASE("supervisor: a successor settles what it adopts against the registrations") {
+  // The earlier manager died between two writes; each row is one state it can leave behind:
+  // what replicas-state.json recorded for pid 1000 (a.d.0), whether the manager's registrations
+  // still hold it, and what the successor's adopt() and first pass must do.
+  struct Case {
+    std::string name;
+    std::string recorded;  // "": the file does not name the replica
+    bool retiring;
+    bool registered;
+    Calls calls;
+    std::string state;
+  };
+  const std::vector<Case> cases = {
+      {"serving and registered: served on", "serving", false, true, {}, "serving"},
+      {"serving, registration lost: registered again",
+       "serving",
+       false,
+       false,
+       {"register a.d.0 pid 1000 127.0.0.1:30000"},
+       "serving"},
+      {"starting, registered before the file said so: serving",
+       "starting",
+       false,
+       true,
+       {},
+       "serving"},
+      {"starting, never registered: stopped, a new one starts",
+       "starting",
+       false,
+       false,
+       {"TERM 1000", "spawn 1001 port 30001"},
+       "stopping"},
+      {"draining: its slot drains, then it stops",
+       "draining",
+       true,
+       true,
+       {"deregister a.d.0", "TERM 1000", "spawn 1001 port 30001"},
+       "stopping"},
+      {"stopping, registration gone: left to exit",
+       "stopping",
+       true,
+       false,
+       {"spawn 1001 port 30001"},
+       "stopping"},
+      {"registered but not recorded: drained and stopped",
+       "",
+       false,
+       true,
+       {"deregister a.d.0", "TERM 1000", "spawn 1001 port 30001"},
+       "stopping"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    TempDir state_dir;
+    const std::string state_file = state_dir.path + "/replicas-state.json";
+    const ServeConfig one = config(1);
+    Calls calls;
+    ManualClock clock;
+    FakeLauncher launcher(calls);
+    FakeRegistry registry(calls);
+    FakeControl control;
+    QuietLogs quiet;
+    {
+      // The first manager: a.d.0 serving and registered, written to the state file.
+      ReplicaSupervisor first(options(state_dir.path), registry, launcher, clock, control);
+      first.adopt(state_file);
+      first.apply(std::make_shared<const ServeConfig>(one), "/etc/serve/serve.yaml", "");
+      first.runOnce();
+      launcher.printReady(1000);
+      first.runOnce();
+      REQUIRE(registry.registered.count("a.d.0") == 1);
+    }
+    // What the kill left behind.
+    launcher.foreign[1000] = std::string("/opt/serve/serve-replica\0--app\0a", 32);
+    nlohmann::json state = nlohmann::json::parse(std::ifstream(state_file));
+    if (c.recorded.empty()) {
+      state["replicas"] = nlohmann::json::array();
+    } else {
+      state["replicas"][0]["state"] = c.recorded;
+      state["replicas"][0]["retiring"] = c.retiring;
+    }
+    std::ofstream(state_file) << state.dump();
+    if (!c.registered) {
+      registry.registered.clear();
+    }
+    calls.clear();
+
+    ReplicaSupervisor second(options(state_dir.path), registry, launcher, clock, control);
+    second.adopt(state_file);
+    second.apply(std::make_shared<const ServeConfig>(one), "/etc/serve/serve.yaml", "");
+    second.runOnce();
+    CAPTURE(absl::StrJoin(calls, "; "));
+    CHECK(calls == c.calls);
+    const auto views = second.replicas();
+    REQUIRE(!views.empty());
+    CHECK(views[0].id == "a.d.0");
+    CHECK(views[0].state == c.state);
+    // Whatever it did, a.d.0 is registered exactly when it serves.
+    CHECK(registry.registered.count("a.d.0") == (c.state == "serving" ? 1U : 0U));
+  }
 }
 
 TEST_CASE("supervisor: a user_config change is applied in place, or the replica is replaced") {
