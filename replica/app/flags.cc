@@ -88,6 +88,12 @@ void defineFlags(CLI::App& app, ReplicaFlags& f) {
                  "most connection threads, 8-16384 (default 512)")
       ->type_name("N")
       ->transform(cli::integerIn(8, 16384));
+  app.add_option("--max-connections", f.max_connections,
+                 "most open HTTP connections, served or waiting for a thread,\n"
+                 "1-1048576 (default 1024); one more is answered 503 and closed\n"
+                 "unread")
+      ->type_name("N")
+      ->transform(cli::integerIn(1, 1 << 20));
   app.add_option("--request-read-timeout-s", f.request_read_timeout_s,
                  "a request must arrive whole within S seconds, 0.1-3600\n"
                  "(default 10); slower clients get 408")

@@ -210,6 +210,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   server_options.host = flags.host.value_or(env.http_host);
   server_options.max_threads = flags.http_max_threads;
   server_options.max_body_bytes = flags.max_body_bytes;
+  server_options.max_connections = flags.max_connections;
   server_options.request_read_timeout = secondsToMs(flags.request_read_timeout_s);
   // Outlive the upstream proxy's keep-alive (http_options.keep_alive_timeout_s, which the
   // manager gives HAProxy) so that HAProxy, not the replica, closes idle connections: a
@@ -217,11 +218,16 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
   server_options.keep_alive_timeout =
       secondsToMs(app->config_.http_options.keep_alive_timeout_s + 5);
   ReplicaMetrics* metrics = app->metrics_.get();
-  app->server_ =
-      std::make_unique<HttpServer>(server_options, HttpServerHooks{.on_slow_request = [metrics] {
-                                     metrics->slow_requests.inc();
-                                     metrics->recordBadRequest("request_read_timeout");
-                                   }});
+  app->server_ = std::make_unique<HttpServer>(
+      server_options,
+      HttpServerHooks{
+          .on_slow_request =
+              [metrics] {
+                metrics->slow_requests.inc();
+                metrics->recordBadRequest("request_read_timeout");
+              },
+          .on_head_too_large = [metrics] { metrics->recordBadRequest("malformed_http"); },
+          .on_connection_refused = [metrics] { metrics->refused_connections.inc(); }});
 
   HttpFrontendOptions frontend;
   frontend.application = spec->name;

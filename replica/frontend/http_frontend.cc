@@ -105,6 +105,7 @@ void HttpFrontend::install(HttpServer& server) {
   // body against no limit as it arrives, answer its overflow 400, and refuse a form-encoded
   // body over 8 KB (curl -d's default content type) before any handler ran.
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    HttpServer::markHeadRead();
     if (!acceptFraming(req, res)) {
       return;
     }
@@ -114,6 +115,7 @@ void HttpFrontend::install(HttpServer& server) {
   };
   auto with_body = [this](const httplib::Request& req, httplib::Response& res,
                           const httplib::ContentReader& reader) {
+    HttpServer::markHeadRead();
     if (!acceptFraming(req, res)) {
       return;
     }
@@ -225,6 +227,7 @@ std::optional<std::string> HttpFrontend::readBody(const httplib::Request& req,
       return false;
     }
     body.append(data, n);
+    HttpServer::markBodyProgress();
     return true;
   });
   if (read) {

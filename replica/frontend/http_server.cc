@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +18,12 @@ namespace serve {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The bounds on a request's head (request line and headers): what the library may buffer
+// before a handler runs. HAProxy forwards at most tune.bufsize (16 KB) of head and 101
+// headers, so a request through the proxy never comes near them.
+constexpr size_t kMaxRequestHeadBytes = 64 * 1024;
+constexpr size_t kMaxRequestHeadLines = 128;
 
 int toPollMs(std::chrono::milliseconds d) {
   return static_cast<int>(std::max<int64_t>(0, d.count()));
@@ -33,6 +40,55 @@ constexpr std::string_view kRequestTimeoutResponse =
     "Request not received in time.\n";
 static_assert(kRequestTimeoutResponse.size() - kRequestTimeoutResponse.find("\r\n\r\n") - 4 == 30);
 
+// The answer to a request line that runs past the head's bounds (the library closes such a
+// connection without a word, since it never finished reading a request line).
+constexpr std::string_view kBadRequestResponse =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 24\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "{\"error\":\"Bad request.\"}";
+static_assert(kBadRequestResponse.size() - kBadRequestResponse.find("\r\n\r\n") - 4 == 24);
+
+// The answer to a connection over max_connections, sent without reading a byte from it.
+constexpr std::string_view kTooManyConnectionsResponse =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 22\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Too many connections.\n";
+static_assert(kTooManyConnectionsResponse.size() - kTooManyConnectionsResponse.find("\r\n\r\n") -
+                  4 ==
+              22);
+
+// Set on the accepting thread while it closes a connection over max_connections.
+thread_local bool t_refuse_connection = false;
+
+// The connection threads. A connection is admitted only while `admit` says there is room;
+// otherwise its task runs at once on the accepting thread, with t_refuse_connection set, so
+// that process_and_close_socket answers 503 and closes it without reading from it.
+class ConnectionPool final : public ElasticTaskQueue {
+ public:
+  ConnectionPool(size_t min_threads, size_t max_threads, std::function<bool()> admit)
+      : ElasticTaskQueue(min_threads, max_threads), admit_(std::move(admit)) {}
+
+  void enqueue(std::function<void()> fn) override {
+    if (admit_()) {
+      ElasticTaskQueue::enqueue(std::move(fn));
+      return;
+    }
+    t_refuse_connection = true;
+    fn();
+    t_refuse_connection = false;
+  }
+
+ private:
+  std::function<bool()> admit_;
+};
+
 // One client connection, served start to end on one pool thread. Buffers reads (the library's
 // line reader asks for one byte at a time) and enforces the whole-request deadline.
 class ConnectionStream : public httplib::Stream {
@@ -45,8 +101,24 @@ class ConnectionStream : public httplib::Stream {
     timed_out_ = false;
     complete_ = false;
     close_ = false;
+    in_head_ = true;
+    head_too_large_ = false;
+    wrote_ = false;
+    unread_bytes_ = 0;
+    head_lines_ = 0;
   }
   bool timedOut() const { return timed_out_; }
+  // The handler started: the request line and headers are read, what follows is the body.
+  void markHeadRead() {
+    in_head_ = false;
+    unread_bytes_ = 0;
+  }
+  // The handler took a piece of the body; the bytes before it were body or chunk framing.
+  void markBodyProgress() { unread_bytes_ = 0; }
+  // The request's head went past kMaxRequestHeadBytes or kMaxRequestHeadLines; the library
+  // saw a failed read.
+  bool headTooLarge() const { return head_too_large_; }
+  bool wroteAnything() const { return wrote_; }
   // The handler read the whole request (the library reached it with a well-framed request and
   // its body was read to the end); anything else leaves unknown bytes on the connection.
   void markComplete() { complete_ = true; }
@@ -60,13 +132,13 @@ class ConnectionStream : public httplib::Stream {
 
   ssize_t read(char* ptr, size_t size) override {
     if (hasBufferedData()) {
-      return copyBuffered(ptr, size);
+      return account(ptr, copyBuffered(ptr, size));
     }
     if (!waitFor(POLLIN)) {
       return -1;
     }
     if (size >= sizeof(buf_)) {
-      return ::recv(fd_, ptr, size, 0);
+      return account(ptr, ::recv(fd_, ptr, size, 0));
     }
     ssize_t n = ::recv(fd_, buf_, sizeof(buf_), 0);
     if (n <= 0) {
@@ -74,7 +146,7 @@ class ConnectionStream : public httplib::Stream {
     }
     buf_pos_ = 0;
     buf_len_ = static_cast<size_t>(n);
-    return copyBuffered(ptr, size);
+    return account(ptr, copyBuffered(ptr, size));
   }
 
   ssize_t write(const char* ptr, size_t size) override {
@@ -90,6 +162,7 @@ class ConnectionStream : public httplib::Stream {
     if (!waitFor(POLLOUT)) {
       return -1;
     }
+    wrote_ = true;
     return ::send(fd_, ptr, size, MSG_NOSIGNAL);
   }
 
@@ -120,7 +193,39 @@ class ConnectionStream : public httplib::Stream {
     }
   }
 
+  // A request line too long for the head's bounds gets no answer from the library: this one.
+  // True when it was sent.
+  bool answerHeadTooLargeIfNeeded() {
+    if (!head_too_large_ || wrote_ || timed_out_) {
+      return false;
+    }
+    wrote_ = true;
+    sendAll(kBadRequestResponse.data(), kBadRequestResponse.size());
+    return true;
+  }
+
  private:
+  // Counts `n` bytes just handed to the library that the handler has not taken as body. The
+  // library buffers a line whole before it checks its length (the request line, a header line,
+  // a chunk-size line) and keeps every header, so without this bound a client could make one
+  // request hold any amount of memory until request_read_timeout. -1 (a failed read) once the
+  // head passes kMaxRequestHeadBytes or kMaxRequestHeadLines, or once kMaxRequestHeadBytes
+  // arrive in the body without a byte of body data (an endless chunk-size line).
+  ssize_t account(const char* ptr, ssize_t n) {
+    if (n <= 0) {
+      return n;
+    }
+    unread_bytes_ += static_cast<size_t>(n);
+    if (in_head_) {
+      head_lines_ += static_cast<size_t>(std::count(ptr, ptr + n, '\n'));
+    }
+    if (unread_bytes_ > kMaxRequestHeadBytes || head_lines_ > kMaxRequestHeadLines) {
+      head_too_large_ = in_head_;
+      return -1;
+    }
+    return n;
+  }
+
   ssize_t copyBuffered(char* ptr, size_t size) {
     size_t n = std::min(size, buf_len_ - buf_pos_);
     std::memcpy(ptr, buf_ + buf_pos_, n);
@@ -203,6 +308,11 @@ class ConnectionStream : public httplib::Stream {
   mutable std::string local_ip_;
   mutable int local_port_ = -1;
   bool timeout_answered_ = false;
+  bool in_head_ = true;
+  bool head_too_large_ = false;
+  bool wrote_ = false;
+  size_t unread_bytes_ = 0;  // read since the request started or the last piece of body
+  size_t head_lines_ = 0;
 };
 
 // The connection the current pool thread serves; set for the duration of
@@ -229,8 +339,8 @@ HttpServer::HttpServer(HttpServerOptions options, HttpServerHooks hooks)
   });
   size_t min_threads = options_.min_threads;
   size_t max_threads = options_.max_threads;
-  new_task_queue = [min_threads, max_threads] {
-    return new ElasticTaskQueue(min_threads, max_threads);
+  new_task_queue = [this, min_threads, max_threads] {
+    return new ConnectionPool(min_threads, max_threads, [this] { return admitConnection(); });
   };
 }
 
@@ -279,6 +389,28 @@ void HttpServer::closeAfterResponse() {
   }
 }
 
+void HttpServer::markHeadRead() {
+  if (t_connection != nullptr) {
+    t_connection->markHeadRead();
+  }
+}
+
+void HttpServer::markBodyProgress() {
+  if (t_connection != nullptr) {
+    t_connection->markBodyProgress();
+  }
+}
+
+bool HttpServer::admitConnection() {
+  size_t open = open_connections_.load();
+  while (open < options_.max_connections) {
+    if (open_connections_.compare_exchange_weak(open, open + 1)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool HttpServer::currentClientGone() {
   if (t_connection == nullptr) {
     return false;
@@ -298,7 +430,18 @@ bool HttpServer::currentClientGone() {
 }
 
 bool HttpServer::process_and_close_socket(socket_t fd) {
-  ++open_connections_;
+  if (t_refuse_connection) {
+    // Over max_connections, on the accepting thread: nothing is read, and the answer fits an
+    // empty socket buffer, so neither can block the accept loop.
+    [[maybe_unused]] ssize_t rc =
+        ::send(fd, kTooManyConnectionsResponse.data(), kTooManyConnectionsResponse.size(),
+               MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::close(fd);
+    if (hooks_.on_connection_refused) {
+      hooks_.on_connection_refused();
+    }
+    return false;
+  }
   int yes = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
 
@@ -329,6 +472,12 @@ bool HttpServer::process_and_close_socket(socket_t fd) {
     // The whole-request deadline stays armed through the handler: nothing reads the socket
     // there, and the next startRequest() re-arms it.
     ok = process_request(stream, close_after, closed_by_client, {});
+    if (stream.headTooLarge()) {
+      if (stream.answerHeadTooLargeIfNeeded() && hooks_.on_head_too_large) {
+        hooks_.on_head_too_large();
+      }
+      break;
+    }
     if (stream.timedOut()) {
       stream.answerTimeoutIfNeeded();
       if (hooks_.on_slow_request) {

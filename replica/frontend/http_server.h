@@ -18,6 +18,14 @@
 //   - A request the library answers without reaching a handler (it could not frame it), or
 //     whose handler asks for it, closes its connection after the answer (RFC 9112), so bytes
 //     after a malformed request are never read as the next one.
+//   - A request's head (request line and headers) may take at most 64 KiB and 128 lines, and a
+//     chunked body at most 64 KiB of framing between two pieces of data; past that the read
+//     fails (400) and the connection closes. The library itself buffers any line whole and
+//     keeps any number of headers, which would let one request grow without bound until its
+//     deadline.
+//   - At most `max_connections` connections are open at once (served, or waiting for a
+//     thread). One more is answered 503 and closed on the accepting thread without a byte
+//     read from it.
 //   - A new connection must send its first request within `request_read_timeout`; idle ones
 //     between requests may wait the keep-alive time.
 //   - drain(): responses from then on carry `Connection: close` and idle keep-alive connections
@@ -44,12 +52,17 @@ struct HttpServerOptions {
   std::chrono::milliseconds request_read_timeout{10'000};  // a whole request
   std::chrono::milliseconds write_timeout{10'000};
   size_t max_body_bytes = 16 * 1024 * 1024;
+  size_t max_connections = 1024;
   int listen_backlog = 4096;
 };
 
 // Called for events the library itself does not report (for metrics).
 struct HttpServerHooks {
   std::function<void()> on_slow_request;  // a request did not arrive in time (answered 408)
+  // a request line passed the head's bounds; the server answered 400 itself (the library
+  // answers an oversized header, through the error handler)
+  std::function<void()> on_head_too_large;
+  std::function<void()> on_connection_refused;  // a connection over max_connections (503)
 };
 
 class HttpServer : public httplib::Server {
@@ -75,15 +88,21 @@ class HttpServer : public httplib::Server {
   // request was answered without this (the library answered a request it could not frame) is
   // closed after the answer: whatever follows on it cannot be trusted to be a request.
   static void markRequestComplete();
+  // Called by the handler when it starts (the request's head is read), and as it takes each
+  // piece of the body: the bounds on what the library buffers apply to the bytes in between.
+  static void markHeadRead();
+  static void markBodyProgress();
   // The connection closes after the current response (the handler refused the request's
   // framing, or stopped reading its body).
   static void closeAfterResponse();
 
-  // The number of open client connections.
+  // The number of open client connections, those waiting for a thread included.
   size_t openConnections() const { return open_connections_.load(); }
 
  private:
   bool process_and_close_socket(socket_t sock) override;
+  // Counts a new connection in, unless max_connections are open.
+  bool admitConnection();
 
   HttpServerOptions options_;
   HttpServerHooks hooks_;

@@ -26,6 +26,13 @@ ReplicaMetrics::ReplicaMetrics(const std::string& application, const std::string
                                  "(answered 408).",
                                  {"application", "deployment"})
                         .with({application, deployment})),
+      refused_connections(
+          registry_
+              .counter("serve_replica_refused_connections_total",
+                       "Connections closed unread because --max-connections were open "
+                       "(answered 503).",
+                       {"application", "deployment"})
+              .with({application, deployment})),
       batch_size(registry_
                      .histogram("serve_batch_size", "Requests per forward pass.",
                                 {"application", "deployment"},

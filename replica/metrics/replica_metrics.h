@@ -40,6 +40,7 @@ class ReplicaMetrics {
   metrics::Counter& model_requests;          // serve_model_requests_total: requests that reached it
   metrics::Counter& skipped_requests;        // serve_replica_skipped_requests_total
   metrics::Counter& slow_requests;           // serve_replica_request_read_timeouts_total
+  metrics::Counter& refused_connections;     // serve_replica_refused_connections_total
   metrics::Histogram& batch_size;            // serve_batch_size
   metrics::Histogram& batch_wait_ms;         // serve_batch_wait_ms
   metrics::Histogram& forward_ms;            // serve_model_forward_latency_ms

@@ -30,6 +30,7 @@ TEST_CASE("parseReplicaFlags: defaults with only the required flags") {
   CHECK(f->port_file == "");
   CHECK(f->max_body_bytes == 16u * 1024 * 1024);
   CHECK(f->http_max_threads == 512);
+  CHECK(f->max_connections == 1024);
   CHECK(f->request_read_timeout_s == 10.0);
   CHECK(f->watchdog_timeout_s == 30.0);
   CHECK_FALSE(f->draining_period_s.has_value());
@@ -66,6 +67,9 @@ TEST_CASE("parseReplicaFlags: every flag, in both '--flag value' and '--flag=val
       {"--http-max-threads", "8", [](const ReplicaFlags& f) { CHECK(f.http_max_threads == 8); }},
       {"--http-max-threads", "16384",
        [](const ReplicaFlags& f) { CHECK(f.http_max_threads == 16384); }},
+      {"--max-connections", "1", [](const ReplicaFlags& f) { CHECK(f.max_connections == 1); }},
+      {"--max-connections", "1048576",
+       [](const ReplicaFlags& f) { CHECK(f.max_connections == 1048576); }},
       {"--request-read-timeout-s", "0.1",
        [](const ReplicaFlags& f) { CHECK(f.request_read_timeout_s == 0.1); }},
       {"--request-read-timeout-s", "3600",
@@ -173,6 +177,10 @@ TEST_CASE("parseReplicaFlags rejects bad command lines with the flag and rule in
        "--http-max-threads: expected an integer in [8, 16384], got '7' (see --help)"},
       {withRequired({"--http-max-threads=16385"}),
        "--http-max-threads: expected an integer in [8, 16384], got '16385' (see --help)"},
+      {withRequired({"--max-connections=0"}),
+       "--max-connections: expected an integer in [1, 1048576], got '0' (see --help)"},
+      {withRequired({"--max-connections=1048577"}),
+       "--max-connections: expected an integer in [1, 1048576], got '1048577' (see --help)"},
       // Numbers.
       {withRequired({"--request-read-timeout-s=0.05"}),
        "--request-read-timeout-s: expected a number in [0.1, 3600], got '0.05' (see --help)"},
@@ -216,10 +224,10 @@ TEST_CASE("parseReplicaFlags rejects bad command lines with the flag and rule in
 
 TEST_CASE("replicaUsage names every flag parseReplicaFlags accepts") {
   const std::string usage = replicaUsage();
-  for (const char* flag :
-       {"--config", "--app", "--deployment", "--http-port", "--host", "--port-file",
-        "--control-socket", "--max-body-bytes", "--http-max-threads", "--request-read-timeout-s",
-        "--watchdog-timeout-s", "--draining-period-s", "--log-dir", "--help"}) {
+  for (const char* flag : {"--config", "--app", "--deployment", "--http-port", "--host",
+                           "--port-file", "--control-socket", "--max-body-bytes",
+                           "--http-max-threads", "--max-connections", "--request-read-timeout-s",
+                           "--watchdog-timeout-s", "--draining-period-s", "--log-dir", "--help"}) {
     CAPTURE(flag);
     CHECK(usage.find(flag) != std::string::npos);
   }
