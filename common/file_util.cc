@@ -5,37 +5,91 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <memory>
 
 #include "absl/strings/str_cat.h"
 
 namespace serve {
 
-StatusOr<std::string> readWholeFile(const std::string& path, std::string_view what) {
-  struct FileCloser {
-    void operator()(std::FILE* file) const { std::fclose(file); }
-  };
-  auto fail = [&](const char* verb) {
-    const int err = errno;
+std::string fileTypeName(unsigned mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFLNK:
+      return "a symbolic link";
+    default:
+      return "not a regular file";
+  }
+}
+
+StatusOr<std::string> readWholeFile(const std::string& path, std::string_view what,
+                                    std::size_t limit) {
+  auto fail = [&](const char* verb, int err) {
     return absl::Status(
         absl::ErrnoToStatusCode(err),
         path + ": cannot " + verb + " " + std::string(what) + ": " + std::strerror(err));
   };
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (file == nullptr) {
-    return fail("open");
+  auto tooLarge = [&](const std::string& size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", std::string(what), " is ", size, " bytes; the limit is ", limit));
+  };
+  // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one; fstat below refuses
+  // it before any read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return fail("open", errno);
   }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return fail("read", errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return fail("read", EISDIR);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", std::string(what), " is ", fileTypeName(st.st_mode), ", not a regular file"));
+  }
+  if (static_cast<std::uintmax_t>(st.st_size) > limit) {
+    return tooLarge(std::to_string(st.st_size));
+  }
+  // st_size is a hint, not a promise: files under /proc say 0, and a file may grow while it is
+  // read. The loop reads to the end, and one byte past the limit is enough to refuse.
   std::string bytes;
+  bytes.reserve(static_cast<std::size_t>(st.st_size));
   char buffer[64 * 1024];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) {
-    bytes.append(buffer, n);
-  }
-  if (std::ferror(file.get())) {
-    return fail("read");
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return fail("read", errno);
+    }
+    if (n == 0) {
+      break;
+    }
+    if (static_cast<std::size_t>(n) > limit - bytes.size()) {
+      return tooLarge(absl::StrCat("more than ", limit));
+    }
+    bytes.append(buffer, static_cast<std::size_t>(n));
   }
   return bytes;
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -7,9 +8,20 @@
 
 namespace serve {
 
-// The whole file as bytes. Errors carry errno's status code and read
-// "<path>: cannot open <what>: <strerror>" (or "cannot read").
-StatusOr<std::string> readWholeFile(const std::string& path, std::string_view what);
+// The most readWholeFile reads unless told otherwise: configs, state, templates and tokens are
+// kilobytes, so a file this large is a mistake (or an attack) rather than a bigger config.
+inline constexpr std::size_t kDefaultReadLimit = std::size_t{64} << 20;  // 64 MiB
+
+// The whole file as bytes, at most `limit` of them. Errors carry errno's status code and read
+// "<path>: cannot open <what>: <strerror>" (or "cannot read"; a directory is "cannot read <what>:
+// Is a directory"). The size is checked with fstat before anything is allocated:
+// "<path>: <what> is N bytes; the limit is M". Other files that are not regular (a FIFO, a
+// device, a socket) are refused without reading, and the open never blocks on a FIFO.
+StatusOr<std::string> readWholeFile(const std::string& path, std::string_view what,
+                                    std::size_t limit = kDefaultReadLimit);
+
+// What stat's st_mode says a file is, for messages: "a directory", "a FIFO", "a regular file".
+std::string fileTypeName(unsigned mode);
 
 // Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader
 // sees the old file or the new one, never a part; the file gets `mode` (e.g. 0600). Errors name

@@ -1,5 +1,7 @@
 // serve-replica: parses flags and environment, builds the replica, runs it.
 #include <cstdio>
+#include <memory>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -28,7 +30,16 @@ int main(int argc, char** argv) {
 
   serve::ShutdownSignals::install();
 
-  auto app = serve::ReplicaApp::create(*flags, *env);
+  // The model loaders turn a failed allocation into a message of their own (naming the file);
+  // one anywhere else during start-up still ends as a refusal, not as an abort.
+  auto create = [&]() -> serve::StatusOr<std::unique_ptr<serve::ReplicaApp>> {
+    try {
+      return serve::ReplicaApp::create(*flags, *env);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError("not enough memory to start (std::bad_alloc)");
+    }
+  };
+  auto app = create();
   if (!app.ok()) {
     const std::string message(app.status().message());
     std::fprintf(stderr, "serve-replica: %s\n", message.c_str());

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -96,14 +97,45 @@ def describe(session: Any) -> dict[str, Any]:
             "outputs": specs(session.get_outputs(), "output")}
 
 
+# Protobuf's limit on one message: ONNX Runtime refuses a larger graph file only after reading
+# it into memory, and models this large keep their weights in external data files instead.
+MAX_MODEL_BYTES = 2**31 - 1
+
+
+def check_model_file(path: str) -> None:
+    """Refuses, naming the path, what ONNX Runtime should not be asked to read: a missing file
+    (FileNotFoundError), a directory or other non-regular file (a FIFO would block the read), an
+    unreadable one, an empty one and one over protobuf's 2 GiB limit (ValueError)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"ONNX model {path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"ONNX model {path}: cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"ONNX model {path}: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"ONNX model {path}: is not a regular file")
+    if st.st_size == 0:
+        raise ValueError(f"ONNX model {path}: is empty (0 bytes)")
+    if st.st_size > MAX_MODEL_BYTES:
+        raise ValueError(f"ONNX model {path}: is {st.st_size} bytes; an ONNX graph file is at "
+                         f"most {MAX_MODEL_BYTES} bytes (protobuf's limit; larger models keep "
+                         "their weights in external data files)")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"ONNX model {path}: cannot be read: {exc.strerror}") from None
+
+
 def open_session(path: str, use_gpu: bool) -> Any:
     """An InferenceSession of `path`, on CUDA when asked for and available, else on the CPU.
 
-    FileNotFoundError or ValueError naming the path when it cannot be loaded.
+    FileNotFoundError, ValueError or MemoryError naming the path when it cannot be loaded.
     """
     ort = import_onnxruntime()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"ONNX model {path}: no such file")
+    check_model_file(path)
     providers = [_CPU]
     if use_gpu:
         available = ort.get_available_providers()
@@ -127,6 +159,9 @@ def open_session(path: str, use_gpu: bool) -> Any:
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=providers)
+    except MemoryError:
+        raise MemoryError(f"ONNX model {path}: not enough memory to load the model "
+                          f"({os.stat(path).st_size} bytes)") from None
     except Exception as exc:  # ONNX Runtime's own types (InvalidProtobuf, Fail, ...)
         raise ValueError(f"ONNX model {path} cannot be loaded: {exc}") from None
     if use_gpu and _CUDA in providers and _CUDA not in session.get_providers():

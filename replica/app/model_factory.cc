@@ -1,8 +1,11 @@
 #include "replica/app/model_factory.h"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <new>
 
 #include "replica/runtime/builtin_models.h"
 #include "replica/runtime/mlp_cpu.h"
@@ -17,6 +20,8 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
 
 namespace serve {
 namespace {
@@ -59,6 +64,59 @@ ModelSpec onnxAsPython(const ModelSpec& spec, const ModelContext& context) {
   return python;
 }
 
+// kind mlp: the safetensors file's tensors copied into the CPU (or CUDA) back end.
+StatusOr<std::unique_ptr<Model>> createMlpModel(const ModelSpec& spec, const std::string& path,
+                                                const ModelContext& context) {
+  StatusOr<SafetensorsFile> file = SafetensorsFile::open(path);
+  if (!file.ok()) {
+    return absl::InvalidArgumentError("model '" + spec.name + "': " + messageOf(file.status()));
+  }
+  StatusOr<MlpWeights> weights = loadMlpWeights(*file);
+  if (!weights.ok()) {
+    return absl::InvalidArgumentError("model '" + spec.name + "': " + messageOf(weights.status()));
+  }
+  if (context.want_gpu) {
+#ifdef SERVE_HAVE_CUDA
+    // Device 0 of those CUDA_VISIBLE_DEVICES leaves visible (the manager assigns one each).
+    if (visibleCudaDevices() > 0) {
+      auto gpu = CudaMlpModel::create(*std::move(weights), spec.name, 0, kInitialGpuRows);
+      if (!gpu.ok()) {
+        return absl::InternalError("model '" + spec.name + "': " + messageOf(gpu.status()));
+      }
+      spdlog::info("model '{}': forward passes run on CUDA device 0 ({})", spec.name,
+                   cudaDeviceName(0));
+      return std::unique_ptr<Model>(*std::move(gpu));
+    }
+    spdlog::warn(
+        "model '{}': the deployment asks for a GPU but no CUDA device is visible; "
+        "running on the CPU",
+        spec.name);
+#else
+    spdlog::warn(
+        "model '{}': the deployment asks for a GPU but this build has no CUDA back "
+        "end; running on the CPU",
+        spec.name);
+#endif
+  }
+  return std::unique_ptr<Model>(
+      std::make_unique<CpuMlpModel>(*std::move(weights), spec.name, context.cpu_threads));
+}
+
+// Why an allocation may have failed, for the message that replaces std::bad_alloc.
+std::string memoryText(const std::string& path) {
+  std::string out;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    out = absl::StrCat("the file is ", st.st_size, " bytes; ");
+  }
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    return absl::StrCat(out, "an allocation failed under the address-space limit of ",
+                        limit.rlim_cur, " bytes");
+  }
+  return out + "an allocation failed";
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelContext& context) {
@@ -92,41 +150,17 @@ StatusOr<std::unique_ptr<Model>> createModel(const ModelSpec& spec, const ModelC
     return std::unique_ptr<Model>(*std::move(model));
   }
   if (spec.kind == "mlp") {
-    StatusOr<SafetensorsFile> file =
-        SafetensorsFile::open(resolveModelPath(spec.path, context.config_dir));
-    if (!file.ok()) {
-      return absl::InvalidArgumentError("model '" + spec.name + "': " + messageOf(file.status()));
+    const std::string path = resolveModelPath(spec.path, context.config_dir);
+    // The file's sizes are checked before anything is allocated from them, but a valid model
+    // may still be larger than the memory this process may use: that is a refusal to start,
+    // not an abort.
+    try {
+      return createMlpModel(spec, path, context);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError("model '" + spec.name + "': " + path +
+                                          ": not enough memory to load the model (" +
+                                          memoryText(path) + ")");
     }
-    StatusOr<MlpWeights> weights = loadMlpWeights(*file);
-    if (!weights.ok()) {
-      return absl::InvalidArgumentError("model '" + spec.name +
-                                        "': " + messageOf(weights.status()));
-    }
-    if (context.want_gpu) {
-#ifdef SERVE_HAVE_CUDA
-      // Device 0 of those CUDA_VISIBLE_DEVICES leaves visible (the manager assigns one each).
-      if (visibleCudaDevices() > 0) {
-        auto gpu = CudaMlpModel::create(*std::move(weights), spec.name, 0, kInitialGpuRows);
-        if (!gpu.ok()) {
-          return absl::InternalError("model '" + spec.name + "': " + messageOf(gpu.status()));
-        }
-        spdlog::info("model '{}': forward passes run on CUDA device 0 ({})", spec.name,
-                     cudaDeviceName(0));
-        return std::unique_ptr<Model>(*std::move(gpu));
-      }
-      spdlog::warn(
-          "model '{}': the deployment asks for a GPU but no CUDA device is visible; "
-          "running on the CPU",
-          spec.name);
-#else
-      spdlog::warn(
-          "model '{}': the deployment asks for a GPU but this build has no CUDA back "
-          "end; running on the CPU",
-          spec.name);
-#endif
-    }
-    return std::unique_ptr<Model>(
-        std::make_unique<CpuMlpModel>(*std::move(weights), spec.name, context.cpu_threads));
   }
   return absl::InvalidArgumentError("model '" + spec.name + "': unknown kind '" + spec.kind + "'");
 }

@@ -19,7 +19,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/file_util.h"
 
 namespace serve {
 
@@ -33,6 +32,9 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 
 constexpr std::string_view kMetadataKey = "__metadata__";
+// The reference implementation's limit (safetensors' MAX_HEADER_SIZE): real headers are
+// kilobytes, and the JSON parser copies the header into a buffer of its own.
+constexpr uint64_t kMaxHeaderSize = 100'000'000;
 
 struct DtypeInfo {
   std::string_view name;
@@ -278,15 +280,31 @@ Status checkNoOverlap(const Validator& v, const std::map<std::string, Safetensor
 }  // namespace
 
 StatusOr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  StatusOr<std::string> bytes = readWholeFile(path, "safetensors file");
-  if (!bytes.ok()) {
-    return bytes.status();
+  StatusOr<MappedFile> mapped = MappedFile::open(path, "safetensors file");
+  if (!mapped.ok()) {
+    return mapped.status();
   }
-  return parse(std::move(*bytes), path);
+  SafetensorsFile file;
+  file.source_ = path;
+  file.mapped_ = *std::move(mapped);
+  if (Status st = file.index(file.all()); !st.ok()) {
+    return st;
+  }
+  return file;
 }
 
 StatusOr<SafetensorsFile> SafetensorsFile::parse(std::string bytes, const std::string& source) {
-  Validator v(source);
+  SafetensorsFile file;
+  file.source_ = source;
+  file.owned_ = std::move(bytes);
+  if (Status st = file.index(file.all()); !st.ok()) {
+    return st;
+  }
+  return file;
+}
+
+Status SafetensorsFile::index(std::string_view bytes) {
+  Validator v(source_);
   if (bytes.size() < 8) {
     return v.fail(absl::StrCat("file is ", bytes.size(),
                                " bytes; a safetensors file starts with an 8-byte header length"));
@@ -297,11 +315,13 @@ StatusOr<SafetensorsFile> SafetensorsFile::parse(std::string bytes, const std::s
     return v.fail(absl::StrCat("header length ", header_size, " runs past the end of the file (",
                                bytes.size(), " bytes)"));
   }
+  if (header_size > kMaxHeaderSize) {
+    return v.fail(absl::StrCat("header length ", header_size, " exceeds the limit of ",
+                               kMaxHeaderSize, " bytes"));
+  }
 
-  SafetensorsFile file;
-  file.source_ = source;
-  file.data_start_ = 8 + static_cast<size_t>(header_size);
-  const size_t data_size = bytes.size() - file.data_start_;
+  data_start_ = 8 + static_cast<size_t>(header_size);
+  const size_t data_size = bytes.size() - data_start_;
 
   // parse(ptr, len) copies into the parser's own padded buffer, so the file needs no padding.
   simdjson::dom::parser parser;
@@ -326,34 +346,31 @@ StatusOr<SafetensorsFile> SafetensorsFile::parse(std::string bytes, const std::s
       if (!metadata.ok()) {
         return metadata.status();
       }
-      file.metadata_ = *std::move(metadata);
+      metadata_ = *std::move(metadata);
       continue;
     }
-    if (file.tensors_.contains(name)) {
+    if (tensors_.contains(name)) {
       return v.failTensor(name, "appears twice in the header");
     }
     StatusOr<SafetensorsTensor> tensor = parseTensor(v, name, field.value, data_size);
     if (!tensor.ok()) {
       return tensor.status();
     }
-    file.tensors_.emplace(name, *std::move(tensor));
+    tensors_.emplace(name, *std::move(tensor));
   }
-  if (Status st = checkNoOverlap(v, file.tensors_); !st.ok()) {
-    return st;
-  }
-  file.bytes_ = std::move(bytes);
-  return file;
+  return checkNoOverlap(v, tensors_);
 }
 
 std::span<const std::byte> SafetensorsFile::bytes(const SafetensorsTensor& tensor) const {
   // Tensors come from tensors(), whose ranges parse() checked; anything else is a caller bug.
-  const size_t data_size = bytes_.size() - data_start_;
+  const std::string_view file = all();
+  const size_t data_size = file.size() - data_start_;
   if (tensor.begin > tensor.end || tensor.end > data_size) {
     std::fprintf(stderr, "safetensors: broken invariant: range [%zu, %zu) outside %s\n",
                  tensor.begin, tensor.end, source_.c_str());
     std::abort();
   }
-  const auto* data = reinterpret_cast<const std::byte*>(bytes_.data()) + data_start_;
+  const auto* data = reinterpret_cast<const std::byte*>(file.data()) + data_start_;
   return {data + tensor.begin, tensor.end - tensor.begin};
 }
 

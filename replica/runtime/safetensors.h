@@ -4,14 +4,17 @@
 // each tensor ({"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}}, plus an
 // optional "__metadata__" object of string values), then the raw little-endian tensor bytes.
 // Every offset and size is checked against the file before any tensor is touched: the header
-// must fit the file, each tensor's byte range must lie inside the data section, match
-// dtype size × element count, and not overlap another tensor.
+// must fit the file (and be at most 100,000,000 bytes, the reference implementation's limit),
+// each tensor's byte range must lie inside the data section, match dtype size × element count,
+// and not overlap another tensor.
 #include <cstddef>
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/mapped_file.h"
 #include "common/status.h"
 
 namespace serve {
@@ -26,9 +29,12 @@ struct SafetensorsTensor {
 
 class SafetensorsFile {
  public:
-  // Reads and validates the whole file. Errors name the file and, where one is at fault, the
-  // tensor: "<path>: tensor 'layers.0.weight': data_offsets [0, 400) exceed the data section
-  // (256 bytes)".
+  // Maps the file read-only and validates its header; tensor bytes are read from the file only
+  // when touched, so a file's size costs address space, never a copy. Errors name the file and,
+  // where one is at fault, the tensor: "<path>: tensor 'layers.0.weight': data_offsets [0, 400)
+  // exceed the data section (256 bytes)"; a file that cannot be mapped (an address-space limit)
+  // is "<path>: cannot map the safetensors file (N bytes): Cannot allocate memory". The file
+  // must stay as it is while this object lives: a mapped file that shrinks faults on access.
   static StatusOr<SafetensorsFile> open(const std::string& path);
   // The same over bytes already in memory; `source` names them in messages.
   static StatusOr<SafetensorsFile> parse(std::string bytes, const std::string& source);
@@ -45,8 +51,15 @@ class SafetensorsFile {
   StatusOr<std::vector<float>> floats(const std::string& name) const;
 
  private:
+  // Validates `all` (the whole file) and fills in the tensors and metadata.
+  Status index(std::string_view all);
+  // The whole file: the mapping when open() made this, else the bytes parse() was given. Not a
+  // stored view, because moving a short std::string moves its bytes.
+  std::string_view all() const { return owned_.empty() ? mapped_.bytes() : owned_; }
+
   std::string source_;
-  std::string bytes_;      // the whole file
+  MappedFile mapped_;      // open()
+  std::string owned_;      // parse()
   size_t data_start_ = 0;  // 8 + header length
   std::map<std::string, SafetensorsTensor> tensors_;
   std::map<std::string, std::string> metadata_;

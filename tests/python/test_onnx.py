@@ -4,6 +4,7 @@ Needs onnxruntime (scripts/setup.sh puts it in .tools/onnxruntime); skipped, say
 """
 
 import json
+import os
 import tempfile
 import unittest
 from pathlib import Path
@@ -83,6 +84,28 @@ class OnnxModelTest(unittest.TestCase):
                 serve_onnx.build_app({"path": str(corrupt)})
             want = f"ONNX model {corrupt} cannot be loaded: [ONNXRuntimeError] : 7 : INVALID_PROTOBUF"
             self.assertEqual(str(ctx.exception)[:len(want)], want)
+
+    def test_files_onnx_runtime_should_not_read_are_refused_first(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            empty = Path(tmp) / "empty.onnx"
+            empty.write_bytes(b"")
+            fifo = Path(tmp) / "fifo.onnx"
+            os.mkfifo(fifo)  # opening it to read would wait for a writer
+            big = Path(tmp) / "big.onnx"
+            with open(big, "wb") as f:
+                f.truncate(2**31)  # sparse: no disk
+            for path, want in [
+                (tmp, f"ONNX model {tmp}: is a directory, not a file"),
+                (empty, f"ONNX model {empty}: is empty (0 bytes)"),
+                (fifo, f"ONNX model {fifo}: is not a regular file"),
+                (big, f"ONNX model {big}: is 2147483648 bytes; an ONNX graph file is at most "
+                      "2147483647 bytes (protobuf's limit; larger models keep their weights in "
+                      "external data files)"),
+            ]:
+                with self.subTest(path=str(path)):
+                    with self.assertRaises(ValueError) as ctx:
+                        serve_onnx.build_app({"path": str(path)})
+                    self.assertEqual(str(ctx.exception), want)
 
 
 if __name__ == "__main__":

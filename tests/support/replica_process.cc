@@ -63,6 +63,7 @@ bool ReplicaProcess::start(std::chrono::milliseconds timeout) {
     args.push_back(std::to_string(freeLoopbackPort()));
   }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  args.insert(args.begin(), options_.command_prefix.begin(), options_.command_prefix.end());
 
   std::map<std::string, std::string> env = {{"PATH", "/usr/bin:/bin"},
                                             {"RAY_SERVE_LOG_TO_STDERR", "1"}};

@@ -32,6 +32,9 @@ struct ReplicaOptions {
   std::vector<std::string> extra_args;
   std::map<std::string, std::string> env;  // added to a minimal environment
   bool pass_http_port = true;              // reserve a free loopback port and pass it
+  // Put before the binary's path in argv, e.g. {"/usr/bin/prlimit", "--as=N", "--"}: a wrapper
+  // that execs the replica, so the PID (and exit status) stay the replica's own.
+  std::vector<std::string> command_prefix;
 };
 
 class ReplicaProcess {

@@ -1,13 +1,16 @@
 #include "replica/runtime/python/python_model.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 
 namespace serve::python {
 namespace {
@@ -227,10 +230,21 @@ StatusOr<std::unique_ptr<PythonModel>> PythonModel::create(PythonModelOptions op
     if (dir.is_relative() && !model->options_.config_dir.empty()) {
       dir = std::filesystem::path(model->options_.config_dir) / dir;
     }
-    std::error_code ec;
-    if (!std::filesystem::is_directory(dir, ec)) {
+    // Checked here, because posix_spawn's chdir failing would read as the interpreter failing.
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("model.working_dir ", dir.string(),
+                                                     " cannot be used: ", std::strerror(errno)));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat("model.working_dir ", dir.string(), " is ",
+                                                     fileTypeName(st.st_mode),
+                                                     ", not a directory"));
+    }
+    if (::access(dir.c_str(), R_OK | X_OK) != 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("model.working_dir ", dir.string(), " is not a directory"));
+          absl::StrCat("model.working_dir ", dir.string(),
+                       " cannot be entered and listed: ", std::strerror(errno)));
     }
     w.working_dir = dir.lexically_normal().string();
     w.python_path.push_back(w.working_dir);

@@ -3,6 +3,7 @@
 #include "common/file_util.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,53 @@ unsigned modeOf(const std::string& path) {
 }
 
 constexpr const char* kHint = "set X elsewhere";
+
+TEST_CASE("readWholeFile reads up to its limit and refuses a larger file before reading it") {
+  TempDir dir;
+  const std::string path = dir.path + "/config.yaml";
+  std::ofstream(path) << std::string(100, 'x');
+  CHECK(*readWholeFile(path, "serve config", 100) == std::string(100, 'x'));
+  const Status over = readWholeFile(path, "serve config", 99).status();
+  CHECK(over.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(over.message()) == path + ": serve config is 100 bytes; the limit is 99");
+
+  // A sparse file takes no disk; were it read, the test would allocate its size.
+  const std::string sparse = dir.path + "/sparse.yaml";
+  const int fd = ::open(sparse.c_str(), O_WRONLY | O_CREAT, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::ftruncate(fd, off_t{1} << 40) == 0);  // 1 TiB
+  ::close(fd);
+  CHECK(std::string(readWholeFile(sparse, "serve config").status().message()) ==
+        sparse + ": serve config is 1099511627776 bytes; the limit is 67108864");
+  CHECK(kDefaultReadLimit == 64u << 20);
+}
+
+TEST_CASE("readWholeFile stops at the limit where the size is not known in advance") {
+  // Files under /proc report size 0 and are read to their end: the limit still holds.
+  const StatusOr<std::string> stat = readWholeFile("/proc/self/stat", "stat");
+  REQUIRE(stat.ok());
+  CHECK(stat->find(std::to_string(::getpid()) + " (") == 0);
+  CHECK(std::string(readWholeFile("/proc/self/stat", "stat", 4).status().message()) ==
+        "/proc/self/stat: stat is more than 4 bytes; the limit is 4");
+}
+
+TEST_CASE("readWholeFile refuses a directory, a FIFO and a missing file, naming the path") {
+  TempDir dir;
+  CHECK(std::string(readWholeFile(dir.path, "manager state").status().message()) ==
+        dir.path + ": cannot read manager state: Is a directory");
+  // Opening a FIFO nobody writes to would block a plain open(); this one must return at once.
+  const std::string fifo = dir.path + "/fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const Status st = readWholeFile(fifo, "control token").status();
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(st.message()) == fifo + ": control token is a FIFO, not a regular file");
+  const Status missing = readWholeFile(dir.path + "/none", "HAProxy template").status();
+  CHECK(missing.code() == absl::StatusCode::kNotFound);
+  CHECK(std::string(missing.message()) ==
+        dir.path + "/none: cannot open HAProxy template: No such file or directory");
+  CHECK(std::string(readWholeFile("/dev/null", "config").status().message()) ==
+        "/dev/null: config is a character device, not a regular file");
+}
 
 TEST_CASE("writePrivateFileAtomically writes the whole text with the mode, over an old file") {
   TempDir dir;

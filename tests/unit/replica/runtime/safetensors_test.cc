@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -334,6 +336,51 @@ TEST_CASE("SafetensorsFile::open reads a file and names it in errors") {
   CHECK_FALSE(is_dir.ok());
   CHECK(messageOf(is_dir) ==
         dir.path().string() + ": cannot read safetensors file: Is a directory");
+
+  const std::string empty = (dir.path() / "empty.safetensors").string();
+  std::ofstream(empty, std::ios::binary).flush();
+  CHECK(messageOf(SafetensorsFile::open(empty).status()) ==
+        empty + ": file is 0 bytes; a safetensors file starts with an 8-byte header length");
+
+  // A FIFO nobody writes to: a plain open() would wait for a writer forever.
+  const std::string fifo = (dir.path() / "fifo.safetensors").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(messageOf(SafetensorsFile::open(fifo).status()) ==
+        fifo + ": safetensors file is a FIFO, not a regular file");
+}
+
+// A sparse file: its holes read as zeros and take no disk. `size` bytes, starting with `head`.
+void writeSparse(const std::string& path, const std::string& head, off_t size) {
+  std::ofstream(path, std::ios::binary) << head;
+  REQUIRE(::truncate(path.c_str(), size) == 0);
+}
+
+TEST_CASE("SafetensorsFile::open maps a file far larger than memory without reading it") {
+  TempDir dir;
+  // 1 TiB: a reader that copied the file would need that much memory. The tensor's 4 bytes lie
+  // at the end of a data section that is all holes.
+  const std::string big = (dir.path() / "big.safetensors").string();
+  const uint64_t data_size = (uint64_t{1} << 40) - 8 - 128;
+  std::string header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[" +
+                       std::to_string(data_size - 4) + "," + std::to_string(data_size) + "]}}";
+  header.append(128 - header.size(), ' ');
+  writeSparse(big, makeSafetensors(header, ""), off_t{1} << 40);
+  StatusOr<SafetensorsFile> file = SafetensorsFile::open(big);
+  REQUIRE_MESSAGE(file.ok(), file.status().message());
+  CHECK(*file->floats("w") == std::vector<float>{0.0f});
+
+  // The header length says 2^63; the file is 4 KiB.
+  const std::string huge_header = (dir.path() / "huge-header.safetensors").string();
+  writeSparse(huge_header, std::string("\0\0\0\0\0\0\0\x80", 8), 4096);
+  CHECK(messageOf(SafetensorsFile::open(huge_header).status()) ==
+        huge_header +
+            ": header length 9223372036854775808 runs past the end of the file (4096 bytes)");
+
+  // A header length inside the file but over the reference implementation's limit.
+  const std::string long_header = (dir.path() / "long-header.safetensors").string();
+  writeSparse(long_header, std::string("\x01\xe1\xf5\x05\0\0\0\0", 8), 200'000'000);
+  CHECK(messageOf(SafetensorsFile::open(long_header).status()) ==
+        long_header + ": header length 100000001 exceeds the limit of 100000000 bytes");
 }
 
 }  // namespace
