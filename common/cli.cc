@@ -83,6 +83,31 @@ CLI::Validator secondsIn(double lo, double hi) {
       "", "secondsIn");
 }
 
+CLI::Validator keyValue(const keys::Key& key) {
+  const std::string rule = keys::ruleText(key);
+  return CLI::Validator(
+      [row = key, rule](std::string& value) -> std::string {
+        const char* end = value.data() + value.size();
+        if (row.type == keys::Type::kInt) {
+          int64_t v = 0;
+          auto [stop, ec] = std::from_chars(value.data(), end, v);
+          if (value.empty() || ec != std::errc() || stop != end ||
+              !keys::accepts(row, static_cast<double>(v))) {
+            return "expected " + rule + ", got '" + value + "'";
+          }
+          value = std::to_string(v);
+          return {};
+        }
+        double d = 0;
+        auto [stop, ec] = std::from_chars(value.data(), end, d);
+        if (value.empty() || ec != std::errc() || stop != end || !keys::accepts(row, d)) {
+          return "expected " + rule + ", got '" + value + "'";
+        }
+        return {};
+      },
+      "", "keyValue");
+}
+
 CLI::Validator nonEmpty() {
   return CLI::Validator(
       [](std::string& value) -> std::string {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config_keys.h"
+
 namespace serve::cli {
 
 // An integer in [lo, hi] in plain decimal: "8000", not " 8000", "+8000", "8e3", "0x1f" or "8.0".
@@ -26,6 +28,12 @@ CLI::Validator numberIn(double lo, double hi = std::numeric_limits<double>::infi
 // Seconds: numberIn's rule, and the number may end in "s" ("2", "0.5", "2s"). Add it with
 // Option::transform: it drops the "s".
 CLI::Validator secondsIn(double lo, double hi);
+
+// A value of a row of common/config_keys.h (kInt or kNumber): checked against the row's range,
+// and refused with the row's rule, in the words the config parser and the environment readers
+// use ("expected an integer in [1, 4096], got '0'"). Add it with Option::transform: an integer
+// is rewritten to plain decimal, as integerIn does.
+CLI::Validator keyValue(const keys::Key& key);
 
 // Any string but the empty one.
 CLI::Validator nonEmpty();

@@ -17,6 +17,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/config_keys.h"
 #include "common/env_settings.h"
 #include "common/status.h"
 
@@ -110,6 +111,35 @@ inline StatusOr<double> numberSetting(const EnvLookup& env, const char* name, do
   std::optional<double> value = parseNumber(*raw);
   if (!value.has_value() || *value < min || *value > max) {
     return envError(name, *raw, absl::StrCat("a number in [", min, ", ", max, "]"));
+  }
+  return *value;
+}
+
+// A variable with a row in common/config_keys.h: its range and its rule come from the row, so
+// the reference and the error say the same. `fallback` is the value when unset (the row's
+// default, unless another setting changes it).
+inline StatusOr<Setting<int>> intSetting(const EnvLookup& env, const keys::Key& key, int fallback) {
+  const std::string name(key.name);
+  std::optional<std::string> raw = env(name);
+  if (!raw.has_value()) {
+    return Setting<int>{fallback, std::nullopt};
+  }
+  std::optional<std::int64_t> value = parseInteger(*raw);
+  if (!value.has_value() || !keys::accepts(key, static_cast<double>(*value))) {
+    return envError(name, *raw, keys::ruleText(key));
+  }
+  return Setting<int>{static_cast<int>(*value), std::move(raw)};
+}
+
+inline StatusOr<double> numberSetting(const EnvLookup& env, const keys::Key& key, double fallback) {
+  const std::string name(key.name);
+  std::optional<std::string> raw = env(name);
+  if (!raw.has_value()) {
+    return fallback;
+  }
+  std::optional<double> value = parseNumber(*raw);
+  if (!value.has_value() || !keys::accepts(key, *value)) {
+    return envError(name, *raw, keys::ruleText(key));
   }
   return *value;
 }

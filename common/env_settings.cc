@@ -22,19 +22,30 @@ EnvLookup processEnv() {
 
 namespace {
 
-constexpr char kMinHttpPort[] = "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT";
-constexpr char kMaxHttpPort[] = "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT";
-constexpr char kMinGrpcPort[] = "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT";
-constexpr char kMaxGrpcPort[] = "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT";
+// The variables' rows in common/config_keys.h: ranges, defaults and rules come from there.
+using keys::envKey;
+constexpr const keys::Key& kMinHttpPortKey = envKey("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT");
+constexpr const keys::Key& kMaxHttpPortKey = envKey("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT");
+constexpr const keys::Key& kMinGrpcPortKey = envKey("RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT");
+constexpr const keys::Key& kMaxGrpcPortKey = envKey("RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT");
+constexpr const keys::Key& kHttpHostKey = envKey("RAY_SERVE_DEFAULT_HTTP_HOST");
+constexpr const keys::Key& kPortRetryCount = envKey("RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT");
+constexpr const keys::Key& kMinDrainingPeriod =
+    envKey("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S");
+constexpr const keys::Key& kLogBufferSize = envKey("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE");
+constexpr const keys::Key& kLogDirKey = envKey("RAY_SERVE_LOG_DIR");
+constexpr const keys::Key& kOmpNumThreads = envKey("OMP_NUM_THREADS");
+constexpr const keys::Key& kGrpcMaxMessageLength =
+    envKey("RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH");
+// Names for the messages that blame one variable of a pair (views of literals, so terminated).
+constexpr const char* kMinHttpPort = kMinHttpPortKey.name.data();
+constexpr const char* kMaxHttpPort = kMaxHttpPortKey.name.data();
+constexpr const char* kMinGrpcPort = kMinGrpcPortKey.name.data();
+constexpr const char* kMaxGrpcPort = kMaxGrpcPortKey.name.data();
 constexpr char kHttpHost[] = "RAY_SERVE_DEFAULT_HTTP_HOST";
-constexpr char kPortRetryCount[] = "RAY_SERVE_DIRECT_INGRESS_PORT_RETRY_COUNT";
-constexpr char kMinDrainingPeriod[] = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S";
-constexpr char kLogBufferSize[] = "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE";
 constexpr char kLogToStderr[] = "RAY_SERVE_LOG_TO_STDERR";
 constexpr char kThroughputOptimized[] = "RAY_SERVE_THROUGHPUT_OPTIMIZED";
 constexpr char kLogDir[] = "RAY_SERVE_LOG_DIR";
-constexpr char kOmpNumThreads[] = "OMP_NUM_THREADS";
-constexpr char kGrpcMaxMessageLength[] = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH";
 
 using env_parse::boolSetting;
 using env_parse::envError;
@@ -70,19 +81,19 @@ StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
   ReplicaEnv result;
 
   // Ports are half-open ranges [min, max), so the largest max is 65536.
-  StatusOr<Setting<int>> min_http = intSetting(env, kMinHttpPort, result.min_http_port, 1, 65535);
+  StatusOr<Setting<int>> min_http = intSetting(env, kMinHttpPortKey, result.min_http_port);
   if (!min_http.ok()) {
     return min_http.status();
   }
-  StatusOr<Setting<int>> max_http = intSetting(env, kMaxHttpPort, result.max_http_port, 1, 65536);
+  StatusOr<Setting<int>> max_http = intSetting(env, kMaxHttpPortKey, result.max_http_port);
   if (!max_http.ok()) {
     return max_http.status();
   }
-  StatusOr<Setting<int>> min_grpc = intSetting(env, kMinGrpcPort, result.min_grpc_port, 1, 65535);
+  StatusOr<Setting<int>> min_grpc = intSetting(env, kMinGrpcPortKey, result.min_grpc_port);
   if (!min_grpc.ok()) {
     return min_grpc.status();
   }
-  StatusOr<Setting<int>> max_grpc = intSetting(env, kMaxGrpcPort, result.max_grpc_port, 1, 65536);
+  StatusOr<Setting<int>> max_grpc = intSetting(env, kMaxGrpcPortKey, result.max_grpc_port);
   if (!max_grpc.ok()) {
     return max_grpc.status();
   }
@@ -113,20 +124,18 @@ StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
 
   if (std::optional<std::string> host = env(kHttpHost); host.has_value()) {
     if (!isIpOrLocalhost(*host)) {
-      return envError(kHttpHost, *host, "an IPv4 or IPv6 address or \"localhost\"");
+      return envError(kHttpHost, *host, keys::ruleText(kHttpHostKey));
     }
     result.http_host = *host;
   }
 
-  StatusOr<Setting<int>> retries =
-      intSetting(env, kPortRetryCount, result.port_retry_count, 1, 10000);
+  StatusOr<Setting<int>> retries = intSetting(env, kPortRetryCount, result.port_retry_count);
   if (!retries.ok()) {
     return retries.status();
   }
   result.port_retry_count = retries->value;
 
-  StatusOr<double> draining =
-      numberSetting(env, kMinDrainingPeriod, result.min_draining_period_s, 0, 3600);
+  StatusOr<double> draining = numberSetting(env, kMinDrainingPeriod, result.min_draining_period_s);
   if (!draining.ok()) {
     return draining.status();
   }
@@ -139,8 +148,7 @@ StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
   }
   result.throughput_optimized = *throughput;
 
-  StatusOr<Setting<int>> buffer =
-      intSetting(env, kLogBufferSize, *throughput ? 1000 : 1, 1, 1000000);
+  StatusOr<Setting<int>> buffer = intSetting(env, kLogBufferSize, *throughput ? 1000 : 1);
   if (!buffer.ok()) {
     return buffer.status();
   }
@@ -154,21 +162,22 @@ StatusOr<ReplicaEnv> readReplicaEnv(const EnvLookup& env) {
 
   if (std::optional<std::string> dir = env(kLogDir); dir.has_value()) {
     if (dir->empty()) {
-      return envError(kLogDir, *dir, "a non-empty directory path");
+      return envError(kLogDir, *dir, keys::ruleText(kLogDirKey));
     }
     result.log_dir = *dir;
   }
 
   // 0 = unset: the deployment's num_cpus decides.
-  StatusOr<Setting<int>> omp = intSetting(env, kOmpNumThreads, 0, 1, 1024);
+  StatusOr<Setting<int>> omp = intSetting(env, kOmpNumThreads, 0);
   if (!omp.ok()) {
     return omp.status();
   }
   result.omp_num_threads = omp->value;
 
-  // From 1 KiB (a small request must fit) to what gRPC can represent (a signed 32-bit size).
+  // From 1 KiB (a small request must fit) to what gRPC can represent (a signed 32-bit size):
+  // the row's range.
   StatusOr<Setting<int>> grpc_max =
-      intSetting(env, kGrpcMaxMessageLength, result.grpc_max_message_length, 1024, 2147483647);
+      intSetting(env, kGrpcMaxMessageLength, result.grpc_max_message_length);
   if (!grpc_max.ok()) {
     return grpc_max.status();
   }

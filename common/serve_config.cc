@@ -4,6 +4,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -12,18 +13,19 @@
 #include <cstring>
 #include <exception>
 #include <initializer_list>
-#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/config_keys.h"
 #include "common/file_util.h"
 #include "common/names.h"
 
@@ -367,11 +369,14 @@ class ConfigParser {
     }
     return mapping(field.value, field.path, allowed);
   }
-  StatusOr<std::int64_t> integer(const Field& field, std::int64_t min, std::int64_t max,
-                                 absl::string_view rule) const;
-  StatusOr<double> number(const Field& field, double min, double max, bool min_exclusive,
-                          absl::string_view rule) const;
+  // The value of a kInt or kNumber key, checked against its row in common/config_keys.h: the
+  // one place a number is checked, and so the one form of the message, "<file>:<line>: <key
+  // path>: expected <the row's rule>, got <value>".
+  StatusOr<double> checked(const Field& field, const keys::Key& key) const;
   StatusOr<std::string> text(const Field& field, absl::string_view rule) const;
+  StatusOr<std::string> text(const Field& field, const keys::Key& key) const {
+    return text(field, keys::ruleText(key));
+  }
 
   Status parseHttpOptions(const Field& field, HttpOptions& out);
   Status parseGrpcOptions(const Field& field, GrpcOptions& out);
@@ -428,38 +433,30 @@ StatusOr<Mapping> ConfigParser::mapping(const YAML::Node& node, const std::strin
   return result;
 }
 
-StatusOr<std::int64_t> ConfigParser::integer(const Field& field, std::int64_t min, std::int64_t max,
-                                             absl::string_view rule) const {
-  if (kindOf(field.value) != Kind::kInt) {
-    return expected(field, rule);
-  }
-  absl::string_view text = field.value.Scalar();
-  if (text.front() == '+') {
-    text.remove_prefix(1);
-  }
-  std::int64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-    return expected(field, rule);
-  }
-  return value;
-}
-
-StatusOr<double> ConfigParser::number(const Field& field, double min, double max,
-                                      bool min_exclusive, absl::string_view rule) const {
+StatusOr<double> ConfigParser::checked(const Field& field, const keys::Key& key) const {
   const Kind kind = kindOf(field.value);
-  if (kind != Kind::kInt && kind != Kind::kFloat) {
-    return expected(field, rule);
+  const bool integer = key.type == keys::Type::kInt;
+  if (kind != Kind::kInt && (integer || kind != Kind::kFloat)) {
+    return expected(field, keys::ruleText(key));
   }
   absl::string_view text = field.value.Scalar();
   if (text.front() == '+') {
     text.remove_prefix(1);
   }
+  // Integers are read as integers, so that 2^53 + 1 is not rounded into range.
   double value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value) ||
-      value < min || (min_exclusive && value == min) || value > max) {
-    return expected(field, rule);
+  bool parsed = false;
+  if (integer) {
+    std::int64_t whole = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), whole);
+    parsed = ec == std::errc() && end == text.data() + text.size();
+    value = static_cast<double>(whole);
+  } else {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    parsed = ec == std::errc() && end == text.data() + text.size();
+  }
+  if (!parsed || !keys::accepts(key, value)) {
+    return expected(field, keys::ruleText(key));
   }
   return value;
 }
@@ -474,15 +471,11 @@ StatusOr<std::string> ConfigParser::text(const Field& field, absl::string_view r
   return field.value.Scalar();
 }
 
-// Every number has a finite bound, so no value can overflow where it becomes an HAProxy duration,
-// a std::chrono deadline or a resource request: a day for every time, and resource amounts no
-// node has (a replica asking for more than the node offers is refused at deploy, before any
-// replica starts).
-constexpr double kMaxTimeoutS = 86400;
-constexpr double kMaxCpus = 1024;
-constexpr double kMaxGpus = 64;
-constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-constexpr absl::string_view kPortRule = "an integer in [1, 65535]";
+// The rows of common/config_keys.h this parser checks values against. Every number has a finite
+// bound there, so no value can overflow where it becomes an HAProxy duration, a std::chrono
+// deadline or a resource request: a day for every time, and resource amounts no node has (a
+// replica asking for more than the node offers is refused at deploy, before any replica starts).
+using keys::configKey;
 
 Status ConfigParser::parseHttpOptions(const Field& field, HttpOptions& out) {
   StatusOr<Mapping> options =
@@ -491,18 +484,18 @@ Status ConfigParser::parseHttpOptions(const Field& field, HttpOptions& out) {
     return options.status();
   }
   if (const Field* host = options->find("host")) {
-    constexpr absl::string_view kRule = "an IP address or a host name";
-    StatusOr<std::string> value = text(*host, kRule);
+    constexpr const keys::Key& kHost = configKey("http_options.host");
+    StatusOr<std::string> value = text(*host, kHost);
     if (!value.ok()) {
       return value.status();
     }
     if (!isHost(*value)) {
-      return expected(*host, kRule);
+      return expected(*host, keys::ruleText(kHost));
     }
     out.host = *value;
   }
   if (const Field* port = options->find("port")) {
-    StatusOr<std::int64_t> value = integer(*port, 1, 65535, kPortRule);
+    StatusOr<double> value = checked(*port, configKey("http_options.port"));
     if (!value.ok()) {
       return value.status();
     }
@@ -510,15 +503,14 @@ Status ConfigParser::parseHttpOptions(const Field& field, HttpOptions& out) {
     http_port_line_ = lineOf(port->key_node);
   }
   if (const Field* timeout = options->find("request_timeout_s")) {
-    StatusOr<double> value =
-        number(*timeout, 0, kMaxTimeoutS, false, "a number in [0, 86400] (0 = no timeout)");
+    StatusOr<double> value = checked(*timeout, configKey("http_options.request_timeout_s"));
     if (!value.ok()) {
       return value.status();
     }
     out.request_timeout_s = *value;
   }
   if (const Field* timeout = options->find("keep_alive_timeout_s")) {
-    StatusOr<double> value = number(*timeout, 0, kMaxTimeoutS, true, "a number in (0, 86400]");
+    StatusOr<double> value = checked(*timeout, configKey("http_options.keep_alive_timeout_s"));
     if (!value.ok()) {
       return value.status();
     }
@@ -533,8 +525,7 @@ Status ConfigParser::parseGrpcOptions(const Field& field, GrpcOptions& out) {
     return options.status();
   }
   if (const Field* port = options->find("port")) {
-    StatusOr<std::int64_t> value =
-        integer(*port, 0, 65535, "an integer in [0, 65535] (0 = no gRPC listener)");
+    StatusOr<double> value = checked(*port, configKey("grpc_options.port"));
     if (!value.ok()) {
       return value.status();
     }
@@ -551,14 +542,14 @@ StatusOr<ActorOptions> ConfigParser::parseActorOptions(const Field& field) {
   }
   ActorOptions result;
   if (const Field* cpus = options->find("num_cpus")) {
-    StatusOr<double> value = number(*cpus, 0, kMaxCpus, false, "a number in [0, 1024]");
+    StatusOr<double> value = checked(*cpus, configKey("deployments[].ray_actor_options.num_cpus"));
     if (!value.ok()) {
       return value.status();
     }
     result.num_cpus = *value;
   }
   if (const Field* gpus = options->find("num_gpus")) {
-    StatusOr<double> value = number(*gpus, 0, kMaxGpus, false, "a number in [0, 64]");
+    StatusOr<double> value = checked(*gpus, configKey("deployments[].ray_actor_options.num_gpus"));
     if (!value.ok()) {
       return value.status();
     }
@@ -580,14 +571,13 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
   if (kind == nullptr) {
     return missing(*model, "kind");
   }
-  constexpr absl::string_view kKindRule = "one of mlp, python, onnx, noop, sleep";
-  StatusOr<std::string> kind_value = text(*kind, kKindRule);
+  constexpr const keys::Key& kKind = configKey("deployments[].model.kind");
+  StatusOr<std::string> kind_value = text(*kind, kKind);
   if (!kind_value.ok()) {
     return kind_value.status();
   }
-  if (*kind_value != "mlp" && *kind_value != "python" && *kind_value != "onnx" &&
-      *kind_value != "noop" && *kind_value != "sleep") {
-    return expected(*kind, kKindRule);
+  if (std::find(kKind.choices.begin(), kKind.choices.end(), *kind_value) == kKind.choices.end()) {
+    return expected(*kind, keys::ruleText(kKind));
   }
   result.kind = *kind_value;
 
@@ -595,7 +585,7 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
   const Field* name = model->find("name");
   const Field& name_source = name != nullptr ? *name : deployment_name;
   if (name != nullptr) {
-    StatusOr<std::string> value = text(*name, "a name");
+    StatusOr<std::string> value = text(*name, configKey("deployments[].model.name"));
     if (!value.ok()) {
       return value.status();
     }
@@ -625,12 +615,13 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
                        ? "required key is missing (model kind mlp loads its weights from it)"
                        : "required key is missing (model kind onnx loads the ONNX graph from it)");
     }
-    StatusOr<std::string> value = text(*path, "a non-empty file path");
+    constexpr const keys::Key& kPath = configKey("deployments[].model.path");
+    StatusOr<std::string> value = text(*path, kPath);
     if (!value.ok()) {
       return value.status();
     }
     if (value->empty()) {
-      return expected(*path, "a non-empty file path");
+      return expected(*path, keys::ruleText(kPath));
     }
     result.path = *value;
   } else if (path != nullptr) {
@@ -643,8 +634,7 @@ StatusOr<ModelSpec> ConfigParser::parseModel(const Field& field, const Field& de
       return error(sleep_ms->key_node, sleep_ms->path,
                    absl::StrCat("only allowed for model kind sleep, not ", result.kind));
     }
-    StatusOr<double> value =
-        number(*sleep_ms, 0, kMaxTimeoutS * 1000, false, "a number in [0, 86400000]");
+    StatusOr<double> value = checked(*sleep_ms, configKey("deployments[].model.sleep_ms"));
     if (!value.ok()) {
       return value.status();
     }
@@ -690,20 +680,19 @@ Status ConfigParser::parsePythonModel(const Mapping& model, const Field& field, 
                  "required key is missing (model kind python imports the class from it, e.g. "
                  "\"my_module:MyDeployment\")");
   }
-  constexpr absl::string_view kImportRule =
-      "a Python import path \"package.module:Name\" or \"package.module.Name\" of identifiers";
-  StatusOr<std::string> import_value = text(*import_path, kImportRule);
+  constexpr const keys::Key& kImportPath = configKey("deployments[].model.import_path");
+  StatusOr<std::string> import_value = text(*import_path, kImportPath);
   if (!import_value.ok()) {
     return import_value.status();
   }
   if (!validImportPath(*import_value)) {
-    return expected(*import_path, kImportRule);
+    return expected(*import_path, keys::ruleText(kImportPath));
   }
   py.import_path = *import_value;
 
   if (const Field* args = model.find("init_args")) {
     if (kindOf(args->value) != Kind::kList) {
-      return expected(*args, "a list of arguments for the class's __init__");
+      return expected(*args, keys::ruleText(configKey("deployments[].model.init_args")));
     }
     StatusOr<nlohmann::json> value = yamlToJson(args->value);
     if (!value.ok()) {
@@ -713,7 +702,7 @@ Status ConfigParser::parsePythonModel(const Mapping& model, const Field& field, 
   }
   if (const Field* kwargs = model.find("init_kwargs")) {
     if (kindOf(kwargs->value) != Kind::kMapping) {
-      return expected(*kwargs, "a mapping of keyword arguments for the class's __init__");
+      return expected(*kwargs, keys::ruleText(configKey("deployments[].model.init_kwargs")));
     }
     StatusOr<nlohmann::json> value = yamlToJson(kwargs->value);
     if (!value.ok()) {
@@ -732,12 +721,14 @@ Status ConfigParser::parsePythonModel(const Mapping& model, const Field& field, 
 }
 
 StatusOr<std::string> ConfigParser::nonEmptyPath(const Field& field) const {
-  StatusOr<std::string> value = text(field, "a non-empty path");
+  // model.working_dir and model.python share the rule.
+  constexpr const keys::Key& kPath = configKey("deployments[].model.working_dir");
+  StatusOr<std::string> value = text(field, kPath);
   if (!value.ok()) {
     return value.status();
   }
   if (value->empty()) {
-    return expected(field, "a non-empty path");
+    return expected(field, keys::ruleText(kPath));
   }
   return value;
 }
@@ -751,7 +742,7 @@ Status ConfigParser::parseWorkerKeys(const Mapping& model, PythonModelSpec& py) 
     py.python = *value;
   }
   if (const Field* arena = model.find("arena_mb")) {
-    StatusOr<std::int64_t> value = integer(*arena, 1, 4096, "an integer in [1, 4096]");
+    StatusOr<double> value = checked(*arena, configKey("deployments[].model.arena_mb"));
     if (!value.ok()) {
       return value.status();
     }
@@ -768,21 +759,22 @@ StatusOr<BatchingSpec> ConfigParser::parseBatching(const Field& field) {
   }
   BatchingSpec result;
   if (const Field* size = batching->find("max_batch_size")) {
-    StatusOr<std::int64_t> value = integer(*size, 1, 4096, "an integer in [1, 4096]");
+    StatusOr<double> value = checked(*size, configKey("deployments[].batching.max_batch_size"));
     if (!value.ok()) {
       return value.status();
     }
     result.max_batch_size = static_cast<int>(*value);
   }
   if (const Field* wait = batching->find("batch_wait_timeout_s")) {
-    StatusOr<double> value = number(*wait, 0, 60, false, "a number in [0, 60]");
+    StatusOr<double> value =
+        checked(*wait, configKey("deployments[].batching.batch_wait_timeout_s"));
     if (!value.ok()) {
       return value.status();
     }
     result.batch_wait_timeout_s = *value;
   }
   if (const Field* linger = batching->find("linger_fraction")) {
-    StatusOr<double> value = number(*linger, 0, 1, false, "a number in [0, 1]");
+    StatusOr<double> value = checked(*linger, configKey("deployments[].batching.linger_fraction"));
     if (!value.ok()) {
       return value.status();
     }
@@ -809,7 +801,7 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
   if (name == nullptr) {
     return missing(*deployment, "name");
   }
-  StatusOr<std::string> name_value = text(*name, "a name");
+  StatusOr<std::string> name_value = text(*name, configKey("deployments[].name"));
   if (!name_value.ok()) {
     return name_value.status();
   }
@@ -828,29 +820,29 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
 
   if (const Field* replicas = deployment->find("num_replicas")) {
     // 0 is an application scaled to zero: its routes stay, and HAProxy answers 503.
-    StatusOr<std::int64_t> value = integer(*replicas, 0, 1024, "an integer in [0, 1024]");
+    StatusOr<double> value = checked(*replicas, configKey("deployments[].num_replicas"));
     if (!value.ok()) {
       return value.status();
     }
     result.num_replicas = static_cast<int>(*value);
   }
   if (const Field* ongoing = deployment->find("max_ongoing_requests")) {
-    StatusOr<std::int64_t> value = integer(*ongoing, 1, kIntMax, "an integer >= 1");
+    StatusOr<double> value = checked(*ongoing, configKey("deployments[].max_ongoing_requests"));
     if (!value.ok()) {
       return value.status();
     }
     result.max_ongoing_requests = static_cast<int>(*value);
   }
   if (const Field* queued = deployment->find("max_queued_requests")) {
-    StatusOr<std::int64_t> value =
-        integer(*queued, -1, kIntMax, "-1 (unbounded) or an integer >= 0");
+    StatusOr<double> value = checked(*queued, configKey("deployments[].max_queued_requests"));
     if (!value.ok()) {
       return value.status();
     }
     result.max_queued_requests = static_cast<int>(*value);
   }
   if (const Field* grace = deployment->find("graceful_shutdown_timeout_s")) {
-    StatusOr<double> value = number(*grace, 0, kMaxTimeoutS, false, "a number in [0, 86400]");
+    StatusOr<double> value =
+        checked(*grace, configKey("deployments[].graceful_shutdown_timeout_s"));
     if (!value.ok()) {
       return value.status();
     }
@@ -889,7 +881,7 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
     }
     const Kind kind = kindOf(user_config->value);
     if (kind != Kind::kMapping && kind != Kind::kNull) {
-      return expected(*user_config, "a mapping (Ray Serve's user_config)");
+      return expected(*user_config, keys::ruleText(configKey("deployments[].user_config")));
     }
     StatusOr<nlohmann::json> value = yamlToJson(user_config->value);
     if (!value.ok()) {
@@ -897,10 +889,13 @@ StatusOr<DeploymentSpec> ConfigParser::parseDeployment(const YAML::Node& node,
     }
     result.user_config_json = value->dump();
   }
-  for (auto [key, target] : {std::pair{"health_check_period_s", &result.health_check_period_s},
-                             {"health_check_timeout_s", &result.health_check_timeout_s}}) {
+  constexpr const keys::Key& kPeriod = configKey("deployments[].health_check_period_s");
+  constexpr const keys::Key& kTimeout = configKey("deployments[].health_check_timeout_s");
+  for (auto [key, row, target] :
+       {std::tuple{"health_check_period_s", &kPeriod, &result.health_check_period_s},
+        std::tuple{"health_check_timeout_s", &kTimeout, &result.health_check_timeout_s}}) {
     if (const Field* f = deployment->find(key)) {
-      StatusOr<double> value = number(*f, 0, 3600, true, "a number in (0, 3600]");
+      StatusOr<double> value = checked(*f, *row);
       if (!value.ok()) {
         return value.status();
       }
@@ -923,7 +918,7 @@ StatusOr<ApplicationSpec> ConfigParser::parseApplication(const YAML::Node& node,
   if (name == nullptr) {
     return missing(*app, "name");
   }
-  StatusOr<std::string> name_value = text(*name, "a name");
+  StatusOr<std::string> name_value = text(*name, configKey("applications[].name"));
   if (!name_value.ok()) {
     return name_value.status();
   }
@@ -944,7 +939,7 @@ StatusOr<ApplicationSpec> ConfigParser::parseApplication(const YAML::Node& node,
   if (prefix == nullptr) {
     return missing(*app, "route_prefix");
   }
-  StatusOr<std::string> prefix_value = text(*prefix, "a route prefix such as /app");
+  StatusOr<std::string> prefix_value = text(*prefix, configKey("applications[].route_prefix"));
   if (!prefix_value.ok()) {
     return prefix_value.status();
   }

@@ -506,6 +506,16 @@ int printReply(const StatusOr<ControlReply>& reply) {
     std::cerr << "haproxy-manager: " << messageOf(reply.status()) << "\n";
     return 1;
   }
+  if (reply->status / 100 != 2) {
+    // The control API's {"error": "..."}: printed as every other refusal is, so that `deploy`
+    // refuses a config in the same words as `start` does.
+    const nlohmann::json body = nlohmann::json::parse(reply->body, nullptr, false);
+    if (body.is_object() && body.size() == 1 && body.contains("error") &&
+        body["error"].is_string()) {
+      std::cerr << "haproxy-manager: " << body["error"].get<std::string>() << "\n";
+      return 1;
+    }
+  }
   (reply->status / 100 == 2 ? std::cout : std::cerr) << reply->body;
   if (!reply->body.empty() && reply->body.back() != '\n') {
     std::cout << "\n";
@@ -554,13 +564,15 @@ int runCli(const std::vector<std::string>& args) {
     return printReply(c->get("/" + command));
   }
   if (command == "deploy") {
-    StatusOr<std::string> yaml = readWholeFile(flags.file, "serve config");
+    // Named as `start` names its file, so both refuse a config in the same words.
+    const std::string source = std::filesystem::absolute(flags.file).string();
+    StatusOr<std::string> yaml = readWholeFile(source, "serve config");
     if (!yaml.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(yaml.status()) << "\n";
       return 1;
     }
     // Validate here too, so a typo is reported without a round trip.
-    if (StatusOr<ServeConfig> parsed = parseServeConfig(*yaml, flags.file); !parsed.ok()) {
+    if (StatusOr<ServeConfig> parsed = parseServeConfig(*yaml, source); !parsed.ok()) {
       std::cerr << "haproxy-manager: " << messageOf(parsed.status()) << "\n";
       return 1;
     }
@@ -570,8 +582,7 @@ int runCli(const std::vector<std::string>& args) {
       return 1;
     }
     return printReply(
-        c->send("POST", "/deploy", *yaml, "application/yaml",
-                "X-Serve-Config-Source: " + std::filesystem::absolute(flags.file).string()));
+        c->send("POST", "/deploy", *yaml, "application/yaml", "X-Serve-Config-Source: " + source));
   }
   if (command == "drain") {
     StatusOr<ControlClient> c = client(*env, true);

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/env_parse.h"
@@ -287,6 +288,17 @@ std::string masterSocketPath(const std::string& socket_path) {
     return kMasterSocketName;
   }
   return absl::StrCat(socket_path.substr(0, slash + 1), kMasterSocketName);
+}
+
+std::vector<EnvRange> plainEnvRanges() {
+  std::vector<EnvRange> out;
+  for (const IntVar& var : kIntVars) {
+    out.push_back({var.name, static_cast<double>(var.min), static_cast<double>(var.max)});
+  }
+  for (const SecondsVar& var : kSecondsVars) {
+    out.push_back({var.name, var.min, var.max});
+  }
+  return out;
 }
 
 StatusOr<ManagerEnv> readManagerEnv(const EnvLookup& env) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/env_settings.h"
 #include "common/status.h"
@@ -82,5 +83,14 @@ std::string masterSocketPath(const std::string& socket_path);
 // Reads and validates the variables above. Errors name the variable, the value and the rule,
 // e.g. "RAY_SERVE_HAPROXY_NBTHREAD=0: expected an integer in [1, 256]".
 StatusOr<ManagerEnv> readManagerEnv(const EnvLookup& env);
+
+// The plain integer and seconds variables with the ranges readManagerEnv accepts, so that a test
+// can check them against docs/configuration.md.
+struct EnvRange {
+  std::string name;
+  double min = 0;
+  double max = 0;
+};
+std::vector<EnvRange> plainEnvRanges();
 
 }  // namespace serve::manager

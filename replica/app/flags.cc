@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/cli.h"
+#include "common/config_keys.h"
 
 namespace serve {
 namespace {
@@ -14,6 +15,8 @@ constexpr char kFooter[] = R"(When ready it prints one line on stdout:
   {"event":"ready","http_port":N,"grpc_port":M,"pid":N}
 SIGTERM drains (health turns 503 DRAINING, in-flight and queued requests finish, exit 0);
 a second SIGTERM or SIGINT stops at once and logs the requests it abandons.)";
+
+using keys::flagKey;
 
 // --grpc-port: a port, or "none" for no gRPC server.
 CLI::Validator portOrNone() {
@@ -48,7 +51,7 @@ void defineFlags(CLI::App& app, ReplicaFlags& f) {
                  "0-65535: bind exactly port N; 0 (the default) = the first free\n"
                  "port in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)")
       ->type_name("N")
-      ->transform(cli::integerIn(0, 65535));
+      ->transform(cli::keyValue(flagKey("--http-port")));
   app.add_option_function<std::string>(
          "--grpc-port",
          [&f](const std::string& v) {
@@ -83,33 +86,33 @@ void defineFlags(CLI::App& app, ReplicaFlags& f) {
                  "largest request body accepted, 1-1073741824 (default 16777216);\n"
                  "larger bodies get 413")
       ->type_name("N")
-      ->transform(cli::integerIn(1, int64_t{1} << 30));
+      ->transform(cli::keyValue(flagKey("--max-body-bytes")));
   app.add_option("--http-max-threads", f.http_max_threads,
                  "most connection threads, 8-16384 (default 512)")
       ->type_name("N")
-      ->transform(cli::integerIn(8, 16384));
+      ->transform(cli::keyValue(flagKey("--http-max-threads")));
   app.add_option("--max-connections", f.max_connections,
                  "most open HTTP connections, served or waiting for a thread,\n"
                  "1-1048576 (default 1024); one more is answered 503 and closed\n"
                  "unread")
       ->type_name("N")
-      ->transform(cli::integerIn(1, 1 << 20));
+      ->transform(cli::keyValue(flagKey("--max-connections")));
   app.add_option("--request-read-timeout-s", f.request_read_timeout_s,
                  "a request must arrive whole within S seconds, 0.1-3600\n"
                  "(default 10); slower clients get 408")
       ->type_name("S")
-      ->check(cli::numberIn(0.1, 3600));
+      ->check(cli::keyValue(flagKey("--request-read-timeout-s")));
   app.add_option("--watchdog-timeout-s", f.watchdog_timeout_s,
                  "report UNHEALTHY when queued work makes no progress for S\n"
                  "seconds, 0-86400 (default 30; 0 disables the watchdog)")
       ->type_name("S")
-      ->check(cli::numberIn(0, 86400));
+      ->check(cli::keyValue(flagKey("--watchdog-timeout-s")));
   app.add_option_function<double>(
          "--draining-period-s", [&f](double v) { f.draining_period_s = v; },
          "after SIGTERM keep serving S seconds before closing listeners,\n"
          "0-3600 (default RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S)")
       ->type_name("S")
-      ->check(cli::numberIn(0, 3600));
+      ->check(cli::keyValue(flagKey("--draining-period-s")));
   app.add_option_function<std::string>(
          "--log-dir", [&f](const std::string& v) { f.log_dir = v; },
          "log directory (default RAY_SERVE_LOG_DIR or logs/serve)")

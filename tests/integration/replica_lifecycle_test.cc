@@ -318,7 +318,7 @@ TEST_CASE("bad flags and environment exit non-zero naming the flag and the range
       {{"--watchdog-timeout-s", "x"},
        {},
        2,
-       "--watchdog-timeout-s: expected a number in [0, 86400], got 'x'"},
+       "--watchdog-timeout-s: expected a number in [0, 86400] (0 = off), got 'x'"},
       {{"--bogus", "1"}, {}, 2, "unknown flag '--bogus'"},
       {{},
        {{"RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "abc"}},

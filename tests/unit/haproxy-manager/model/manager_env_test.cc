@@ -2,11 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/config_keys.h"
 #include "tests/support/env_lookup.h"
 
 namespace serve::manager {
@@ -446,6 +448,38 @@ TEST_CASE("the stats page is on loopback unless bound elsewhere with credentials
   for (const Bad& b : bad) {
     CAPTURE(b.message);
     CHECK(errorOf(b.vars) == b.message);
+  }
+}
+
+TEST_CASE("docs/configuration.md shows the ranges readManagerEnv accepts") {
+  // The manager's table: | variable | default | accepted | drives |.
+  std::ifstream in(SERVE_SOURCE_DIR "/docs/configuration.md");
+  REQUIRE(in.good());
+  std::map<std::string, std::string> accepted;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("| `RAY_SERVE_") && !line.starts_with("| `SERVE_")) {
+      continue;
+    }
+    std::vector<std::string> cells;
+    std::size_t at = 1;
+    while (at < line.size()) {
+      const std::size_t next = line.find(" | ", at);
+      cells.push_back(
+          line.substr(at + 1, (next == std::string::npos ? line.size() - 2 : next) - at - 1));
+      at = next == std::string::npos ? line.size() : next + 2;
+    }
+    if (cells.size() == 4) {
+      accepted[cells[0]] = cells[2];
+    }
+  }
+  const std::vector<EnvRange> ranges = plainEnvRanges();
+  CHECK(ranges.size() == 12);
+  for (const EnvRange& range : ranges) {
+    CAPTURE(range.name);
+    const auto it = accepted.find("`" + range.name + "`");
+    REQUIRE(it != accepted.end());
+    CHECK(it->second == keys::formatNumber(range.min) + "–" + keys::formatNumber(range.max));
   }
 }
 
