@@ -106,7 +106,7 @@ void HttpFrontend::install(HttpServer& server) {
   // body over 8 KB (curl -d's default content type) before any handler ran.
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     HttpServer::markHeadRead();
-    if (!acceptFraming(req, res)) {
+    if (!acceptFraming(req, res, /*reads_body=*/false)) {
       return;
     }
     std::string body = req.body;
@@ -116,7 +116,7 @@ void HttpFrontend::install(HttpServer& server) {
   auto with_body = [this](const httplib::Request& req, httplib::Response& res,
                           const httplib::ContentReader& reader) {
     HttpServer::markHeadRead();
-    if (!acceptFraming(req, res)) {
+    if (!acceptFraming(req, res, /*reads_body=*/true)) {
       return;
     }
     std::optional<std::string> body = readBody(req, res, reader);
@@ -153,7 +153,8 @@ void HttpFrontend::install(HttpServer& server) {
       }));
 }
 
-bool HttpFrontend::acceptFraming(const httplib::Request& req, httplib::Response& res) {
+bool HttpFrontend::acceptFraming(const httplib::Request& req, httplib::Response& res,
+                                 bool reads_body) {
   // RFC 9112 6.1 and 6.3: a request with both, with a coding other than chunked, or with
   // conflicting lengths has no length a proxy and this server agree on. Refused, and the
   // connection closed, since its remaining bytes cannot be trusted to be a request.
@@ -189,6 +190,15 @@ bool HttpFrontend::acceptFraming(const httplib::Request& req, httplib::Response&
     if (value.empty() || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit)) {
       return refuse(400, "Content-Length must be a decimal number.");
     }
+  }
+  // The library never reads the body of a GET or OPTIONS request, so its bytes would be taken
+  // for the next request on the connection: a request HAProxy never saw, whose answer would go
+  // to the next client. Such a body is refused, and the connection closed.
+  if (!reads_body &&
+      (codings > 0 ||
+       (lengths > 0 &&
+        req.get_header_value("Content-Length").find_first_not_of('0') != std::string::npos))) {
+    return refuse(400, req.method + " requests must not carry a body.");
   }
   return true;
 }

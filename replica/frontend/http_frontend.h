@@ -40,7 +40,8 @@ class HttpFrontend {
   struct Exchange;
   // False (with the answer written and the connection marked to close) for a request whose
   // length headers conflict or use a coding other than chunked.
-  bool acceptFraming(const httplib::Request& req, httplib::Response& res);
+  // `reads_body`: the method's handler reads a body; for the others any body is refused.
+  bool acceptFraming(const httplib::Request& req, httplib::Response& res, bool reads_body);
   // The whole body, at most options_.max_body_bytes; nullopt with 413/415/400 written (and the
   // connection marked to close) otherwise.
   std::optional<std::string> readBody(const httplib::Request& req, httplib::Response& res,
