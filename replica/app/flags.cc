@@ -91,6 +91,11 @@ void defineFlags(CLI::App& app, ReplicaFlags& f) {
                  "most connection threads, 8-16384 (default 512)")
       ->type_name("N")
       ->transform(cli::keyValue(flagKey("--http-max-threads")));
+  app.add_option("--grpc-max-threads", f.grpc_max_threads,
+                 "most gRPC calls served at once, 4-16384 (default 512); one more\n"
+                 "is answered RESOURCE_EXHAUSTED")
+      ->type_name("N")
+      ->transform(cli::keyValue(flagKey("--grpc-max-threads")));
   app.add_option("--max-connections", f.max_connections,
                  "most open HTTP connections, served or waiting for a thread,\n"
                  "1-1048576 (default 1024); one more is answered 503 and closed\n"

@@ -26,6 +26,7 @@ struct ReplicaFlags {
   std::string base_dir;             // relative paths in the config resolve here; empty: its folder
   size_t max_body_bytes = 16 * 1024 * 1024;
   size_t http_max_threads = 512;
+  size_t grpc_max_threads = 512;
   size_t max_connections = 1024;
   double request_read_timeout_s = 10;
   double watchdog_timeout_s = 30;

@@ -250,6 +250,7 @@ StatusOr<std::unique_ptr<ReplicaApp>> ReplicaApp::create(const ReplicaFlags& fla
     GrpcServerOptions grpc_options;
     grpc_options.host = server_options.host;  // the same address as HTTP
     grpc_options.max_message_bytes = env.grpc_max_message_length;
+    grpc_options.max_threads = static_cast<int>(flags.grpc_max_threads);
     app->grpc_server_ = std::make_unique<GrpcServer>(grpc_options, *app->grpc_frontend_);
     if (Status st = app->bindGrpc(flags, env); !st.ok()) {
       return st;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace serve {
@@ -53,6 +55,9 @@ std::string listenAddress(const std::string& host, int port) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+// The transport's memory quota beyond two messages per thread: connection and stream buffers.
+constexpr std::size_t kTransportBaseBytes = 64 * 1024 * 1024;
+
 }  // namespace
 
 GrpcServer::GrpcServer(GrpcServerOptions options, grpc::Service& service)
@@ -73,6 +78,14 @@ Status GrpcServer::bind(int port) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  // Without a thread limit the synchronous server starts a thread for every concurrent call,
+  // each holding a message of up to max_message_bytes: memory grows with the callers. The
+  // memory quota bounds what the transport buffers for calls not yet handled.
+  grpc::ResourceQuota quota("serve-replica-grpc");
+  quota.SetMaxThreads(options_.max_threads);
+  quota.Resize(kTransportBaseBytes + static_cast<std::size_t>(options_.max_threads) * 2 *
+                                         static_cast<std::size_t>(options_.max_message_bytes));
+  builder.SetResourceQuota(quota);
   builder.RegisterService(&service_);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected == 0) {

@@ -23,6 +23,9 @@ namespace serve {
 struct GrpcServerOptions {
   std::string host = "127.0.0.1";
   int max_message_bytes = 4 * 1024 * 1024;
+  // The most threads grpc++'s synchronous server runs, and so the most calls in memory at
+  // once; a call beyond them is answered RESOURCE_EXHAUSTED.
+  int max_threads = 512;
 };
 
 class GrpcServer {

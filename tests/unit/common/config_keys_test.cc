@@ -376,6 +376,7 @@ TEST_CASE("serve-replica checks every numeric flag against its row") {
       {"--max-body-bytes", static_cast<double>(defaults.max_body_bytes)},
       {"--http-max-threads", static_cast<double>(defaults.http_max_threads)},
       {"--max-connections", static_cast<double>(defaults.max_connections)},
+      {"--grpc-max-threads", static_cast<double>(defaults.grpc_max_threads)},
       {"--request-read-timeout-s", defaults.request_read_timeout_s},
       {"--watchdog-timeout-s", defaults.watchdog_timeout_s},
   };
