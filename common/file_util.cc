@@ -35,53 +35,63 @@ std::string fileTypeName(unsigned mode) {
   }
 }
 
-StatusOr<std::string> readWholeFile(const std::string& path, std::string_view what,
-                                    std::size_t limit) {
-  auto fail = [&](const char* verb, int err) {
-    return absl::Status(
-        absl::ErrnoToStatusCode(err),
-        path + ": cannot " + verb + " " + std::string(what) + ": " + std::strerror(err));
-  };
-  auto tooLarge = [&](const std::string& size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", std::string(what), " is ", size, " bytes; the limit is ", limit));
-  };
+namespace {
+
+Status errnoFailure(const std::string& path, const char* verb, std::string_view what, int err) {
+  return absl::Status(
+      absl::ErrnoToStatusCode(err),
+      absl::StrCat(path, ": cannot ", verb, " ", std::string(what), ": ", std::strerror(err)));
+}
+
+}  // namespace
+
+StatusOr<RegularFile> openRegularFile(const std::string& path, std::string_view what) {
   // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one; fstat below refuses
   // it before any read.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    return fail("open", errno);
+  RegularFile file{UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)), 0};
+  if (file.fd.get() < 0) {
+    return errnoFailure(path, "open", what, errno);
   }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return fail("read", errno);
+  if (::fstat(file.fd.get(), &st) != 0) {
+    return errnoFailure(path, "read", what, errno);
   }
   if (S_ISDIR(st.st_mode)) {
-    return fail("read", EISDIR);
+    return errnoFailure(path, "read", what, EISDIR);
   }
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": ", std::string(what), " is ", fileTypeName(st.st_mode), ", not a regular file"));
   }
-  if (static_cast<std::uintmax_t>(st.st_size) > limit) {
-    return tooLarge(std::to_string(st.st_size));
+  file.size = static_cast<std::size_t>(st.st_size);
+  return file;
+}
+
+StatusOr<std::string> readWholeFile(const std::string& path, std::string_view what,
+                                    std::size_t limit) {
+  auto tooLarge = [&](const std::string& size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", std::string(what), " is ", size, " bytes; the limit is ", limit));
+  };
+  StatusOr<RegularFile> file = openRegularFile(path, what);
+  if (!file.ok()) {
+    return file.status();
   }
-  // st_size is a hint, not a promise: files under /proc say 0, and a file may grow while it is
+  if (file->size > limit) {
+    return tooLarge(std::to_string(file->size));
+  }
+  // The size is a hint, not a promise: files under /proc say 0, and a file may grow while it is
   // read. The loop reads to the end, and one byte past the limit is enough to refuse.
   std::string bytes;
-  bytes.reserve(static_cast<std::size_t>(st.st_size));
+  bytes.reserve(file->size);
   char buffer[64 * 1024];
   for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    const ssize_t n = ::read(file->fd.get(), buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n < 0) {
-      return fail("read", errno);
+      return errnoFailure(path, "read", what, errno);
     }
     if (n == 0) {
       break;

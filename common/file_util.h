@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace serve {
 
@@ -22,6 +23,15 @@ StatusOr<std::string> readWholeFile(const std::string& path, std::string_view wh
 
 // What stat's st_mode says a file is, for messages: "a directory", "a FIFO", "a regular file".
 std::string fileTypeName(unsigned mode);
+
+// `path` opened read-only after checking it is a regular file, and its size then. Opening never
+// waits on a FIFO. Errors name the path: "<path>: cannot open <what>: <strerror>",
+// "<path>: cannot read <what>: Is a directory", "<path>: <what> is a FIFO, not a regular file".
+struct RegularFile {
+  UniqueFd fd{-1};
+  std::size_t size = 0;
+};
+StatusOr<RegularFile> openRegularFile(const std::string& path, std::string_view what);
 
 // Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader
 // sees the old file or the new one, never a part; the file gets `mode` (e.g. 0600). Errors name

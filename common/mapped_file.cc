@@ -15,37 +15,16 @@
 namespace serve {
 
 StatusOr<MappedFile> MappedFile::open(const std::string& path, std::string_view what) {
-  auto fail = [&](const char* verb, int err) {
-    return absl::Status(
-        absl::ErrnoToStatusCode(err),
-        absl::StrCat(path, ": cannot ", verb, " ", std::string(what), ": ", std::strerror(err)));
-  };
-  // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one; fstat refuses it.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    return fail("open", errno);
-  }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return fail("read", errno);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    return fail("read", EISDIR);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": ", std::string(what), " is ", fileTypeName(st.st_mode), ", not a regular file"));
+  StatusOr<RegularFile> opened = openRegularFile(path, what);
+  if (!opened.ok()) {
+    return opened.status();
   }
   MappedFile file;
-  if (st.st_size == 0) {
+  if (opened->size == 0) {
     return file;
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
-  void* data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const std::size_t size = opened->size;
+  void* data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, opened->fd.get(), 0);
   if (data == MAP_FAILED) {
     const int err = errno;
     return absl::Status(absl::ErrnoToStatusCode(err),
