@@ -55,17 +55,10 @@ std::size_t statusBytes(pid_t pid, const std::string& field) {
   return 0;
 }
 
+// A loopback connection whose sends give up after 5 s, or -1.
 int connectTo(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = connectLoopback(port);
   if (fd < 0) {
-    return -1;
-  }
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
     return -1;
   }
   timeval send_timeout{5, 0};

@@ -87,11 +87,10 @@ double metricValue(const std::string& text, const std::string& series) {
   return -1;
 }
 
-RawExchange rawExchange(int port, const std::string& bytes, std::chrono::milliseconds wait) {
-  RawExchange out;
+int connectLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) {
-    return out;
+    return -1;
   }
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -99,6 +98,15 @@ RawExchange rawExchange(int port, const std::string& bytes, std::chrono::millise
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+RawExchange rawExchange(int port, const std::string& bytes, std::chrono::milliseconds wait) {
+  RawExchange out;
+  const int fd = connectLoopback(port);
+  if (fd < 0) {
     return out;
   }
   std::size_t sent = 0;

@@ -45,6 +45,9 @@ struct RawExchange {
 
 // Connects to 127.0.0.1:`port`, writes `bytes` as they are, then reads until the server closes
 // or `wait` passes with nothing new.
+// A TCP connection to 127.0.0.1:`port`, or -1. The caller closes it.
+int connectLoopback(int port);
+
 RawExchange rawExchange(int port, const std::string& bytes,
                         std::chrono::milliseconds wait = std::chrono::milliseconds(1500));
 

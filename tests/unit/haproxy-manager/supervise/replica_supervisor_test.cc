@@ -808,6 +808,18 @@ TEST_CASE("supervisor: a damaged state file adopts nothing and never throws") {
   }
 }
 
+// A manager that starts `config`'s one replica (pid 1000), sees it ready and registered, keeps
+// <dir>/replicas-state.json, and then goes away as if killed: the replica runs on.
+void runFirstManager(const std::string& dir, const ServeConfig& config, FakeRegistry& registry,
+                     FakeLauncher& launcher, ManualClock& clock, FakeControl& control) {
+  ReplicaSupervisor first(options(dir), registry, launcher, clock, control);
+  first.adopt(dir + "/replicas-state.json");  // nothing to adopt yet; keeps the file from now on
+  first.apply(std::make_shared<const ServeConfig>(config), "/etc/serve/serve.yaml", "");
+  first.runOnce();
+  launcher.printReady(1000);
+  first.runOnce();
+}
+
 TEST_CASE("supervisor: a new manager adopts the replicas an earlier one left running") {
   TempDir state_dir;
   const std::string state_file = state_dir.path + "/replicas-state.json";
@@ -818,16 +830,9 @@ TEST_CASE("supervisor: a new manager adopts the replicas an earlier one left run
   FakeRegistry registry(calls);
   FakeControl control;
   QuietLogs quiet;
-  {
-    // The first manager: one replica in service, written to the state file; then it dies.
-    ReplicaSupervisor first(options(state_dir.path), registry, launcher, clock, control);
-    first.adopt(state_file);  // nothing to adopt yet; keeps the file from now on
-    first.apply(std::make_shared<const ServeConfig>(c), "/etc/serve/serve.yaml", "");
-    first.runOnce();
-    launcher.printReady(1000);
-    first.runOnce();
-    REQUIRE(calls == Calls{"spawn 1000 port 30000", "register a.d.0 pid 1000 127.0.0.1:30000"});
-  }
+  // The first manager: one replica in service, written to the state file; then it dies.
+  runFirstManager(state_dir.path, c, registry, launcher, clock, control);
+  REQUIRE(calls == Calls{"spawn 1000 port 30000", "register a.d.0 pid 1000 127.0.0.1:30000"});
   // Pid 1000 runs on, no longer our child; pid 4242 in the file is something else by now.
   launcher.foreign[1000] = std::string("/opt/serve/serve-replica\0--app\0a", 32);
   launcher.foreign[4242] = "/usr/bin/sleep";
@@ -923,16 +928,9 @@ TEST_CASE("supervisor: a successor settles what it adopts against the registrati
     FakeRegistry registry(calls);
     FakeControl control;
     QuietLogs quiet;
-    {
-      // The first manager: a.d.0 serving and registered, written to the state file.
-      ReplicaSupervisor first(options(state_dir.path), registry, launcher, clock, control);
-      first.adopt(state_file);
-      first.apply(std::make_shared<const ServeConfig>(one), "/etc/serve/serve.yaml", "");
-      first.runOnce();
-      launcher.printReady(1000);
-      first.runOnce();
-      REQUIRE(registry.registered.count("a.d.0") == 1);
-    }
+    // The first manager: a.d.0 serving and registered, written to the state file.
+    runFirstManager(state_dir.path, one, registry, launcher, clock, control);
+    REQUIRE(registry.registered.count("a.d.0") == 1);
     // What the kill left behind.
     launcher.foreign[1000] = std::string("/opt/serve/serve-replica\0--app\0a", 32);
     nlohmann::json state = nlohmann::json::parse(std::ifstream(state_file));
