@@ -19,8 +19,8 @@ class ManagerRegistry final : public ReplicaRegistry {
   StatusOr<ApplyOutcome> deregisterReplica(const std::string& replica_id) override {
     return manager_.deregisterReplica(replica_id);
   }
-  bool slotReleased(const std::string& replica_id) const override {
-    return manager_.slotReleased(replica_id);
+  bool slotReleased(const ReplicaRegistration& replica) const override {
+    return manager_.slotReleased(replica);
   }
   std::vector<ReplicaRegistration> registrations() const override {
     return manager_.registrations();

@@ -155,4 +155,18 @@ RoutingTable adoptedTable(RoutingTable base, const std::vector<ServerStateRow>& 
   return table;
 }
 
+bool tableHolds(const RoutingTable& table, const ReplicaRegistration& replica) {
+  for (const Backend& backend : table.backends) {
+    for (const Slot& slot : backend.slots) {
+      const bool named = slot.replica_id == replica.replica_id;
+      const bool at_endpoint =
+          slot.endpoint.host == replica.host && slot.endpoint.port == replica.http_port;
+      if (slot.state != SlotState::kFree && (named || at_endpoint)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace serve::manager

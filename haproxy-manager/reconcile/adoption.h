@@ -48,4 +48,10 @@ std::vector<ReplicaRegistration> liveRegistrations(const std::vector<ReplicaRegi
 RoutingTable adoptedTable(RoutingTable base, const std::vector<ServerStateRow>& servers,
                           const std::vector<ReplicaRegistration>& replicas);
 
+// Whether a slot of `table`, active or draining, holds `replica`: one named after it, or one
+// pointing at its HTTP endpoint. The second is how an adopted table shows a replica the earlier
+// manager put into HAProxy and died before registering; until that slot drains and is freed,
+// HAProxy may send the replica requests, so it must not be stopped.
+bool tableHolds(const RoutingTable& table, const ReplicaRegistration& replica);
+
 }  // namespace serve::manager

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crash_point.h"
 #include "common/file_util.h"
+#include "haproxy-manager/reconcile/adoption.h"
 #include "haproxy-manager/reconcile/applier.h"
 #include "haproxy-manager/reconcile/global_settings.h"
 #include "haproxy-manager/reconcile/registrations.h"
@@ -286,19 +287,9 @@ std::vector<ReplicaRegistration> Manager::registrations() const {
   return out;
 }
 
-bool Manager::slotReleased(const std::string& replica_id) const {
+bool Manager::slotReleased(const ReplicaRegistration& replica) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (replicas_.count(replica_id) > 0) {
-    return false;
-  }
-  for (const Backend& backend : running_snapshot_.backends) {
-    for (const Slot& slot : backend.slots) {
-      if (slot.state != SlotState::kFree && slot.replica_id == replica_id) {
-        return false;
-      }
-    }
-  }
-  return true;
+  return replicas_.count(replica.replica_id) == 0 && !tableHolds(running_snapshot_, replica);
 }
 
 nlohmann::json Manager::status() const {

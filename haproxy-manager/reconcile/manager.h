@@ -78,8 +78,10 @@ class Manager {
   StatusOr<ApplyOutcome> deploy(ServeConfig config);
   StatusOr<ApplyOutcome> setDraining(bool draining);
 
-  // True once no slot (active or draining) holds this replica: HAProxy sends it nothing more.
-  bool slotReleased(const std::string& replica_id) const;
+  // True once no slot (active or draining) holds this replica, by its id or by its HTTP
+  // endpoint (a slot an earlier manager filled without recording whose it was): HAProxy sends
+  // it nothing more.
+  bool slotReleased(const ReplicaRegistration& replica) const;
   // The replicas registered now (adopted ones included).
   std::vector<ReplicaRegistration> registrations() const;
   // The supervisor reports a crashed replica it restarts (serve_replica_restarts_total).

@@ -22,8 +22,10 @@ class ReplicaRegistry {
   virtual StatusOr<ApplyOutcome> registerReplica(const ReplicaRegistration& replica) = 0;
   // Returns once the replica's slot drains: it gets no new requests.
   virtual StatusOr<ApplyOutcome> deregisterReplica(const std::string& replica_id) = 0;
-  // True once no slot, active or draining, holds the replica: nothing reaches it any more.
-  virtual bool slotReleased(const std::string& replica_id) const = 0;
+  // True once no slot, active or draining, holds the replica: nothing reaches it any more. A
+  // slot holds it by its id, or by its HTTP endpoint where an earlier manager put it in HAProxy
+  // and died before recording whose it was.
+  virtual bool slotReleased(const ReplicaRegistration& replica) const = 0;
   // Every replica registered now, in no particular order.
   virtual std::vector<ReplicaRegistration> registrations() const = 0;
   // A replica that exited unexpectedly is being restarted (counted in the metrics).

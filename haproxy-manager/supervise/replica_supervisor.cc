@@ -229,13 +229,18 @@ void ReplicaSupervisor::settleAdopted(Replica& r, bool in_slot) {
     spdlog::info("supervisor: adopted replica {} (pid {}, port {})", r.id, r.pid, r.http_port);
     return;
   }
-  // Still starting when the earlier manager died, so its ready line went nowhere and no request
-  // reached it: stop it, and the deployment starts a replacement.
-  spdlog::info("supervisor: adopted replica {} (pid {}) was still starting; stopping it", r.id,
-               r.pid);
+  // Recorded as starting and not registered: the deployment starts a replacement, and this one
+  // leaves. Not at once: the earlier manager may have died between putting it into an HAProxy
+  // slot and recording that, so HAProxy may be sending it requests. It leaves the way a drained
+  // replica does, stopped once no slot holds its endpoint (the adopted slot nobody registered
+  // drains on the first reconcile). One whose ready line was never read exits by itself.
+  spdlog::info(
+      "supervisor: adopted replica {} (pid {}) was still starting; stopping it once no "
+      "slot holds it",
+      r.id, r.pid);
   r.retiring = true;
-  launcher_.signal(r.pid, SIGTERM);
-  r.state = State::kStopping;
+  r.state = State::kDraining;
+  r.since = clock_.now();
 }
 
 // Under mu_. A registered, running replica missing from the state file: the earlier manager
@@ -424,7 +429,8 @@ void ReplicaSupervisor::stepStates() {
         break;
       case State::kDraining:
         // The slot drains in HAProxy; once the manager freed it (idle), stop the process.
-        if (registry_.slotReleased(r->id) || secondsSince(r->since) > r->graceful_s) {
+        if (registry_.slotReleased(registrationOf(*r, r->http_port, r->grpc_port)) ||
+            secondsSince(r->since) > r->graceful_s) {
           launcher_.signal(r->pid, SIGTERM);
           crashPoint("supervisor.replica_stopping");  // told to stop; the file says draining
           r->state = State::kStopping;

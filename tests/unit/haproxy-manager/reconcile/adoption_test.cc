@@ -86,13 +86,19 @@ ServerStateRow server(const std::string& backend, int index, const std::string& 
   return row;
 }
 
+// `count` slots of `backend` as HAProxy lists free ones: forced maintenance, port 1.
+std::vector<ServerStateRow> freeRows(const std::string& backend, int count) {
+  std::vector<ServerStateRow> rows;
+  for (int i = 1; i <= count; ++i) {
+    rows.push_back(server(backend, i, "127.0.0.1", 1, ServerAdmin::kForcedMaint));
+  }
+  return rows;
+}
+
 TEST_CASE("adoption rebuilds the running table from what HAProxy runs") {
   // The config asks for 16 slots; the earlier manager had grown the backend to 32. Slot 1 holds
   // a-1, slot 3 drains a-2, the rest are free (forced maintenance).
-  std::vector<ServerStateRow> rows;
-  for (int i = 1; i <= 32; ++i) {
-    rows.push_back(server("http-a", i, "127.0.0.1", 1, ServerAdmin::kForcedMaint));
-  }
+  std::vector<ServerStateRow> rows = freeRows("http-a", 32);
   rows[0] = server("http-a", 1, "127.0.0.1", 30000, 0);
   rows[2] = server("http-a", 3, "127.0.0.1", 30001, ServerAdmin::kForcedDrain);
   const RoutingTable base = table({backend("a", "/a")});
@@ -100,6 +106,28 @@ TEST_CASE("adoption rebuilds the running table from what HAProxy runs") {
   RoutingTable want =
       table({backend("a", "/a", {active("a-1", 30000), freeSlot(), draining("a-2", 30001)}, 32)});
   CHECK(adopted == want);
+}
+
+TEST_CASE("a slot holds a replica by its name, or by its endpoint where nobody registered it") {
+  // The earlier manager put a-3 (port 30002) into slot 2 and died before registering it: the
+  // adopted slot is active with no name. Slot 3 drains a-2; a-1 has left its slot.
+  std::vector<ServerStateRow> rows = freeRows("http-a", 16);
+  rows[1] = server("http-a", 2, "127.0.0.1", 30002, 0);
+  rows[2] = server("http-a", 3, "127.0.0.1", 30001, ServerAdmin::kForcedDrain);
+  const RoutingTable adopted = adoptedTable(table({backend("a", "/a")}), rows, {kA2});
+  const ReplicaRegistration a3{"a-3", "a", "A", "127.0.0.1", 30002, 0, 103};
+  CHECK(tableHolds(adopted, a3));   // by its endpoint
+  CHECK(tableHolds(adopted, kA2));  // by its name, while its slot drains
+  CHECK_FALSE(tableHolds(adopted, kA1));
+  ReplicaRegistration elsewhere = a3;
+  elsewhere.host = "10.0.0.7";  // the same port on another host is another endpoint
+  CHECK_FALSE(tableHolds(adopted, elsewhere));
+  // Once those slots are freed, nothing holds either.
+  RoutingTable freed = adopted;
+  freed.backends[0].slots[1] = freeSlot();
+  freed.backends[0].slots[2] = freeSlot();
+  CHECK_FALSE(tableHolds(freed, a3));
+  CHECK_FALSE(tableHolds(freed, kA2));
 }
 
 }  // namespace

@@ -68,13 +68,19 @@ class FakeRegistry final : public ReplicaRegistry {
     return out;
   }
   // Asked every tick while a replica drains, so not logged.
-  bool slotReleased(const std::string& replica_id) const override {
-    return release_at_once || released.count(replica_id) > 0;
+  bool slotReleased(const ReplicaRegistration& r) const override {
+    if (held_endpoints.count(absl::StrCat(r.host, ":", r.http_port)) > 0) {
+      return false;
+    }
+    return release_at_once || released.count(r.replica_id) > 0;
   }
   void recordReplicaRestart() override { calls_.push_back("restart counted"); }
 
   bool release_at_once = true;  // HAProxy shows every drained slot idle at once
   std::set<std::string> released;
+  // "host:port" of slots HAProxy runs that no registration names (an earlier manager filled them
+  // and died before recording it): they hold whatever listens there until they drain.
+  std::set<std::string> held_endpoints;
   bool refuse_registrations = false;
   std::map<std::string, ReplicaRegistration> registered;  // what the routing side holds now
 
@@ -866,6 +872,51 @@ TEST_CASE("supervisor: a new manager adopts the replicas an earlier one left run
   CHECK(calls == Calls{"spawn 1001 port 30001"});
 }
 
+// A first manager ran a.d.0 (pid 1000, serving and registered) and was killed. leave() rewrites
+// what the kill left behind; successor() is the next manager's supervisor, adopted and applied.
+struct KilledManager {
+  KilledManager() : launcher(calls), registry(calls) {
+    runFirstManager(state_dir.path, one, registry, launcher, clock, control);
+    REQUIRE(registry.registered.count("a.d.0") == 1);
+    launcher.foreign[1000] = std::string("/opt/serve/serve-replica\0--app\0a", 32);
+  }
+
+  // `recorded`: the state replicas-state.json gives a.d.0 ("": the file does not name it).
+  void leave(const std::string& recorded, bool retiring, bool registered) {
+    nlohmann::json state = nlohmann::json::parse(std::ifstream(stateFile()));
+    if (recorded.empty()) {
+      state["replicas"] = nlohmann::json::array();
+    } else {
+      state["replicas"][0]["state"] = recorded;
+      state["replicas"][0]["retiring"] = retiring;
+    }
+    std::ofstream(stateFile()) << state.dump();
+    if (!registered) {
+      registry.registered.clear();
+    }
+    calls.clear();
+  }
+
+  std::unique_ptr<ReplicaSupervisor> successor() {
+    auto second = std::make_unique<ReplicaSupervisor>(options(state_dir.path), registry, launcher,
+                                                      clock, control);
+    second->adopt(stateFile());
+    second->apply(std::make_shared<const ServeConfig>(one), "/etc/serve/serve.yaml", "");
+    return second;
+  }
+
+  std::string stateFile() const { return state_dir.path + "/replicas-state.json"; }
+
+  TempDir state_dir;
+  const ServeConfig one = config(1);
+  Calls calls;
+  ManualClock clock;
+  FakeLauncher launcher;
+  FakeRegistry registry;
+  FakeControl control;
+  QuietLogs quiet;
+};
+
 TEST_CASE("supervisor: a successor settles what it adopts against the registrations") {
   // The earlier manager died between two writes; each row is one state it can leave behind:
   // what replicas-state.json recorded for pid 1000 (a.d.0), whether the manager's registrations
@@ -919,46 +970,43 @@ TEST_CASE("supervisor: a successor settles what it adopts against the registrati
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
-    TempDir state_dir;
-    const std::string state_file = state_dir.path + "/replicas-state.json";
-    const ServeConfig one = config(1);
-    Calls calls;
-    ManualClock clock;
-    FakeLauncher launcher(calls);
-    FakeRegistry registry(calls);
-    FakeControl control;
-    QuietLogs quiet;
-    // The first manager: a.d.0 serving and registered, written to the state file.
-    runFirstManager(state_dir.path, one, registry, launcher, clock, control);
-    REQUIRE(registry.registered.count("a.d.0") == 1);
-    // What the kill left behind.
-    launcher.foreign[1000] = std::string("/opt/serve/serve-replica\0--app\0a", 32);
-    nlohmann::json state = nlohmann::json::parse(std::ifstream(state_file));
-    if (c.recorded.empty()) {
-      state["replicas"] = nlohmann::json::array();
-    } else {
-      state["replicas"][0]["state"] = c.recorded;
-      state["replicas"][0]["retiring"] = c.retiring;
-    }
-    std::ofstream(state_file) << state.dump();
-    if (!c.registered) {
-      registry.registered.clear();
-    }
-    calls.clear();
-
-    ReplicaSupervisor second(options(state_dir.path), registry, launcher, clock, control);
-    second.adopt(state_file);
-    second.apply(std::make_shared<const ServeConfig>(one), "/etc/serve/serve.yaml", "");
-    second.runOnce();
-    CAPTURE(absl::StrJoin(calls, "; "));
-    CHECK(calls == c.calls);
-    const auto views = second.replicas();
+    KilledManager killed;
+    killed.leave(c.recorded, c.retiring, c.registered);
+    const std::unique_ptr<ReplicaSupervisor> second = killed.successor();
+    second->runOnce();
+    CAPTURE(absl::StrJoin(killed.calls, "; "));
+    CHECK(killed.calls == c.calls);
+    const auto views = second->replicas();
     REQUIRE(!views.empty());
     CHECK(views[0].id == "a.d.0");
     CHECK(views[0].state == c.state);
     // Whatever it did, a.d.0 is registered exactly when it serves.
-    CHECK(registry.registered.count("a.d.0") == (c.state == "serving" ? 1U : 0U));
+    CHECK(killed.registry.registered.count("a.d.0") == (c.state == "serving" ? 1U : 0U));
   }
+}
+
+TEST_CASE(
+    "supervisor: an adopted replica recorded as starting is stopped only once no slot holds its "
+    "endpoint") {
+  // The earlier manager put a.d.0 into an HAProxy slot and died before recording either the
+  // registration or the state: the file says starting, the registrations lack it, and HAProxy
+  // sends it requests through a slot nobody names. Stopping it then would fail those requests.
+  KilledManager killed;
+  killed.leave("starting", false, false);
+  killed.registry.held_endpoints.insert("127.0.0.1:30000");
+  const std::unique_ptr<ReplicaSupervisor> second = killed.successor();
+  second->runOnce();
+  // Its replacement starts; a.d.0 waits for the slot, with no signal yet.
+  CHECK(killed.calls == Calls{"spawn 1001 port 30001"});
+  CHECK(second->replicas()[0].state == "draining");
+  killed.clock.advance(5s);
+  second->runOnce();
+  CHECK(killed.calls == Calls{"spawn 1001 port 30001"});
+  // The reconciler drained and freed the slot: now it is told to stop.
+  killed.registry.held_endpoints.clear();
+  second->runOnce();
+  CHECK(killed.calls == Calls{"spawn 1001 port 30001", "TERM 1000"});
+  CHECK(second->replicas()[0].state == "stopping");
 }
 
 TEST_CASE("supervisor: a user_config change is applied in place, or the replica is replaced") {
