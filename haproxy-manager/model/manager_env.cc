@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/config_keys.h"
 #include "common/env_parse.h"
 
 namespace serve::manager {
@@ -338,9 +339,11 @@ StatusOr<ManagerEnv> readManagerEnv(const EnvLookup& env) {
     return timeout_connect.status();
   }
   result.timeout_connect_s = *timeout_connect;
-  // Ray's default is 0: "take http_options.keep_alive_timeout_s".
+  // Ray's default is 0: "take http_options.keep_alive_timeout_s". Set, it replaces that key, so
+  // it takes the key's upper bound.
   StatusOr<std::optional<double>> keep_alive =
-      optionalSeconds(env, kKeepAlive, 3600, /*zero_unsets=*/true);
+      optionalSeconds(env, kKeepAlive, keys::configKey("http_options.keep_alive_timeout_s").max,
+                      /*zero_unsets=*/true);
   if (!keep_alive.ok()) {
     return keep_alive.status();
   }

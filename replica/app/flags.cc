@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "common/config_keys.h"
 
@@ -30,6 +31,17 @@ CLI::Validator portOrNone() {
       "", "portOrNone");
 }
 
+// A numeric flag's help: what it does, then its row's rule and default in the words its errors
+// use, so that --help, the errors and docs/configuration.md say the same range.
+std::string keyedHelp(const std::string& what, const keys::Key& key, const std::string& more = "") {
+  std::string text =
+      absl::StrCat(what, ":\n", keys::ruleText(key), " (default ", keys::defaultText(key), ")");
+  if (!more.empty()) {
+    absl::StrAppend(&text, ";\n", more);
+  }
+  return text;
+}
+
 // The flags, bound to `f`; parseReplicaFlags and replicaUsage share them.
 void defineFlags(CLI::App& app, ReplicaFlags& f) {
   app.description(kDescription);
@@ -48,8 +60,9 @@ void defineFlags(CLI::App& app, ReplicaFlags& f) {
       ->type_name("NAME")
       ->check(cli::nonEmpty());
   app.add_option("--http-port", f.http_port,
-                 "0-65535: bind exactly port N; 0 (the default) = the first free\n"
-                 "port in [RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)")
+                 keyedHelp("bind the HTTP server on exactly port N", flagKey("--http-port"),
+                           "0 = the first free port in\n"
+                           "[RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, ..._MAX_HTTP_PORT)"))
       ->type_name("N")
       ->transform(cli::keyValue(flagKey("--http-port")));
   app.add_option_function<std::string>(
@@ -83,39 +96,39 @@ void defineFlags(CLI::App& app, ReplicaFlags& f) {
       ->type_name("PATH")
       ->check(cli::nonEmpty());
   app.add_option("--max-body-bytes", f.max_body_bytes,
-                 "largest request body accepted, 1-1073741824 (default 16777216);\n"
-                 "larger bodies get 413")
+                 keyedHelp("largest request body accepted", flagKey("--max-body-bytes"),
+                           "larger bodies get 413"))
       ->type_name("N")
       ->transform(cli::keyValue(flagKey("--max-body-bytes")));
   app.add_option("--http-max-threads", f.http_max_threads,
-                 "most connection threads, 8-16384 (default 512)")
+                 keyedHelp("most connection threads", flagKey("--http-max-threads")))
       ->type_name("N")
       ->transform(cli::keyValue(flagKey("--http-max-threads")));
   app.add_option("--grpc-max-threads", f.grpc_max_threads,
-                 "most gRPC calls served at once, 4-16384 (default 512); one more\n"
-                 "is answered RESOURCE_EXHAUSTED")
+                 keyedHelp("most gRPC calls served at once", flagKey("--grpc-max-threads"),
+                           "one more is answered RESOURCE_EXHAUSTED"))
       ->type_name("N")
       ->transform(cli::keyValue(flagKey("--grpc-max-threads")));
-  app.add_option("--max-connections", f.max_connections,
-                 "most open HTTP connections, served or waiting for a thread,\n"
-                 "1-1048576 (default 1024); one more is answered 503 and closed\n"
-                 "unread")
+  app.add_option(
+         "--max-connections", f.max_connections,
+         keyedHelp("most open HTTP connections, served or waiting for a thread",
+                   flagKey("--max-connections"), "one more is answered 503 and closed unread"))
       ->type_name("N")
       ->transform(cli::keyValue(flagKey("--max-connections")));
   app.add_option("--request-read-timeout-s", f.request_read_timeout_s,
-                 "a request must arrive whole within S seconds, 0.1-3600\n"
-                 "(default 10); slower clients get 408")
+                 keyedHelp("a request must arrive whole within S seconds",
+                           flagKey("--request-read-timeout-s"), "slower clients get 408"))
       ->type_name("S")
       ->check(cli::keyValue(flagKey("--request-read-timeout-s")));
   app.add_option("--watchdog-timeout-s", f.watchdog_timeout_s,
-                 "report UNHEALTHY when queued work makes no progress for S\n"
-                 "seconds, 0-86400 (default 30; 0 disables the watchdog)")
+                 keyedHelp("report UNHEALTHY when queued work makes no progress for S seconds",
+                           flagKey("--watchdog-timeout-s")))
       ->type_name("S")
       ->check(cli::keyValue(flagKey("--watchdog-timeout-s")));
   app.add_option_function<double>(
          "--draining-period-s", [&f](double v) { f.draining_period_s = v; },
-         "after SIGTERM keep serving S seconds before closing listeners,\n"
-         "0-3600 (default RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S)")
+         keyedHelp("after SIGTERM keep serving S seconds before closing listeners",
+                   flagKey("--draining-period-s")))
       ->type_name("S")
       ->check(cli::keyValue(flagKey("--draining-period-s")));
   app.add_option_function<std::string>(

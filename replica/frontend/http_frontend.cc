@@ -246,8 +246,15 @@ std::optional<std::string> HttpFrontend::readBody(const httplib::Request& req,
   if (too_large || res.status == 413) {
     return refuse(413, "body_too_large", "Request body is larger than the limit.");
   }
-  // A stalled body is answered 408 by the server; this is for a body that is not well formed
-  // (a bad chunk size, a connection closed early).
+  if (HttpServer::currentRequestTimedOut()) {
+    // A stalled body: the server answers 408 itself and counts it as a read timeout, once. A
+    // body here keeps the error handler from counting it again; the server drops it.
+    res.status = 408;
+    res.set_content("Request not received in time.\n", "text/plain");
+    HttpServer::closeAfterResponse();
+    return std::nullopt;
+  }
+  // A body that is not well formed (a bad chunk size, a connection closed early).
   return refuse(400, "malformed_http", "Bad request: the body could not be read.");
 }
 

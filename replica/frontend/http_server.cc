@@ -401,6 +401,10 @@ void HttpServer::markBodyProgress() {
   }
 }
 
+bool HttpServer::currentRequestTimedOut() {
+  return t_connection != nullptr && t_connection->timedOut();
+}
+
 bool HttpServer::admitConnection() {
   size_t open = open_connections_.load();
   while (open < options_.max_connections) {

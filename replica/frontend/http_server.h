@@ -92,6 +92,9 @@ class HttpServer : public httplib::Server {
   // piece of the body: the bounds on what the library buffers apply to the bytes in between.
   static void markHeadRead();
   static void markBodyProgress();
+  // Whether the current request missed its whole-request deadline: the server answers it 408
+  // (and counts it), whatever the handler writes.
+  static bool currentRequestTimedOut();
   // The connection closes after the current response (the handler refused the request's
   // framing, or stopped reading its body).
   static void closeAfterResponse();

@@ -319,9 +319,9 @@ TEST_CASE("readManagerEnv rejects bad values with the variable, value and rule")
        "RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S=-1: expected 0 (unset) or a number in [0.001, 3600]"},
       {{{"RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S", "5s"}},
        "RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S=5s: expected 0 (unset) or a number in [0.001, 3600]"},
-      {{{"RAY_SERVE_HTTP_KEEP_ALIVE_TIMEOUT_S", "3601"}},
-       "RAY_SERVE_HTTP_KEEP_ALIVE_TIMEOUT_S=3601: expected 0 (unset) or a number in [0.001, "
-       "3600]"},
+      {{{"RAY_SERVE_HTTP_KEEP_ALIVE_TIMEOUT_S", "86401"}},
+       "RAY_SERVE_HTTP_KEEP_ALIVE_TIMEOUT_S=86401: expected 0 (unset) or a number in [0.001, "
+       "86400]"},
       // Health-check intervals.
       {{{"RAY_SERVE_HAPROXY_HEALTH_CHECK_INTER", "0"}},
        std::string("RAY_SERVE_HAPROXY_HEALTH_CHECK_INTER=0: ") + kIntervalRule},

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config_keys.h"
+
 namespace serve {
 namespace {
 
@@ -119,6 +121,21 @@ TEST_CASE("parseReplicaFlags: --help short-circuits everything after it") {
     StatusOr<ReplicaFlags> f = parseReplicaFlags(args);
     REQUIRE(f.ok());
     CHECK(f->help);
+  }
+}
+
+TEST_CASE("--help states each numeric flag's range and default as the key table has them") {
+  const std::string usage = replicaUsage();
+  for (const keys::Key& key : keys::kReplicaFlagKeys) {
+    CAPTURE(key.name);
+    // The flag's entry runs from its name to the next line that starts another option.
+    const std::size_t at = usage.find("  " + std::string(key.name) + " ");
+    REQUIRE(at != std::string::npos);
+    const std::size_t next = usage.find("\n  -", at);
+    const std::string entry = usage.substr(at, next == std::string::npos ? next : next - at);
+    CAPTURE(entry);
+    CHECK(entry.find(keys::ruleText(key) + " (default " + keys::defaultText(key) + ")") !=
+          std::string::npos);
   }
 }
 
