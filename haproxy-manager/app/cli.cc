@@ -11,6 +11,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -25,6 +26,7 @@
 #include "haproxy-manager/control/control_client.h"
 #include "haproxy-manager/control/control_server.h"
 #include "haproxy-manager/model/manager_env.h"
+#include "haproxy-manager/reconcile/in_force_store.h"
 #include "haproxy-manager/reconcile/manager.h"
 #include "haproxy-manager/supervise/gpus.h"
 #include "haproxy-manager/supervise/replica_supervisor.h"
@@ -338,6 +340,48 @@ int runStart(const ManagerEnv& env, const Args& args) {
     return 1;
   }
   Manager& m = **manager;
+  const std::string state_dir = std::filesystem::path(env.config_file).parent_path().string();
+  // The config in force. A fresh node runs its start file. A successor that adopted a running
+  // node goes on with the config in force there (started or deployed), not its own file, which
+  // a deploy applies.
+  InForceStore in_force(state_dir);
+  std::string in_force_yaml = *config_yaml;
+  std::string in_force_dir = config_dir;
+  if (m.adopted()) {
+    StatusOr<std::optional<ResumedConfig>> resumed = in_force.resumable(*config_yaml);
+    if (!resumed.ok()) {
+      spdlog::warn("haproxy-manager: not resuming the node's config in force: {}; running {}",
+                   messageOf(resumed.status()), config_path);
+    } else if (resumed->has_value()) {
+      ResumedConfig& r = **resumed;
+      if (StatusOr<ApplyOutcome> applied = m.deploy(r.config); applied.ok()) {
+        spdlog::info(
+            "haproxy-manager: going on with the config in force on this node ({}), not {}; "
+            "`haproxy-manager deploy {}` applies that file",
+            r.record.snapshot, config_path, config_path);
+        *config = std::move(r.config);
+        in_force_yaml = std::move(r.yaml);
+        in_force_dir = r.record.base_dir;
+      } else {
+        spdlog::error(
+            "haproxy-manager: the config in force on this node ({}) was refused: {}; "
+            "running {}",
+            r.record.snapshot, messageOf(applied.status()), config_path);
+      }
+    }
+  }
+  StatusOr<std::string> start_snapshot = snapshotConfig(state_dir, in_force_yaml);
+  if (!start_snapshot.ok()) {
+    std::cerr << "haproxy-manager: " << messageOf(start_snapshot.status()) << "\n";
+    (*manager)->stop();
+    return 1;
+  }
+  if (StatusOr<std::optional<std::string>> recorded =
+          in_force.replace({std::filesystem::absolute(*start_snapshot).string(), in_force_dir});
+      !recorded.ok()) {
+    spdlog::warn("haproxy-manager: {}; a successor would run its own start file",
+                 messageOf(recorded.status()));
+  }
   ManagerRegistry registry(m);  // declared first: outlives the supervisor
   std::unique_ptr<ReplicaSupervisor> supervisor;
   if (supervise) {
@@ -369,22 +413,17 @@ int runStart(const ManagerEnv& env, const Args& args) {
       std::filesystem::remove(state_file);
     }
     supervisor->adopt(state_file);
-    StatusOr<std::string> snapshot =
-        snapshotConfig(std::filesystem::path(env.config_file).parent_path().string(), *config_yaml);
-    if (!snapshot.ok()) {
-      std::cerr << "haproxy-manager: " << messageOf(snapshot.status()) << "\n";
-      (*manager)->stop();
-      return 1;
-    }
-    supervisor->apply(std::make_shared<const ServeConfig>(*config), *snapshot, config_dir);
+    supervisor->apply(std::make_shared<const ServeConfig>(*config), *start_snapshot, in_force_dir);
     supervisor->start();
     spdlog::info("haproxy-manager: supervising replicas ({}; {} GPU(s) visible)", replica_binary,
                  gpu_count);
   }
-  // A deploy: checks that need the node, then HAProxy, then the replicas.
-  std::string state_dir = std::filesystem::path(env.config_file).parent_path().string();
-  auto deploy = [&, state_dir](ServeConfig next, const std::string& source,
-                               const std::string& yaml) -> StatusOr<ApplyOutcome> {
+  // A deploy: checks that need the node, then HAProxy, then the replicas. One at a time, so that
+  // the in-force record and what HAProxy and the replicas run change in the same order.
+  std::mutex deploy_mu;
+  auto deploy = [&](ServeConfig next, const std::string& source,
+                    const std::string& yaml) -> StatusOr<ApplyOutcome> {
+    std::lock_guard<std::mutex> deploying(deploy_mu);
     // Replicas read a snapshot of exactly these bytes; relative paths in it resolve against
     // the folder of the file the deploy named (the state directory for an anonymous one).
     const std::string base_dir = std::filesystem::path(source).is_absolute()
@@ -400,9 +439,20 @@ int runStart(const ManagerEnv& env, const Args& args) {
     if (!path.ok()) {
       return path.status();
     }
+    // In force from here on, for a successor too; put back if HAProxy refuses it.
+    StatusOr<std::optional<std::string>> previous =
+        in_force.replace({std::filesystem::absolute(*path).string(), base_dir});
+    if (!previous.ok()) {
+      return previous.status();
+    }
     crashPoint("deploy.snapshot_written");
     auto shared = std::make_shared<const ServeConfig>(next);
     StatusOr<ApplyOutcome> outcome = m.deploy(std::move(next));
+    if (!outcome.ok()) {
+      if (Status st = in_force.restore(*previous); !st.ok()) {
+        spdlog::error("haproxy-manager: {}", messageOf(st));
+      }
+    }
     crashPoint("deploy.routes_applied");  // HAProxy has the new routes; replicas are unchanged
     if (outcome.ok() && supervisor) {
       supervisor->apply(shared, *path, base_dir);

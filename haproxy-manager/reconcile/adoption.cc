@@ -114,6 +114,32 @@ StatusOr<ManagerState> parseManagerState(const std::string& text, const std::str
   return state;
 }
 
+std::string inForceJson(const InForceRecord& record) {
+  return json{{"snapshot", record.snapshot}, {"base_dir", record.base_dir}}.dump();
+}
+
+StatusOr<InForceRecord> parseInForce(const std::string& text, const std::string& source) {
+  const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    return damaged(source, "not valid JSON (truncated or damaged)");
+  }
+  if (!doc.is_object()) {
+    return damaged(source, "not a JSON object");
+  }
+  InForceRecord record;
+  for (const auto& [key, field] :
+       {std::pair{"snapshot", &record.snapshot}, std::pair{"base_dir", &record.base_dir}}) {
+    if (!doc.contains(key) || !doc[key].is_string()) {
+      return damaged(source, absl::StrCat("'", key, "' must be a string"));
+    }
+    *field = doc[key].get<std::string>();
+  }
+  if (!record.snapshot.starts_with("/")) {
+    return damaged(source, "'snapshot' must be an absolute path");
+  }
+  return record;
+}
+
 std::vector<ReplicaRegistration> liveRegistrations(const std::vector<ReplicaRegistration>& all,
                                                    const std::function<bool(int)>& alive) {
   std::vector<ReplicaRegistration> live;

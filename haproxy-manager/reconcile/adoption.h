@@ -26,6 +26,25 @@ struct ManagerState {
   friend bool operator==(const ManagerState&, const ManagerState&) = default;
 };
 
+// Beside it: which config is in force on the node (the one it was started with, or the last
+// deploy it took), so that a successor adopting the node goes on with that config rather than
+// rolling the node back to whatever file it was itself started with.
+inline constexpr char kInForceFile[] = "config-in-force.json";
+
+struct InForceRecord {
+  std::string snapshot;  // the config's snapshot, config-<hash>.yaml in the state directory
+  std::string base_dir;  // where that config's relative paths (model files) resolve
+
+  friend bool operator==(const InForceRecord&, const InForceRecord&) = default;
+};
+
+// {"snapshot": "...", "base_dir": "..."}
+std::string inForceJson(const InForceRecord& record);
+
+// Anything else (not JSON, a field missing, not a string, an empty or relative snapshot path) is
+// InvalidArgument naming `source` and the problem.
+StatusOr<InForceRecord> parseInForce(const std::string& text, const std::string& source);
+
 // One registration as the state file and `haproxy-manager status` show it.
 nlohmann::json registrationJson(const ReplicaRegistration& r);
 

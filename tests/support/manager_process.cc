@@ -101,10 +101,6 @@ std::set<int> ManagerProcess::replicaPids() const {
   return pids;
 }
 
-void ManagerProcess::rewriteConfig(const std::string& yaml) {
-  dir_.write("serve.yaml", expand(yaml));
-}
-
 std::string ManagerProcess::expand(const std::string& yaml) const {
   std::string out = replaceAll(yaml, "{{HTTP_PORT}}", std::to_string(http_port_));
   out = replaceAll(out, "{{GRPC_PORT}}", std::to_string(grpc_port_));

@@ -68,8 +68,6 @@ class ManagerProcess {
   std::string output() const { return child_->output(); }
   // After the manager was killed: start it again with the same files, ports and environment.
   bool startAgain(std::chrono::milliseconds timeout = std::chrono::seconds(20));
-  // Replaces the config file `start` reads (as an operator edits it before a restart).
-  void rewriteConfig(const std::string& yaml);
   // Pids of every running serve-replica this manager's node started (by this test's directory
   // in their command line), whether or not any manager still knows them.
   std::set<int> replicaPids() const;

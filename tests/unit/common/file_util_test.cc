@@ -12,17 +12,12 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/scratch_dir.h"
+
 namespace serve {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char name[] = "/tmp/file-util-test-XXXXXX";
-    path = ::mkdtemp(name);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
+using TempDir = serve::testing::ScratchDir;
 
 unsigned modeOf(const std::string& path) {
   struct stat st {};

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
+#include "tests/support/scratch_dir.h"
 
 // The supervisor driven tick by tick (runOnce) on a ManualClock, with fakes for everything it
 // acts through. One log records, in order, what it did to processes (spawn, TERM, KILL) and to the
@@ -232,14 +233,7 @@ class FakeControl final : public ReplicaControl {
   Calls requests_;
 };
 
-struct TempDir {
-  TempDir() {
-    char name[] = "/tmp/supervisor-test-XXXXXX";
-    path = ::mkdtemp(name);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
+using TempDir = serve::testing::ScratchDir;
 
 // The supervisor's log lines are noise here; restored afterwards.
 struct QuietLogs {
