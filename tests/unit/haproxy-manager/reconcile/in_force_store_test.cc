@@ -48,11 +48,11 @@ TEST_CASE("in-force record: a damaged one is refused with what is wrong") {
       {R"({"snapshot": "config-1.yaml", "base_dir": "/etc"})",
        "r.json: 'snapshot' must be an absolute path"},
   };
-  for (const auto& [text, message] : cases) {
-    CAPTURE(text);
-    const StatusOr<InForceRecord> read = parseInForce(text, "r.json");
+  for (const auto& c : cases) {
+    CAPTURE(c.first);
+    const StatusOr<InForceRecord> read = parseInForce(c.first, "r.json");
     REQUIRE_FALSE(read.ok());
-    CHECK(messageOf(read.status()) == message);
+    CHECK(messageOf(read.status()) == c.second);
   }
 }
 
