@@ -107,6 +107,15 @@ TEST_CASE("manager: a candidate config refused by haproxy -c leaves the running 
         startManager(config, haproxy.path, {{"RAY_SERVE_HAPROXY_TEMPLATE_DIR", templates.path()}});
     auto app = addReplica(*m, config, "app", "d", "app-1");
     const int worker = m->workerPid();
+    // The config in force, as a successor would read it: the start file's snapshot.
+    const std::string in_force_file = m->dir() + "/run/config-in-force.json";
+    auto readText = [](const std::string& path) {
+      std::ifstream in(path);
+      return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    const std::string in_force = readText(in_force_file);
+    const nlohmann::json record = nlohmann::json::parse(in_force);
+    CHECK(readText(record["snapshot"].get<std::string>()) == readText(m->dir() + "/serve.yaml"));
 
     {
       std::ofstream out(templates.path() + "/haproxy.cfg.mustache", std::ios::app);
@@ -127,6 +136,8 @@ TEST_CASE("manager: a candidate config refused by haproxy -c leaves the running 
     CHECK(httpPost(m->url("/third"), kInferBody).status == 404);
     CHECK(httpGet(m->url("/-/routes")).body == R"({"/app":"app","/slow":"slow"})");
     CHECK(reloads(*m, "application_added", "invalid") == 1);
+    // Recorded as in force while HAProxy checked it, then put back: a successor would not run it.
+    CHECK(readText(in_force_file) == in_force);
 
     // Fixed template: the same deploy goes through.
     std::filesystem::copy_file(std::string(SERVE_SOURCE_DIR) + "/templates/haproxy.cfg.mustache",
